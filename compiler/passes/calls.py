@@ -1,0 +1,329 @@
+"""Checking calls: built-in functions, user functions, distribution-function forms
+(``_lpdf``, ``_rng`` ...), higher-order forms (map/scan/fold), derivatives
+(grad/jacobian/hessian/jvp/vjp) and the implicit forms fix/root/argmin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fpl.compiler import ir
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import did_you_mean, error
+from fpl.stdlib.types import REAL, RuleError, Ty, broadcast, dims_equal, dim_text
+
+if TYPE_CHECKING:
+    from fpl.compiler.passes.check import Checker
+
+DIST_SUFFIXES = {
+    "_lpdf": "lpdf", "_lpmf": "lpdf", "_lupdf": "lpdf", "_lupmf": "lpdf",
+    "_lcdf": "lcdf", "_lccdf": "lccdf", "_cdf": "cdf", "_rng": "rng",
+}  # fmt: skip
+HIGHER_ORDER = ("map", "scan", "fold")
+DERIVATIVES = ("grad", "jacobian", "hessian", "jvp", "vjp")
+GRAD_MODES = {"implicit": (), "phantom": ("k",), "onestep": (), "unrolled": ()}
+DEFAULT_SOLVER = {"fix": "anderson", "root": "newton", "argmin": "lbfgs"}
+
+
+def check_call(c: Checker, e: ast.Call) -> ir.Expr:
+    if isinstance(e.func, ast.Call):
+        return _apply_derivative(c, e)
+    if not isinstance(e.func, ast.Name):
+        raise error("E0201", "only named functions can be called", e.func.span)
+    name = e.func.id
+    if name in DERIVATIVES:
+        raise error(
+            "E0201",
+            f"`{name}(f)` is a function: call it with arguments, e.g. `{name}(f)(x)`",
+            e.span,
+        )
+    if name in HIGHER_ORDER:
+        return _higher_order(c, e, name)
+    for suffix, kind in DIST_SUFFIXES.items():
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and base in c.reg.distributions:
+            return _dist_function(c, e, base, kind)
+    if e.kwargs:
+        raise error("E0203", f"`{name}` takes no keyword arguments", e.kwargs[0].span)
+    if e.conditional:
+        raise error("E0201", f"`|` is only used in `_lpdf`/`_lpmf` calls, not in `{name}`", e.span)
+    args = [c.expr(a) for a in e.args]
+    if name in c.functions:
+        lam = c.instantiate(name, [a.ty for a in args], e.span)
+        return ir.Apply(lam, tuple(args), lam.ty, e.span)
+    if name in c.reg.functions:
+        return c.op(name, args, e.span)
+    if name in c.reg.distributions:
+        raise error(
+            "E0104",
+            f"`{name}` is a distribution, not a function",
+            e.func.span,
+            help=f"use `y ~ {name}(...)` or `{name}_lpdf(y | ...)`",
+        )
+    known = set(c.reg.functions) | set(c.functions) | set(HIGHER_ORDER) | set(DERIVATIVES)
+    known |= {d + "_lpdf" for d in c.reg.distributions}
+    known |= {d + "_rng" for d in c.reg.distributions}
+    raise error(
+        "E0104",
+        f"unknown function `{name}`",
+        e.func.span,
+        label="not a function",
+        help=did_you_mean(name, known),
+    )
+
+
+def function_value(c: Checker, node: ast.Expr, tys: list[Ty], span) -> ir.Lambda:
+    """A function passed by name (user-defined or built-in) instantiated at ``tys``."""
+    if not isinstance(node, ast.Name):
+        raise error("E0201", "expected the name of a function", node.span)
+    name = node.id
+    if name in c.functions:
+        return c.instantiate(name, tys, span)
+    if name in c.reg.functions:
+        params = tuple(f"_x{i}" for i in range(len(tys)))
+        refs = [ir.Ref(p, "arg", t, node.span) for p, t in zip(params, tys)]
+        result = c.op(name, refs, span)
+        return ir.Lambda(name, params, (), result, result.ty, node.span)
+    known = set(c.functions) | set(c.reg.functions)
+    raise error("E0104", f"unknown function `{name}`", node.span, help=did_you_mean(name, known))
+
+
+def _higher_order(c: Checker, e: ast.Call, kind: str) -> ir.Expr:
+    need = 2 if kind == "map" else 3
+    if len(e.args) < need:
+        usage = "map(f, xs...)" if kind == "map" else f"{kind}(f, init, xs...)"
+        raise error("E0203", f"`{kind}` needs at least {need} arguments: `{usage}`", e.span)
+    args = [c.expr(a) for a in e.args[1:]]
+    seqs = args if kind == "map" else args[1:]
+    length = None
+    for s in seqs:
+        if s.ty.rank == 0:
+            raise error("E0202", f"`{kind}` runs along the first axis; this is a scalar", s.span)
+        if length is not None and dims_equal(length, s.ty.shape[0]) is False:
+            raise error(
+                "E0202",
+                f"sequences of different lengths {dim_text(length)} and {dim_text(s.ty.shape[0])}",
+                s.span,
+            )
+        length = s.ty.shape[0] if length is None else length
+    elems = [s.ty.with_shape(s.ty.shape[1:]) for s in seqs]
+    if kind == "map":
+        lam = function_value(c, e.args[0], elems, e.span)
+        return ir.HigherOrder(kind, lam, tuple(args), lam.ty.with_shape((length, *lam.ty.shape)), e.span)
+    init = args[0]
+    carry = Ty("real", init.ty.shape)
+    lam = function_value(c, e.args[0], [carry, *elems], e.span)
+    if lam.ty.rank != carry.rank or any(
+        dims_equal(a, b) is False for a, b in zip(lam.ty.shape, carry.shape)
+    ):
+        raise error(
+            "E0202",
+            f"`{kind}`: the function returns {lam.ty} but the carry is {carry}",
+            e.span,
+            help="the function must return a value of the same shape as `init`",
+        )
+    ty = carry.with_shape((length, *carry.shape)) if kind == "scan" else carry
+    return ir.HigherOrder(kind, lam, tuple(args), ty, e.span)
+
+
+def _apply_derivative(c: Checker, e: ast.Call) -> ir.Expr:
+    inner = e.func
+    if not (isinstance(inner.func, ast.Name) and inner.func.id in DERIVATIVES):
+        raise error("E0201", "only grad/jacobian/hessian/jvp/vjp(...) return functions", inner.span)
+    kind = inner.func.id
+    if not 1 <= len(inner.args) <= 2 or inner.kwargs:
+        raise error("E0203", f"`{kind}` takes a function and optionally an argument number", inner.span)
+    argnum = 0
+    if len(inner.args) == 2:
+        k = c.expr(inner.args[1])
+        if not (isinstance(k, ir.Const) and k.ty.base == "int"):
+            raise error("E0201", "the argument number must be an integer literal", inner.args[1].span)
+        argnum = int(k.value)
+    args = [c.expr(a) for a in e.args]
+    extra = 1 if kind in ("jvp", "vjp") else 0
+    fargs = args[: len(args) - extra]
+    if not 0 <= argnum < len(fargs):
+        raise error("E0203", f"argument number {argnum} is out of range (0-based)", inner.span)
+    lam = function_value(c, inner.args[0], [a.ty for a in fargs], e.span)
+    wrt = fargs[argnum].ty.with_base("real")
+    out = lam.ty
+    if kind in ("grad", "hessian") and out.rank != 0:
+        raise error("E0201", f"`{kind}` needs a function returning a scalar, not {out}", inner.span)
+    if kind == "grad":
+        ty = wrt
+    elif kind == "hessian":
+        ty = wrt.with_shape(wrt.shape + wrt.shape)
+    elif kind == "jacobian":
+        ty = Ty("real", out.shape + wrt.shape)
+    elif kind == "jvp":
+        if len(args) != len(fargs) + 1:
+            raise error("E0203", "`jvp(f)(x..., v)` needs a tangent after the arguments", e.span)
+        ty = Ty("real", out.shape)
+    else:
+        if len(args) != len(fargs) + 1:
+            raise error("E0203", "`vjp(f)(x..., u)` needs a cotangent after the arguments", e.span)
+        ty = wrt
+    deriv = ir.Derivative(kind, lam, argnum, ty, inner.span)
+    return ir.Apply(deriv, tuple(args), ty, e.span)
+
+
+def _dist_function(c: Checker, e: ast.Call, base: str, kind: str) -> ir.Expr:
+    entry = c.reg.distributions[base]
+    if e.kwargs:
+        raise error("E0203", "distribution functions take positional arguments", e.kwargs[0].span)
+    if kind == "rng":
+        if not c.in_gen:
+            raise error(
+                "E0207",
+                f"`{base}_rng` draws random numbers: use it only in `gen` statements",
+                e.span,
+            )
+        args = tuple(c.expr(a) for a in e.args)
+        d = c.dist_type(entry, args, e.span, e.func.span)
+        return ir.Rng(d, d.ty, e.span)
+    if not e.args:
+        raise error("E0203", f"`{base}_{kind}` needs the value first: `{base}_{kind}(y | ...)`", e.span)
+    value = c.expr(e.args[0])
+    args = tuple(c.expr(a) for a in e.args[1:])
+    d = c.dist_type(entry, args, e.span, e.func.span, value=value)
+    shape = value.ty.shape[: value.ty.rank - entry.event_rank]
+    batch = d.ty.shape[: d.ty.rank - entry.event_rank]
+    try:
+        out = broadcast(shape, batch)
+    except RuleError as exc:
+        raise error("E0202", exc.message, e.span) from None
+    return ir.LogProb(kind, d, value, Ty("real", out), e.span)
+
+
+def _constant(c: Checker, node: ast.Expr) -> float | int:
+    value = c.expr(node)
+    if isinstance(value, ir.Op) and value.name == "neg" and isinstance(value.args[0], ir.Const):
+        return -value.args[0].value
+    if isinstance(value, ir.Const):
+        return value.value
+    raise error("E0206", "solver options must be numbers written in the program", node.span)
+
+
+def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
+    from fpl.compiler.passes.check import Scope, Symbol
+
+    ty, cons = c.type_expr(e.type, allow_params=True)
+    if ty.base != "real" or cons.kind != "real":
+        raise error("E0201", f"the unknown of `{e.kind}` must be an unconstrained real", e.type.span)
+    init = c.expr(e.init) if e.init is not None else None
+    if init is not None:
+        try:
+            if broadcast(init.ty.shape, ty.shape) != ty.shape and init.ty.rank > ty.rank:
+                raise RuleError("init is larger than the unknown")
+        except RuleError as exc:
+            raise error("E0202", f"`init` does not fit {ty}: {exc.message}", e.init.span) from None
+    saved = c.scope
+    c.scope = Scope({e.var: Symbol("unknown", ty, e.span)}, parent=saved)
+    try:
+        body = c.expr(e.body)
+    finally:
+        c.scope = saved
+    if e.kind == "argmin":
+        if body.ty.rank != 0:
+            raise error("E0202", f"the objective of `argmin` must be a scalar, not {body.ty}", e.body.span)
+    else:
+        what = "the map of `fix`" if e.kind == "fix" else "the residual of `root`"
+        try:
+            shape = broadcast(body.ty.shape, ty.shape)
+        except RuleError:
+            shape = None
+        if shape is None or len(shape) != ty.rank or any(
+            dims_equal(a, b) is False for a, b in zip(shape, ty.shape)
+        ):
+            raise error(
+                "E0202",
+                f"{what} has type {body.ty} but the unknown `{e.var}` is {ty}",
+                e.body.span,
+                help="both sides must have the same shape",
+            )
+    solver, options = _solver(c, e)
+    grad, grad_options = _grad_mode(c, e)
+    c.node_count += 1
+    return ir.Implicit(
+        e.kind, e.var, body, init, solver, options, grad, grad_options, ty, e.span, c.node_count
+    )
+
+
+def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
+    if e.solver is None:
+        return "", ()
+    call = e.solver
+    name = call.func.id
+    entry = c.reg.solvers.get(name)
+    if entry is None:
+        raise error(
+            "E0206",
+            f"unknown solver `{name}`",
+            call.func.span,
+            help=did_you_mean(name, c.reg.solvers),
+        )
+    if e.kind not in entry.kinds:
+        usable = sorted(n for n, s in c.reg.solvers.items() if e.kind in s.kinds)
+        raise error(
+            "E0206",
+            f"`{name}` does not solve `{e.kind}` problems",
+            call.func.span,
+            help="use one of " + ", ".join(f"`{u}`" for u in usable),
+        )
+    if call.args:
+        raise error("E0206", "solver options are named, e.g. `tol=1e-8`", call.args[0].span)
+    options = []
+    for kw in call.kwargs:
+        spec = entry.options.get(kw.name)
+        if spec is None:
+            raise error(
+                "E0206",
+                f"`{name}` has no option `{kw.name}`",
+                kw.span,
+                help=did_you_mean(kw.name, entry.options)
+                or "its options are " + ", ".join(sorted(entry.options)),
+            )
+        value = _constant(c, kw.value)
+        typ, _default = spec
+        if typ is int and (not isinstance(value, int) or value < 1):
+            raise error("E0206", f"`{kw.name}` must be a positive integer", kw.value.span)
+        if typ is float and value < 0:
+            raise error("E0206", f"`{kw.name}` must not be negative", kw.value.span)
+        options.append((kw.name, typ(value)))
+    return name, tuple(options)
+
+
+def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
+    mode, options = "implicit", ()
+    for kw in e.options:
+        if kw.name != "grad":
+            raise error(
+                "E0206",
+                f"unknown option `{kw.name}` of `{e.kind}`",
+                kw.span,
+                help="options are `init ...`, `with solver(...)` and `grad=...`",
+            )
+        v = kw.value
+        name = v.id if isinstance(v, ast.Name) else v.func.id if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) else None
+        if name not in GRAD_MODES:
+            raise error(
+                "E0206",
+                "`grad=` takes implicit, phantom(k=...), onestep or unrolled",
+                v.span,
+                help=did_you_mean(str(name), GRAD_MODES) if name else None,
+            )
+        opts = []
+        if isinstance(v, ast.Call):
+            if v.args:
+                raise error("E0206", "grad options are named, e.g. `phantom(k=5)`", v.span)
+            for o in v.kwargs:
+                if o.name not in GRAD_MODES[name]:
+                    raise error("E0206", f"`{name}` has no option `{o.name}`", o.span)
+                val = _constant(c, o.value)
+                if not isinstance(val, int) or val < 1:
+                    raise error("E0206", f"`{o.name}` must be a positive integer", o.value.span)
+                opts.append((o.name, val))
+        mode, options = name, tuple(opts)
+    return mode, options
+
+
+__all__ = ["check_call", "check_implicit", "REAL"]

@@ -1,0 +1,43 @@
+"""Expanding ``import "file.fpl"``: the imported file's functions and weights are
+spliced in where the import stands.  Paths are relative to the importing file and
+may not leave its folder (no absolute paths, no ``..`` escapes, no symlink escapes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import error
+from fpl.dsl.parser import parse
+
+
+def expand_imports(prog: ast.Program, base: Path | None, _seen: tuple[Path, ...] = ()) -> ast.Program:
+    if not any(isinstance(s, ast.Import) for s in prog.statements):
+        return prog
+    out: list = []
+    for s in prog.statements:
+        if not isinstance(s, ast.Import):
+            out.append(s)
+            continue
+        if base is None:
+            raise error("E0106", "`import` needs a model loaded from a file", s.span)
+        folder = base.parent.resolve()
+        rel = Path(s.path)
+        if rel.is_absolute() or not s.path.endswith(".fpl"):
+            raise error("E0106", f"cannot import `{s.path}`", s.span,
+                        help="imports are relative paths to .fpl files in the model's folder")
+        target = (folder / rel).resolve()
+        if folder not in target.parents:
+            raise error("E0106", f"`{s.path}` is outside the model's folder", s.span,
+                        help="imports may not leave the importing file's folder")
+        if target in _seen:
+            raise error("E0106", f"`{s.path}` imports itself (a cycle)", s.span)
+        try:
+            text = target.read_text()
+        except OSError as exc:
+            raise error("E0106", f"cannot read `{s.path}`: {exc.strerror}", s.span) from None
+        sub = expand_imports(parse(text, str(target)), target, (*_seen, target))
+        for inner in sub.statements:
+            if isinstance(inner, (ast.FnDef, ast.WeightDecl)):
+                out.append(inner)
+    return ast.Program(tuple(out), prog.span)

@@ -1,0 +1,54 @@
+"""Type expressions -> (Ty, Constraint), and static sizes of integer expressions."""
+
+from __future__ import annotations
+
+from fpl.compiler import ir
+from fpl.stdlib.types import Dim, Ty
+
+#: Structured types: name -> (rank of the value, constraint kind).
+STRUCTURED = {
+    "simplex": (1, "simplex"),
+    "ordered": (1, "ordered"),
+    "positive_ordered": (1, "positive_ordered"),
+    "cholesky_corr": (2, "cholesky_corr"),
+    "corr_matrix": (2, "corr_matrix"),
+    "cov_matrix": (2, "cov_matrix"),
+    "cholesky_cov": (2, "cholesky_cov"),
+}
+
+
+def static_dim(expr: ir.Expr | None, sizes: dict[str, int] | None = None) -> Dim:
+    """The value of an integer expression as a size: an int when known, the text of a
+    symbolic size when it depends only on data integers, else None."""
+    if isinstance(expr, ir.Const) and expr.ty.base == "int" and not expr.ty.shape:
+        return int(expr.value)
+    if isinstance(expr, ir.Ref) and expr.kind == "data" and expr.ty == Ty("int"):
+        if sizes is not None and expr.name in sizes:
+            return int(sizes[expr.name])
+        return expr.name
+    if isinstance(expr, ir.Op) and expr.ty == Ty("int") and expr.name in ("add", "sub", "mul"):
+        a, b = (static_dim(x, sizes) for x in expr.args)
+        if a is None or b is None:
+            return None
+        if isinstance(a, int) and isinstance(b, int):
+            return {"add": a + b, "sub": a - b, "mul": a * b}[expr.name]
+        sym = {"add": "+", "sub": "-", "mul": "*"}[expr.name]
+        left = f"({a})" if isinstance(a, str) and " " in a and sym == "*" else str(a)
+        right = f"({b})" if isinstance(b, str) and " " in b and sym != "+" else str(b)
+        return f"{left} {sym} {right}"
+    return None
+
+
+def constraint_text(c: ir.Constraint) -> str:
+    from fpl.compiler.printer import expr_text
+
+    if c.kind == "real":
+        return ""
+    if c.kind in ("lower", "upper", "interval"):
+        parts = []
+        if c.lower is not None:
+            parts.append(f"lower={expr_text(c.lower)}")
+        if c.upper is not None:
+            parts.append(f"upper={expr_text(c.upper)}")
+        return "<" + ", ".join(parts) + ">"
+    return f" {c.kind}"

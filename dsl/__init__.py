@@ -1,0 +1,1 @@
+"""The FPL surface language: grammar, parser, AST, spans and diagnostics."""

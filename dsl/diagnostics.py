@@ -1,0 +1,165 @@
+"""Coded, located diagnostics rendered in rustc's frame (see STYLE.md).
+
+Every user-facing failure is an :class:`FplError` carrying one or more
+:class:`Diagnostic`; the CLI renders them as text or JSON and never shows a
+Python traceback.  Internal failures are :class:`InternalError` and say so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from fpl.dsl.spans import Span
+
+# The code table: one row per kind of failure.  Codes are stable; tests pin them.
+CODES: dict[str, str] = {
+    # E01xx: syntax and names
+    "E0101": "syntax error",
+    "E0102": "unknown name",
+    "E0103": "unknown distribution",
+    "E0104": "unknown function",
+    "E0105": "name declared twice",
+    "E0106": "bad import",
+    "E0107": "program too deeply nested",
+    # E02xx: types and shapes
+    "E0201": "type mismatch",
+    "E0202": "shape mismatch",
+    "E0203": "wrong number of arguments",
+    "E0204": "bad constraint",
+    "E0205": "not assignable",
+    "E0206": "bad solver option",
+    "E0207": "invalid statement here",
+    # E03xx: data
+    "E0301": "missing data field",
+    "E0302": "data of the wrong rank or length",
+    "E0303": "data of the wrong type",
+    "E0304": "data violates its declared constraint",
+    "E0305": "bad data file",
+    "E0306": "NaN or infinity in data",
+    # E04xx: runtime and numerics
+    "E0401": "solver did not converge",
+    "E0402": "no valid initial point",
+    "E0403": "bad argument",
+    "E0404": "bad fit file",
+    "E0405": "bad parameter values",
+    # E05xx: files and I/O
+    "E0501": "cannot read file",
+    "E0502": "cannot write file",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A secondary label: another span with its own message."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    label: str = ""
+    help: str | None = None
+    notes: tuple[Note, ...] = field(default_factory=tuple)
+    severity: str = "error"
+
+    def render(self) -> str:
+        head = f"{self.severity}[{self.code}]: {self.message}"
+        if self.span is None or self.span.line <= 0:
+            out = [head]
+        else:
+            out = [head] + _frame(self.span, self.label)
+            for note in self.notes:
+                out.append(f"   = note: {note.message} at {note.span.location}")
+        if self.help:
+            out.append(f"   = help: {self.help}")
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        loc = None
+        if self.span is not None and self.span.line > 0:
+            s = self.span
+            loc = {
+                "file": s.source.name,
+                "line": s.line,
+                "col": s.col,
+                "end_line": s.end_line,
+                "end_col": s.end_col,
+            }
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "location": loc,
+            "label": self.label,
+            "help": self.help,
+        }
+
+
+def _frame(span: Span, label: str) -> list[str]:
+    width = len(str(span.line))
+    pad = " " * width
+    text = span.source.line(span.line)
+    if span.end_line == span.line:
+        n = max(1, span.end_col - span.col + 1)
+    else:
+        n = max(1, len(text) - span.col + 1)
+    caret = " " * (span.col - 1) + "^" * n + (f" {label}" if label else "")
+    return [
+        f"{pad}--> {span.location}",
+        f"{pad} |",
+        f"{span.line} | {text}",
+        f"{pad} | {caret}",
+    ]
+
+
+class FplError(Exception):
+    """A user-facing failure: one or more located, coded diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic]):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        super().__init__(self.render())
+
+    @property
+    def code(self) -> str:
+        return self.diagnostics[0].code
+
+    def render(self) -> str:
+        return "\n\n".join(d.render() for d in self.diagnostics)
+
+    def to_json(self) -> str:
+        return json.dumps([d.to_json() for d in self.diagnostics], indent=2)
+
+
+class InternalError(Exception):
+    """A bug in FPL itself, never the user's fault; rendered as such."""
+
+
+def error(
+    code: str,
+    message: str,
+    span: Span | None = None,
+    *,
+    label: str = "",
+    help: str | None = None,
+) -> FplError:
+    """Build (not raise) an :class:`FplError` with one diagnostic."""
+    if code not in CODES:
+        raise InternalError(f"undeclared diagnostic code {code}")
+    return FplError(Diagnostic(code, message, span, label, help))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A ``help:`` line suggesting the closest known names, if any is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

@@ -1,0 +1,387 @@
+"""Text -> AST.  A LALR lark parser with an inline transformer (no recursion over
+the parse tree, so deeply nested programs cannot overflow the stack here)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import FplError, error
+from fpl.dsl.spans import Source, Span
+
+#: Expressions nested deeper than this are rejected with E0107; every later pass
+#: recurses over the tree, and this bound keeps them far from Python's stack limit.
+MAX_DEPTH = 400
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Human names for terminals in "expected ..." messages.
+_TERMINAL_TEXT = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": 'a "string"',
+    "_NL": "a newline",
+    "$END": "the end of the file",
+    "BASE_TYPE": "a type (`int`, `real`)",
+    "STRUCT_TYPE": "a structured type",
+}
+
+
+class NewlineFilter:
+    """Drop newline tokens inside parentheses and brackets (implicit line joining)."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif tok.type == "_NL" and depth > 0:
+                continue
+            yield tok
+
+
+def _span(source: Source, meta_or_tok) -> Span:
+    if isinstance(meta_or_tok, Token):
+        t = meta_or_tok
+        return Span(source, t.line, t.column, t.end_line, max(t.column, t.end_column - 1))
+    m = meta_or_tok
+    if getattr(m, "empty", True):
+        return Span(source, 0, 0, 0, 0)
+    return Span(source, m.line, m.column, m.end_line, max(m.column, m.end_column - 1))
+
+
+@v_args(meta=True, inline=True)
+class _Build(Transformer):
+    """Parse-tree callbacks -> AST nodes (run during parsing)."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    def sp(self, meta) -> Span:
+        return _span(self.source, meta)
+
+    def _expr(self, node, *children):
+        return node
+
+    # ---- program and statements ----
+    def start(self, meta, *stmts):
+        return ast.Program(tuple(s for s in stmts if s is not None), self.sp(meta))
+
+    def data_decl(self, meta, name, typ):
+        return ast.DataDecl(str(name), typ, self.sp(meta))
+
+    def param_decl(self, meta, name, typ, prior):
+        return ast.ParamDecl(str(name), typ, prior, self.sp(meta))
+
+    def weight_decl(self, meta, name, typ, init):
+        return ast.WeightDecl(str(name), typ, init, self.sp(meta))
+
+    def let_stmt(self, meta, name, value):
+        return ast.Let(str(name), value, self.sp(meta))
+
+    def block_let(self, meta, name, value):
+        return ast.Let(str(name), value, self.sp(meta))
+
+    def out_stmt(self, meta, name, value):
+        return ast.Out(str(name), value, self.sp(meta))
+
+    def tilde_stmt(self, meta, lhs, dist):
+        return ast.Tilde(lhs, dist, self.sp(meta))
+
+    def target_stmt(self, meta, value):
+        return ast.Target(value, self.sp(meta))
+
+    def loss_stmt(self, meta, value):
+        return ast.Loss(value, self.sp(meta))
+
+    def gen_tilde(self, meta, name, dist):
+        return ast.GenTilde(str(name), dist, self.sp(meta))
+
+    def gen_let(self, meta, name, value):
+        return ast.GenLet(str(name), value, self.sp(meta))
+
+    def fn_params(self, meta, *params):
+        return tuple(params)
+
+    def fn_param(self, meta, name, typ):
+        return ast.FnParam(str(name), typ, self.sp(meta))
+
+    def fn_line(self, meta, name, params, returns, body):
+        return ast.FnDef(str(name), params or (), returns, (), body, self.sp(meta))
+
+    def block(self, meta, *items):
+        return (tuple(items[:-1]), items[-1])
+
+    def fn_block(self, meta, name, params, returns, block):
+        lets, result = block
+        return ast.FnDef(str(name), params or (), returns, lets, result, self.sp(meta))
+
+    def import_stmt(self, meta, path):
+        return ast.Import(str(path)[1:-1], self.sp(meta))
+
+    def dist(self, meta, name, arglist):
+        args, kwargs = arglist if arglist is not None else ((), ())
+        func = ast.Name(str(name), _span(self.source, name))
+        return ast.Call(func, args, kwargs, False, self.sp(meta))
+
+    # ---- types ----
+    def basic_type(self, meta, base, bounds, shape):
+        return ast.TypeExpr(str(base), bounds or (), shape or (), self.sp(meta))
+
+    def struct_type(self, meta, base, shape):
+        return ast.TypeExpr(str(base), (), shape, self.sp(meta))
+
+    def constraint(self, meta, *bounds):
+        return tuple(bounds)
+
+    def bound(self, meta, name, value):
+        return ast.Keyword(str(name), value, self.sp(meta))
+
+    def shape(self, meta, *dims):
+        return tuple(dims)
+
+    # ---- implicit forms ----
+    def _implicit(self, kind, meta, name, typ, body, opts):
+        init = solver = None
+        keywords = []
+        for opt in opts:
+            tag, value = opt
+            if tag == "init":
+                init = value
+            elif tag == "with":
+                solver = value
+            else:
+                keywords.append(value)
+        node = ast.Implicit(kind, str(name), typ, body, init, solver, tuple(keywords), self.sp(meta))
+        return self._expr(node, body, init)
+
+    def fix(self, meta, name, typ, body, *opts):
+        return self._implicit("fix", meta, name, typ, body, opts)
+
+    def root(self, meta, name, typ, body, *opts):
+        return self._implicit("root", meta, name, typ, body, opts)
+
+    def argmin(self, meta, name, typ, body, *opts):
+        return self._implicit("argmin", meta, name, typ, body, opts)
+
+    def opt_init(self, meta, value):
+        return ("init", value)
+
+    def opt_solver(self, meta, name, arglist):
+        args, kwargs = arglist if arglist is not None else ((), ())
+        func = ast.Name(str(name), _span(self.source, name))
+        return ("with", ast.Call(func, args, kwargs, False, self.sp(meta)))
+
+    def opt_keyword(self, meta, name, value):
+        return ("keyword", ast.Keyword(str(name), value, self.sp(meta)))
+
+    # ---- expressions ----
+    def cond(self, meta, test, then, orelse):
+        return self._expr(ast.Cond(test, then, orelse, self.sp(meta)), test, then, orelse)
+
+    def _binary(op):  # noqa: N805 - a factory used in the class body
+        def build(self, meta, left, right):
+            return self._expr(ast.Binary(op, left, right, self.sp(meta)), left, right)
+
+        return build
+
+    or_ = _binary("or")
+    and_ = _binary("and")
+    eq = _binary("eq")
+    ne = _binary("ne")
+    lt = _binary("lt")
+    le = _binary("le")
+    gt = _binary("gt")
+    ge = _binary("ge")
+    add = _binary("add")
+    sub = _binary("sub")
+    mul = _binary("mul")
+    div = _binary("div")
+    mod = _binary("mod")
+    matmul = _binary("matmul")
+    pow = _binary("pow")
+
+    def _unary(op):  # noqa: N805
+        def build(self, meta, operand):
+            return self._expr(ast.Unary(op, operand, self.sp(meta)), operand)
+
+        return build
+
+    neg = _unary("neg")
+    pos = _unary("pos")
+    not_ = _unary("not")
+    transpose = _unary("transpose")
+
+    def call(self, meta, func, callargs):
+        args, kwargs, conditional = callargs if callargs is not None else ((), (), False)
+        node = ast.Call(func, args, kwargs, conditional, self.sp(meta))
+        return self._expr(node, func, *args, *(k.value for k in kwargs))
+
+    def callargs(self, meta, arglist):
+        return (*arglist, False)
+
+    def conditional_args(self, meta, first, arglist):
+        args, kwargs = arglist
+        return ((first, *args), kwargs, True)
+
+    def arglist(self, meta, *items):
+        args = tuple(i for i in items if not isinstance(i, ast.Keyword))
+        kwargs = tuple(i for i in items if isinstance(i, ast.Keyword))
+        seen_kw = False
+        for item in items:
+            if isinstance(item, ast.Keyword):
+                seen_kw = True
+            elif seen_kw:
+                raise error("E0101", "positional argument after a keyword argument", item.span)
+        return (args, kwargs)
+
+    def kwarg(self, meta, name, value):
+        return ast.Keyword(str(name), value, self.sp(meta))
+
+    def index(self, meta, target, *items):
+        node = ast.Index(target, tuple(items), self.sp(meta))
+        subs = [i for i in items if not isinstance(i, ast.Slice)]
+        return self._expr(node, target, *subs)
+
+    def index_single(self, meta, value):
+        return value
+
+    def index_slice(self, meta, lo, hi):
+        return ast.Slice(lo, hi, self.sp(meta))
+
+    def attr(self, meta, target, name):
+        return self._expr(ast.Attr(target, str(name), self.sp(meta)), target)
+
+    def array_lit(self, meta, *items):
+        items = tuple(i for i in items if i is not None)
+        return self._expr(ast.ArrayLit(items, self.sp(meta)), *items)
+
+    def int_lit(self, meta, tok):
+        return ast.Num(int(tok), True, self.sp(meta))
+
+    def float_lit(self, meta, tok):
+        return ast.Num(float(tok), False, self.sp(meta))
+
+    def name(self, meta, tok):
+        return ast.Name(str(tok), self.sp(meta))
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> lark.Lark:
+    return lark.Lark(
+        _GRAMMAR.read_text(),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=NewlineFilter(),
+    )
+
+
+def _check_depth(source: Source, tree: lark.Tree) -> None:
+    """Reject over-deep trees before any recursive pass sees them (iteratively)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise error(
+                "E0107",
+                f"program nested more than {MAX_DEPTH} levels deep",
+                _span(source, node.meta),
+                help="split the expression into several `let` statements",
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+
+
+def _describe_expected(expected) -> str:
+    names = []
+    parser = _lark()
+    for term in sorted(expected):
+        if term in _TERMINAL_TEXT:
+            names.append(_TERMINAL_TEXT[term])
+            continue
+        try:
+            pattern = parser.get_terminal(term).pattern
+        except KeyError:
+            names.append(term)
+            continue
+        if pattern.type == "str":
+            names.append(f"`{pattern.value}`")
+        else:
+            names.append(term.lower())
+    names = sorted(set(names))
+    if len(names) > 8:
+        return "one of " + ", ".join(names[:8]) + ", ..."
+    return "one of " + ", ".join(names) if len(names) > 1 else (names[0] if names else "")
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput) -> FplError:
+    line = getattr(exc, "line", 0) or 0
+    col = getattr(exc, "column", 0) or 0
+    if isinstance(exc, UnexpectedCharacters):
+        ch = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        span = Span(source, line, col, line, col)
+        return error("E0101", f"unexpected character `{ch}`", span, label="not valid here")
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        lines = source.text.splitlines() or [""]
+        last = len(lines)
+        span = Span(source, last, max(1, len(lines[-1])), last, max(1, len(lines[-1])))
+        return error(
+            "E0101",
+            "unexpected end of file",
+            span,
+            label="the program stops here",
+            help="is a `(`, `[` or `{` left open?",
+        )
+    tok = exc.token
+    text = str(tok).replace("\n", "\\n") if tok.type != "_NL" else "newline"
+    span = Span(source, tok.line, tok.column, tok.line, max(tok.column, tok.column + len(str(tok)) - 1))
+    if tok.type == "_NL":
+        span = Span(source, line, col, line, col)
+    expected = getattr(exc, "expected", None) or getattr(exc, "accepts", set())
+    hint = None
+    if expected:
+        hint = "expected " + _describe_expected(expected)
+    if str(tok) in _KEYWORDS and "NAME" in expected:
+        hint = f"`{tok}` is a reserved word and cannot be used as a name"
+    return error("E0101", f"unexpected `{text}`", span, label="not expected here", help=hint)
+
+
+_KEYWORDS = {
+    "data", "param", "weight", "let", "out", "target", "loss", "gen", "fn", "return",
+    "import", "fix", "root", "argmin", "of", "init", "with", "int", "real", "simplex",
+    "ordered", "positive_ordered", "cholesky_corr", "corr_matrix", "cov_matrix", "cholesky_cov",
+}  # fmt: skip
+
+
+def parse(text: str, name: str = "<string>") -> ast.Program:
+    """Parse FPL source text into a :class:`~fpl.dsl.ast.Program`.
+
+    Raises :class:`FplError` (E0101, E0107) with the location on bad syntax.
+    """
+    source = Source(text if text.endswith("\n") else text + "\n", name)
+    try:
+        tree = _lark().parse(source.text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc) from None
+    _check_depth(source, tree)
+    try:
+        return _Build(source).transform(tree)
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc) from None
+    except lark.exceptions.VisitError as exc:  # an FplError raised inside a callback
+        if isinstance(exc.orig_exc, FplError):
+            raise exc.orig_exc from None
+        raise
