@@ -1,0 +1,289 @@
+"""IR -> JAX.  The lowering is an evaluator over the IR that runs at *trace time*: under
+``jax.jit`` it walks the IR once and leaves behind only the JAX operations, so the
+compiled program is what hand-written JAX of the same model would be.
+
+One walk serves every use (log density on either scale, generated quantities):
+``run`` evaluates the statements in order, taking each param's value from a
+``ParamSource`` and adding every ``~`` and ``target +=`` term to the log density.
+Compiling a model never executes text from the model: the IR only names registry
+entries, and the evaluator dispatches on IR node types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fpl.compiler import ir, transforms
+from fpl.dsl.diagnostics import error
+from fpl.stdlib.lazy import jax, jnp
+from fpl.stdlib.registry import Registry, registry
+
+ParamSource = Callable[[ir.ParamDecl, Any, Any], tuple[Any, Any]]
+"""(decl, lower, upper) -> (constrained value, log-Jacobian term)."""
+
+
+@dataclass
+class Result:
+    target: Any
+    env: dict[str, Any]
+    solver_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    in_support: Any = True
+
+
+class Evaluator:
+    def __init__(self, reg: Registry, env: dict[str, Any], rng_key=None):
+        self.reg = reg
+        self.env = env
+        self.rng_key = rng_key
+        self.solver_stats: dict[int, dict[str, Any]] = {}
+
+    def next_key(self):
+        if self.rng_key is None:
+            raise RuntimeError("random draws need a key")
+        self.rng_key, key = jax.random.split(self.rng_key)
+        return key
+
+    def child(self, bindings: dict[str, Any]) -> Evaluator:
+        ev = Evaluator(self.reg, {**self.env, **bindings}, self.rng_key)
+        ev.solver_stats = self.solver_stats
+        return ev
+
+    # ---- expressions ----
+    def expr(self, e):
+        return getattr(self, "x_" + type(e).__name__)(e)
+
+    def x_Const(self, e: ir.Const):
+        return e.value
+
+    def x_Ref(self, e: ir.Ref):
+        return self.env[e.name]
+
+    def x_Op(self, e: ir.Op):
+        args = [self.expr(a) for a in e.args]
+        try:
+            return self.reg.functions[e.name].impl(*args)
+        except (TypeError, ValueError) as exc:
+            if "Tracer" in type(exc).__name__ or "Concretization" in str(type(exc)):
+                raise
+            raise error("E0202", f"`{e.name}`: {exc}", e.span) from None
+
+    def x_Cond(self, e: ir.Cond):
+        test = self.expr(e.test)
+        if isinstance(test, bool):
+            return self.expr(e.then) if test else self.expr(e.orelse)
+        return jnp.where(test, self.expr(e.then), self.expr(e.orelse))
+
+    def x_ArrayLit(self, e: ir.ArrayLit):
+        items = [jnp.asarray(self.expr(i)) for i in e.items]
+        if not items:
+            return jnp.zeros((0,))
+        shape = jnp.broadcast_shapes(*(i.shape for i in items))
+        return jnp.stack([jnp.broadcast_to(i, shape) for i in items])
+
+    def static_int(self, e, what: str) -> int:
+        value = self.expr(e)
+        try:
+            return int(value)
+        except Exception:  # a tracer: the bound depends on params
+            raise error("E0201", f"{what} must be known before the model runs", e.span) from None
+
+    def x_Index(self, e: ir.Index):
+        x = jnp.asarray(self.expr(e.target))
+        axis = 0
+        for item in e.items:
+            if isinstance(item, ir.Slice):
+                lo = self.static_int(item.lo, "a slice bound") if item.lo is not None else 1
+                hi = self.static_int(item.hi, "a slice bound") if item.hi is not None else x.shape[axis]
+                if lo < 1 or hi > x.shape[axis] or hi < lo - 1:
+                    raise error("E0202", f"slice {lo}:{hi} is out of range 1:{x.shape[axis]}", e.span)
+                x = jax.lax.slice_in_dim(x, lo - 1, hi, axis=axis)
+                axis += 1
+            else:
+                idx = self.expr(item)
+                if isinstance(idx, int):
+                    if not 1 <= idx <= x.shape[axis]:
+                        raise error("E0202", f"index {idx} is out of range 1:{x.shape[axis]}", item.span)
+                    x = jnp.take(x, idx - 1, axis=axis)
+                else:
+                    idx = jnp.asarray(idx)
+                    x = jnp.take(x, idx - 1, axis=axis, mode="clip")
+                    axis += idx.ndim
+        return x
+
+    def dist(self, d: ir.Dist, value=None):
+        entry = self.reg.distributions[d.name]
+        args = [self.expr(a) for a in d.args]
+        if entry.needs_event_shape:
+            shape = jnp.shape(value) if value is not None else tuple(d.ty.shape)
+            return entry, entry.build(*args, event_shape=shape[len(shape) - entry.event_rank :])
+        return entry, entry.build(*args)
+
+    def log_prob(self, d: ir.Dist, value, kind: str = "lpdf"):
+        entry, dist = self.dist(d, value)
+        if entry.value_offset:
+            value = value - entry.value_offset
+        if kind == "lpdf":
+            return dist.log_prob(value)
+        cdf = dist.cdf(value)
+        if kind == "cdf":
+            return cdf
+        return jnp.log(cdf) if kind == "lcdf" else jnp.log1p(-cdf)
+
+    def x_LogProb(self, e: ir.LogProb):
+        return self.log_prob(e.dist, self.expr(e.value), e.kind)
+
+    def draw(self, d: ir.Dist):
+        entry, dist = self.dist(d)
+        x = dist.sample(self.next_key())
+        return x + entry.value_offset if entry.value_offset else x
+
+    def x_Rng(self, e: ir.Rng):
+        return self.draw(e.dist)
+
+    def callable(self, fn) -> Callable:
+        """A function value as a Python callable of JAX values."""
+        if isinstance(fn, ir.Lambda):
+
+            def call(*args):
+                ev = self.child(dict(zip(fn.params, args)))
+                for name, value in fn.lets:
+                    ev.env[name] = ev.expr(value)
+                return ev.expr(fn.result)
+
+            return call
+        f = self.callable(fn.fn)
+        k = fn.argnum
+        if fn.kind == "grad":
+            return lambda *a: jax.grad(f, argnums=k)(*_float_at(a, k))
+        if fn.kind == "jacobian":
+            return lambda *a: jax.jacrev(f, argnums=k)(*_float_at(a, k))
+        if fn.kind == "hessian":
+            return lambda *a: jax.hessian(f, argnums=k)(*_float_at(a, k))
+
+        def partial(a):
+            a = _float_at(a, k)
+            return lambda xk: f(*a[:k], xk, *a[k + 1 :]), a[k]
+
+        if fn.kind == "jvp":
+
+            def jvp(*a):
+                g, x = partial(a[:-1])
+                return jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),))[1]
+
+            return jvp
+
+        def vjp(*a):
+            g, x = partial(a[:-1])
+            out, pull = jax.vjp(g, x)
+            return pull(jnp.asarray(a[-1], out.dtype))[0]
+
+        return vjp
+
+    def x_Apply(self, e: ir.Apply):
+        return self.callable(e.fn)(*[self.expr(a) for a in e.args])
+
+    def x_HigherOrder(self, e: ir.HigherOrder):
+        f = self.callable(e.fn)
+        args = [jnp.asarray(self.expr(a)) for a in e.args]
+        if e.kind == "map":
+            return jax.vmap(f)(*args)
+        init, seqs = args[0], args[1:]
+        carry0 = jnp.broadcast_to(jnp.asarray(init, jnp.result_type(float)), tuple(e.fn.ty.shape) if all(isinstance(d, int) for d in e.fn.ty.shape) else init.shape)
+
+        def step(carry, xs):
+            new = jnp.broadcast_to(jnp.asarray(f(carry, *xs), carry.dtype), carry.shape)
+            return new, new
+
+        last, ys = jax.lax.scan(step, carry0, tuple(seqs))
+        return ys if e.kind == "scan" else last
+
+    def x_Implicit(self, e: ir.Implicit):
+        from fpl.compiler.implicit import lower_implicit
+
+        return lower_implicit(self, e)
+
+    def x_Attr(self, e: ir.Attr):
+        return self.env[f"{e.target.name}.{e.name}"]
+
+
+def _float_at(args, k):
+    args = list(args)
+    args[k] = jnp.asarray(args[k], dtype=jnp.result_type(float))
+    return args
+
+
+def run(
+    program: ir.Program,
+    env: dict[str, Any],
+    params: ParamSource,
+    *,
+    rng_key=None,
+    generate: bool = False,
+    reg: Registry | None = None,
+) -> Result:
+    """Evaluate ``program`` in order.  ``env`` holds data and weights; params come from
+    ``params``.  Returns the log density, every named value, and solver statistics."""
+    ev = Evaluator(reg or registry(), dict(env), rng_key)
+    target = 0.0
+    ok = True
+    for s in program.statements:
+        if isinstance(s, ir.ParamDecl):
+            c = s.constraint
+            lower = ev.expr(c.lower) if c.lower is not None else None
+            upper = ev.expr(c.upper) if c.upper is not None else None
+            value, log_jac, valid = params(s, lower, upper)
+            ev.env[s.name] = value
+            target = target + log_jac
+            ok = jnp.logical_and(ok, valid)
+        elif isinstance(s, (ir.Let, ir.Out)):
+            ev.env[s.name] = ev.expr(s.value)
+            if isinstance(s.value, ir.Implicit):
+                stats = ev.solver_stats.get(s.value.node_id, {})
+                ev.env[f"{s.name}.residual"] = stats.get("residual", 0.0)
+                ev.env[f"{s.name}.iterations"] = stats.get("iterations", 0)
+        elif isinstance(s, ir.Observe):
+            target = target + jnp.sum(ev.log_prob(s.dist, ev.expr(s.value)))
+        elif isinstance(s, ir.Factor):
+            target = target + jnp.sum(ev.expr(s.value))
+        elif generate and isinstance(s, ir.GenDraw):
+            ev.env[s.name] = ev.draw(s.dist)
+        elif generate and isinstance(s, ir.GenLet):
+            ev.env[s.name] = ev.expr(s.value)
+    target = jnp.where(ok, target, -jnp.inf)
+    return Result(target, ev.env, ev.solver_stats, ok)
+
+
+# ---- param sources ------------------------------------------------------------------
+
+
+def from_constrained(values: dict[str, Any], jacobian: bool = False) -> ParamSource:
+    """Params given on their own (constrained) scale, as ``Model.log_density`` takes them.
+    Values outside the declared support give a log density of -inf."""
+
+    def source(decl: ir.ParamDecl, lower, upper):
+        x = jnp.asarray(values[decl.name], dtype=jnp.result_type(float))
+        kind = decl.constraint.kind
+        valid = transforms.in_support(kind, x, lower, upper)
+        if not jacobian or kind == "real":
+            return x, 0.0, valid
+        t = transforms.bijection(kind, lower, upper)
+        u = t.inv(x)
+        return x, jnp.sum(t.log_abs_det_jacobian(u, x)), valid
+
+    return source
+
+
+def from_unconstrained(values: dict[str, Any], jacobian: bool = True) -> ParamSource:
+    """Params given on the unconstrained scale (what samplers move in)."""
+
+    def source(decl: ir.ParamDecl, lower, upper):
+        u = values[decl.name]
+        kind = decl.constraint.kind
+        if kind == "real":
+            return u, 0.0, True
+        x, log_jac = transforms.constrain(kind, u, lower, upper)
+        return x, (log_jac if jacobian else 0.0), True
+
+    return source

@@ -1,0 +1,127 @@
+"""Results of sampling: draws by name, a Stan-style summary, ArviZ and files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fpl.runtime.io import FitData, save_fit
+from fpl.runtime.summary import Row, format_summary, summarize
+
+
+@dataclass
+class Summary:
+    """A posterior summary: one :class:`Row` per scalar, plus sampler diagnostics."""
+
+    rows: list[Row]
+    text: str
+    divergences: list[int]
+    tree_depth_saturated: list[int]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __getitem__(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        cols = ["mean", "mcse", "sd", "q5", "q50", "q95", "ess_bulk", "ess_tail", "r_hat"]
+        return pd.DataFrame(
+            [[getattr(r, c) for c in cols] for r in self.rows],
+            index=[r.name for r in self.rows],
+            columns=["mean", "mcse", "sd", "5%", "50%", "95%", "ess_bulk", "ess_tail", "r_hat"],
+        )
+
+
+@dataclass
+class Fit:
+    model: str
+    posterior: dict[str, np.ndarray]  # params and outs, (chains, draws, ...)
+    generated: dict[str, np.ndarray]  # gen values, (chains, draws, ...)
+    sample_stats: dict[str, np.ndarray]  # (chains, draws)
+    observed: dict[str, np.ndarray]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    warmup_divergences: np.ndarray | None = None
+
+    @property
+    def chains(self) -> int:
+        return next(iter(self.posterior.values())).shape[0]
+
+    @property
+    def num_draws(self) -> int:
+        return next(iter(self.posterior.values())).shape[1]
+
+    def draws(self, name: str | None = None, *, merge_chains: bool = False):
+        """Draws of one variable, shape (chains, draws, ...), or all as a dict."""
+        if name is None:
+            return {k: self.draws(k, merge_chains=merge_chains) for k in self.variables}
+        pool = {**self.posterior, **self.generated}
+        if name not in pool:
+            raise KeyError(f"no variable `{name}`; have {', '.join(pool)}")
+        x = pool[name]
+        return x.reshape(-1, *x.shape[2:]) if merge_chains else x
+
+    def __getitem__(self, name: str):
+        return self.draws(name)
+
+    @property
+    def variables(self) -> list[str]:
+        return [*self.posterior, *self.generated]
+
+    @property
+    def divergences(self) -> np.ndarray:
+        return np.sum(self.sample_stats["diverging"], axis=1)
+
+    def summary(self) -> Summary:
+        rows = summarize(self.posterior)
+        depth = int(self.attrs.get("max_tree_depth", 10))
+        text = format_summary(rows, self.sample_stats, max_tree_depth=depth)
+        sat = np.sum(self.sample_stats["tree_depth"] >= depth, axis=1)
+        return Summary(rows, text, [int(x) for x in self.divergences], [int(x) for x in sat])
+
+    def to_fitdata(self) -> FitData:
+        loglik = {k: v for k, v in self.generated.items() if k.startswith("log_lik")}
+        predictive = {k: v for k, v in self.generated.items() if k not in loglik}
+        return FitData(
+            posterior=dict(self.posterior),
+            sample_stats=dict(self.sample_stats),
+            observed_data=dict(self.observed),
+            log_likelihood=loglik,
+            posterior_predictive=predictive,
+            attrs={"model": self.model, **{k: v for k, v in self.attrs.items()}},
+        )
+
+    def to_arviz(self):
+        """An ``arviz.InferenceData`` (posterior, sample_stats, observed_data, and
+        log_likelihood / posterior_predictive from ``gen`` values)."""
+        import arviz as az
+
+        fd = self.to_fitdata()
+        stats = {
+            "lp": fd.sample_stats["lp"],
+            "acceptance_rate": fd.sample_stats["accept_stat"],
+            "step_size": fd.sample_stats["step_size"],
+            "tree_depth": fd.sample_stats["tree_depth"],
+            "n_steps": fd.sample_stats["n_leapfrog"],
+            "diverging": fd.sample_stats["diverging"].astype(bool),
+            "energy": fd.sample_stats["energy"],
+        }
+        return az.from_dict(
+            posterior=fd.posterior,
+            sample_stats=stats,
+            observed_data=fd.observed_data or None,
+            log_likelihood=fd.log_likelihood or None,
+            posterior_predictive=fd.posterior_predictive or None,
+            attrs={k: str(v) for k, v in fd.attrs.items()},
+        )
+
+    def save(self, path: str) -> None:
+        """Write the fit atomically: ``.nc`` (ArviZ netCDF), ``.csv`` or ``.json``."""
+        save_fit(path, self.to_fitdata())

@@ -1,0 +1,225 @@
+"""The embedding API: ``fpl.load`` / ``fpl.compile`` -> :class:`Model`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpl.compiler import front_end, ir
+from fpl.compiler.passes.check import check
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import error
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A model with its data bound: the IR at concrete sizes and the data arrays."""
+
+    program: ir.Program
+    static: dict[str, int]  # integer scalars: sizes, known at trace time
+    arrays: dict[str, np.ndarray]  # everything else: passed to compiled code as arguments
+    weights: dict[str, Any]
+
+
+class Model:
+    """A compiled FPL model.  Methods take data as a mapping (or a JSON file path)."""
+
+    def __init__(self, program: ast.Program, source_name: str, path: Path | None = None):
+        self.ast = program
+        self.name = Path(source_name).stem if source_name != "<string>" else "model"
+        self.path = path
+        self.ir = check(program, None, self.name)
+
+    # ---- structure ----
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.ir.params]
+
+    @property
+    def out_names(self) -> list[str]:
+        return [o.name for o in self.ir.outs]
+
+    def __repr__(self) -> str:
+        return f"<fpl.Model {self.name}: params {', '.join(self.param_names) or '-'}>"
+
+    def bind(self, data: Mapping[str, Any] | str | Path | None, weights=None) -> Bound:
+        from fpl.runtime.data import bind_data, read_data
+
+        if data is None:
+            data = {}
+        if isinstance(data, (str, Path)):
+            data = read_data(data)
+        program, values = bind_data(self.ast, self.ir, data, self.name)
+        static = {k: v for k, v in values.items() if isinstance(v, int)}
+        arrays = {k: v for k, v in values.items() if not isinstance(v, int)}
+        return Bound(program, static, arrays, self._weights(program, values, weights))
+
+    def _weights(self, program: ir.Program, data: dict, given) -> dict[str, Any]:
+        from fpl.compiler.lower import Evaluator
+        from fpl.stdlib.registry import registry
+
+        import jax
+
+        given = dict(given or {})
+        out: dict[str, Any] = {}
+        key = jax.random.PRNGKey(0)
+        ev = Evaluator(registry(), dict(data), key)
+        for w in program.weights:
+            if w.name in given:
+                out[w.name] = np.asarray(given[w.name], dtype=float)
+                ev.env[w.name] = out[w.name]
+                continue
+            if isinstance(w.init, ir.Dist):
+                value = ev.draw(w.init)
+            else:
+                value = ev.expr(w.init)
+            import jax.numpy as jnp
+
+            out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), w.ty.shape))
+            ev.env[w.name] = out[w.name]
+        return out
+
+    # ---- densities ----
+    def log_density(
+        self,
+        params: Mapping[str, Any],
+        data: Mapping[str, Any] | str | Path | None = None,
+        *,
+        jacobian: bool = False,
+        weights: Mapping[str, Any] | None = None,
+    ):
+        """The log density at constrained param values (a dict by name).
+
+        A plain JAX function of ``params``: ``jax.jit``, ``grad`` and ``vmap`` work.
+        With ``jacobian=True`` the log-Jacobian of the unconstraining transform is
+        added (the density of the unconstrained params, what samplers see).
+        Values outside a param's support give -inf.
+        """
+        from fpl.compiler.lower import from_constrained, run
+
+        b = self.bind(data, weights)
+        self._check_params(b.program, params)
+        env = {**b.static, **b.arrays, **b.weights}
+        return run(b.program, env, from_constrained(params, jacobian)).target
+
+    def _check_params(self, program: ir.Program, params: Mapping[str, Any]) -> None:
+        missing = [p.name for p in program.params if p.name not in params]
+        if missing:
+            raise error("E0405", f"missing value for param `{missing[0]}`", None,
+                        help="params are: " + ", ".join(p.name for p in program.params))
+        for p in program.params:
+            shape = tuple(np.shape(params[p.name]))
+            if shape != tuple(p.ty.shape):
+                raise error("E0405", f"param `{p.name}` has shape {shape}, the model needs "
+                            f"{tuple(p.ty.shape)}", p.span)
+
+    def potential_gen(self, bound: Bound):
+        """``args -> (u -> -log density(u))`` on the unconstrained scale, Jacobian included."""
+        from fpl.compiler.lower import from_unconstrained, run
+
+        program, static, weights = bound.program, bound.static, bound.weights
+
+        def gen(args):
+            def potential(u):
+                env = {**static, **args, **weights}
+                return -run(program, env, from_unconstrained(u)).target
+
+            return potential
+
+        return gen
+
+    def unconstrained_shapes(self, bound: Bound) -> dict[str, tuple[int, ...]]:
+        from fpl.compiler.transforms import unconstrained_shape
+
+        return {
+            p.name: unconstrained_shape(p.constraint.kind, tuple(p.ty.shape))
+            for p in bound.program.params
+        }
+
+    def constrain(self, unconstrained: Mapping[str, Any], data=None, *, weights=None) -> dict:
+        """Map unconstrained values (by name) to params, outs included."""
+        from fpl.compiler.lower import from_unconstrained, run
+
+        b = self.bind(data, weights)
+        env = {**b.static, **b.arrays, **b.weights}
+        res = run(b.program, env, from_unconstrained(unconstrained))
+        names = self.param_names + self.out_names
+        return {n: res.env[n] for n in names}
+
+    def unconstrain(self, params: Mapping[str, Any], data=None, *, weights=None) -> dict:
+        """Map constrained params (by name) to the unconstrained scale."""
+        from fpl.compiler import transforms
+        from fpl.compiler.lower import Evaluator
+        from fpl.stdlib.registry import registry
+
+        b = self.bind(data, weights)
+        ev = Evaluator(registry(), {**b.static, **b.arrays, **b.weights})
+        out = {}
+        for s in b.program.statements:
+            if isinstance(s, ir.ParamDecl):
+                c = s.constraint
+                lo = ev.expr(c.lower) if c.lower is not None else None
+                hi = ev.expr(c.upper) if c.upper is not None else None
+                x = np.asarray(params[s.name], dtype=float)
+                out[s.name] = x if c.kind == "real" else transforms.unconstrain(c.kind, x, lo, hi)
+                ev.env[s.name] = x
+            elif isinstance(s, (ir.Let, ir.Out)):
+                ev.env[s.name] = ev.expr(s.value)
+        return out
+
+    # ---- inference ----
+    def sample(
+        self,
+        data: Mapping[str, Any] | str | Path | None = None,
+        *,
+        chains: int = 4,
+        warmup: int = 1000,
+        draws: int = 1000,
+        seed: int | None = None,
+        target_accept: float = 0.8,
+        max_tree_depth: int = 10,
+        init: Mapping[str, Any] | None = None,
+        progress: bool = True,
+        weights: Mapping[str, Any] | None = None,
+    ):
+        """Sample the posterior with NUTS (Stan's defaults); returns a :class:`Fit`."""
+        from fpl.runtime.sampling import sample
+
+        for name, value, lo in (("chains", chains, 1), ("warmup", warmup, 0), ("draws", draws, 1),
+                                ("max_tree_depth", max_tree_depth, 1)):  # fmt: skip
+            if not isinstance(value, int) or value < lo:
+                raise error("E0403", f"`{name}` must be an integer >= {lo}, got {value!r}")
+        if not 0 < target_accept < 1:
+            raise error("E0403", f"`target_accept` must be in (0, 1), got {target_accept}")
+        return sample(self, data, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                      target_accept=target_accept, max_tree_depth=max_tree_depth, init=init,
+                      progress=progress, weights=weights)  # fmt: skip
+
+    def generate(self, fit_or_params, data=None, *, seed: int | None = None, weights=None):
+        """``out`` and ``gen`` values for a :class:`Fit` (every draw) or one params dict."""
+        from fpl.runtime.sampling import generate
+
+        return generate(self, fit_or_params, data, seed=seed, weights=weights)
+
+
+def compile(text: str, name: str = "<string>") -> Model:  # noqa: A001 - the API name
+    """Compile FPL source text to a :class:`Model`."""
+    return Model(front_end(text, name), name)
+
+
+def load(path: str | Path) -> Model:
+    """Load and compile a ``.fpl`` file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise error("E0501", f"cannot read `{path}`: {exc.strerror or exc}") from None
+    return Model(front_end(text, str(path), p), str(path), p)
+
+
+__all__ = ["Model", "load", "compile", "math"]
