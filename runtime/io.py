@@ -24,6 +24,7 @@ imported only when a ``.nc`` file is written or read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -152,7 +153,8 @@ def save_fit(path: str, fit: FitData) -> None:
             help=FORMATS_HELP,
         )
     fit.draw_shape()
-    _FORMATS[ext][0](path, fit)
+    attrs = {str(k): _plain_attr(v) for k, v in fit.attrs.items()}
+    _FORMATS[ext][0](path, dataclasses.replace(fit, attrs=attrs))
 
 
 def load_fit(path: str) -> FitData:
@@ -265,7 +267,7 @@ def load_netcdf(path: str) -> FitData:
 
 
 def _plain_attr(value: Any) -> Attr:
-    """A netCDF attribute as a Python str, int or float."""
+    """An attribute as a Python str, int or float (booleans as 0/1, others as text)."""
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(()).item()
     if isinstance(value, np.generic):

@@ -23,6 +23,7 @@ computed for a single chain (from its two halves), as Stan does.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,14 +109,30 @@ def _split(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:, :half], a[:, a.shape[1] - half :]], axis=0)
 
 
+@functools.lru_cache(maxsize=16)
+def _untied_scores(size: int) -> np.ndarray:
+    """Normal scores of the ranks 1..size (no ties); the same for every variable."""
+    scores = norm_ppf((np.arange(1, size + 1) - 0.375) / (size + 0.25))
+    scores.flags.writeable = False
+    return scores
+
+
 def _rank_normalize(a: np.ndarray) -> np.ndarray:
     """Blom-offset normal scores of the average ranks over the whole array."""
-    values, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    del values
-    # A tie block occupying ranks k+1..k+n has average rank k + (n + 1) / 2.
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
-    scores = norm_ppf((average_rank - 0.375) / (a.size + 0.25))
-    return scores[inverse].reshape(a.shape)
+    flat = a.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    out = np.empty(flat.size)
+    if not np.any(ordered[1:] == ordered[:-1]):
+        out[order] = _untied_scores(flat.size)
+        return out.reshape(a.shape)
+    # With ties, a block occupying ranks k+1..k+n gets the average rank k + (n + 1) / 2.
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    counts = np.diff(np.append(starts, flat.size))
+    average_rank = starts + (counts + 1) / 2.0
+    scores = norm_ppf((average_rank - 0.375) / (flat.size + 0.25))
+    out[order] = np.repeat(scores, counts)
+    return out.reshape(a.shape)
 
 
 def _autocov(a: np.ndarray) -> np.ndarray:
@@ -169,10 +186,10 @@ def _ess_chains(a: np.ndarray) -> float:
 def _rhat_chains(a: np.ndarray) -> float:
     """Classic potential scale reduction of (chains, draws) draws taken as they are."""
     n = a.shape[1]
+    if np.all(a.max(axis=1) == a.min(axis=1)):  # no within-chain variation (tested exactly)
+        return math.inf if a.max() > a.min() else math.nan
     within = float(np.mean(np.var(a, axis=1, ddof=1)))
     between = n * float(np.var(a.mean(axis=1), ddof=1))
-    if within <= 0.0:
-        return math.inf if between > 0.0 else math.nan
     return math.sqrt((between / within + n - 1.0) / n)
 
 
@@ -187,8 +204,10 @@ def ess_bulk(x: np.ndarray) -> float:
 def ess_tail(x: np.ndarray) -> float:
     """Tail effective sample size: the smaller ESS of the 5% and 95% quantile indicators."""
     a = _as_draws(x)
-    if a is None:
-        return math.nan
+    return math.nan if a is None else _ess_tail_of(a)
+
+
+def _ess_tail_of(a: np.ndarray) -> float:
     low, high = np.quantile(a, [0.05, 0.95])
     return min(
         _ess_chains(_split((a <= low).astype(np.float64))),
@@ -210,9 +229,15 @@ def rhat(x: np.ndarray) -> float:
     if a is None:
         return math.nan
     split = _split(a)
-    bulk = _rhat_chains(_rank_normalize(split))
+    return _rhat_of(split, _rank_normalize(split))
+
+
+def _rhat_of(split: np.ndarray, z: np.ndarray) -> float:
+    """R-hat from the split draws and their normal scores ``z``."""
+    bulk = _rhat_chains(z)
     folded = _rhat_chains(_rank_normalize(np.abs(split - np.median(split))))
-    return max(bulk, folded)
+    # Folded draws can be constant (two-valued draws) where the bulk is not.
+    return bulk if math.isnan(folded) else max(bulk, folded)
 
 
 def mcse_mean(x: np.ndarray) -> float:
@@ -259,18 +284,26 @@ def summarize(posterior: Mapping[str, np.ndarray]) -> list[Row]:
         chains, n = arr.shape[:2]
         flat = arr.reshape(chains, n, -1)
         for k, label in enumerate(scalar_names(name, arr.shape[2:])):
-            x = flat[:, :, k]
-            finite = bool(np.all(np.isfinite(x))) and x.size > 0
-            if finite:
-                q5, q50, q95 = (float(v) for v in np.quantile(x, [0.05, 0.5, 0.95]))
-                mean = float(np.mean(x))
-                sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
-            else:
-                q5 = q50 = q95 = mean = sd = math.nan
-            rows.append(
-                Row(label, mean, mcse_mean(x), sd, q5, q50, q95, ess_bulk(x), ess_tail(x), rhat(x))
-            )
+            rows.append(_row(label, flat[:, :, k]))
     return rows
+
+
+def _row(label: str, x: np.ndarray) -> Row:
+    """One summary row, sharing the split and rank-normalized draws among diagnostics."""
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        return Row(label, *([math.nan] * 9))
+    q5, q50, q95 = (float(v) for v in np.quantile(x, [0.05, 0.5, 0.95]))
+    mean = float(np.mean(x))
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    a = _as_draws(x)
+    if a is None:  # too few draws for the diagnostics
+        return Row(label, mean, math.nan, sd, q5, q50, q95, math.nan, math.nan, math.nan)
+    split = _split(a)
+    z = _rank_normalize(split)
+    mcse = sd / math.sqrt(_ess_chains(split))
+    return Row(
+        label, mean, mcse, sd, q5, q50, q95, _ess_chains(z), _ess_tail_of(a), _rhat_of(split, z)
+    )
 
 
 _HEADERS = ("Mean", "MCSE", "StdDev", "5%", "50%", "95%", "ESS_bulk", "ESS_tail", "R_hat")

@@ -1,0 +1,283 @@
+"""Fit files: atomic writes, round trips in all three formats, and bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fpl.dsl.diagnostics import FplError
+from fpl.runtime.io import FitData, load_fit, save_fit, write_atomic
+
+GROUPS = ("posterior", "sample_stats", "observed_data", "log_likelihood", "posterior_predictive")
+
+
+def make_fit(chains: int = 2, draws: int = 5, seed: int = 0) -> FitData:
+    rng = np.random.default_rng(seed)
+    shape = (chains, draws)
+    posterior = {
+        "mu": rng.normal(size=shape),
+        "theta": rng.normal(size=(*shape, 3)),
+        "Sigma": rng.normal(size=(*shape, 2, 3)),
+    }
+    posterior["mu"][0, 1] = np.nan  # non-finite draws must survive every format
+    posterior["theta"][1, 0, 2] = -np.inf
+    return FitData(
+        posterior=posterior,
+        sample_stats={
+            "lp": rng.normal(size=shape),
+            "accept_stat": rng.random(shape),
+            "step_size": np.full(shape, 0.25),
+            "tree_depth": rng.integers(1, 6, shape),
+            "n_leapfrog": rng.integers(1, 40, shape),
+            "diverging": rng.random(shape) < 0.3,
+            "energy": rng.normal(size=shape),
+        },
+        observed_data={"y": np.array([1.0, 2.5, np.inf]), "N": np.array(3)},
+        log_likelihood={"y": rng.normal(size=(*shape, 3))},
+        posterior_predictive={"y": rng.normal(size=(*shape, 3))},
+        attrs={"model": "eight_schools", "fpl_version": "0.1.0", "seed": 42, "scale": 1.5},
+    )
+
+
+def assert_same(a: FitData, b: FitData, *, exact_dtypes: bool) -> None:
+    for group in GROUPS:
+        left, right = getattr(a, group), getattr(b, group)
+        assert list(left) == list(right), group
+        for name in left:
+            assert left[name].shape == right[name].shape, (group, name)
+            # Reals are written so that they read back bit for bit: no tolerance.
+            np.testing.assert_array_equal(left[name], right[name], err_msg=f"{group}.{name}")
+            if exact_dtypes:
+                assert left[name].dtype == right[name].dtype, (group, name)
+    assert a.attrs == b.attrs
+    assert [type(v) for v in a.attrs.values()] == [type(v) for v in b.attrs.values()]
+
+
+@pytest.mark.parametrize("ext", ["nc", "json", "csv"])
+def test_round_trip(tmp_path: Path, ext: str) -> None:
+    fit = make_fit()
+    path = tmp_path / f"fit.{ext}"
+    save_fit(str(path), fit)
+    back = load_fit(str(path))
+    assert_same(fit, back, exact_dtypes=ext != "csv")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_csv_dtypes_of_sample_stats(tmp_path: Path) -> None:
+    path = tmp_path / "fit.csv"
+    save_fit(str(path), make_fit())
+    stats = load_fit(str(path)).sample_stats
+    assert stats["tree_depth"].dtype == np.int64
+    assert stats["n_leapfrog"].dtype == np.int64
+    assert stats["diverging"].dtype == np.bool_
+    assert stats["lp"].dtype == np.float64
+
+
+def test_csv_layout(tmp_path: Path) -> None:
+    fit = make_fit(chains=2, draws=3)
+    path = tmp_path / "fit.csv"
+    save_fit(str(path), fit)
+    lines = path.read_text().splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    assert "# model = eight_schools" in comments
+    assert "# fpl_version = 0.1.0" in comments
+    assert "# chains = 2" in comments and "# draws = 3" in comments
+    header = lines[len(comments)].split(",")
+    assert header[:9] == [
+        "chain__", "draw__", "lp__", "accept_stat__", "stepsize__",
+        "treedepth__", "n_leapfrog__", "divergent__", "energy__",
+    ]  # fmt: skip
+    assert header[9:13] == ["mu", "theta.1", "theta.2", "theta.3"]
+    # Row-major: the second Sigma column is Sigma[1,2], not Sigma[2,1] as Stan would list.
+    assert header[13:16] == ["Sigma.1.1", "Sigma.1.2", "Sigma.1.3"]
+    rows = [line.split(",") for line in lines[len(comments) + 1 :]]
+    assert len(rows) == 6  # one per draw, chain by chain
+    assert [r[:2] for r in rows[:4]] == [["1", "1"], ["1", "2"], ["1", "3"], ["2", "1"]]
+    col = header.index("Sigma.1.2")
+    assert float(rows[4][col]) == fit.posterior["Sigma"][1, 1, 0, 1]
+    assert rows[0][header.index("divergent__")] in ("0", "1")
+
+
+def test_csv_rows_in_any_order_and_without_optional_columns(tmp_path: Path) -> None:
+    path = tmp_path / "hand.csv"
+    path.write_text(
+        "# model = m\n"
+        "chain__,draw__,lp__,a.2,a.1\n"
+        "2,1,-3,20.5,10.5\n"
+        "1,2,-2,2.5,1.5\n"
+        "# timing comments may follow, as in Stan's files\n"
+        "1,1,-1,2,1\n"
+        "2,2,-4,21,11\n"
+    )
+    fit = load_fit(str(path))
+    np.testing.assert_array_equal(fit.posterior["a"][:, :, 0], [[1, 1.5], [10.5, 11]])
+    np.testing.assert_array_equal(fit.posterior["a"][:, :, 1], [[2, 2.5], [20.5, 21]])
+    np.testing.assert_array_equal(fit.sample_stats["lp"], [[-1, -2], [-3, -4]])
+    assert fit.attrs == {"model": "m"}
+
+
+def test_netcdf_is_plain_arviz(tmp_path: Path) -> None:
+    import arviz as az
+
+    path = tmp_path / "fit.nc"
+    save_fit(str(path), make_fit())
+    idata = az.from_netcdf(str(path))
+    assert set(idata.groups()) == set(GROUPS)
+    assert idata.posterior["Sigma"].dims == ("chain", "draw", "Sigma_dim_0", "Sigma_dim_1")
+    assert idata.observed_data["y"].dims == ("y_dim_0",)
+    assert "acceptance_rate" in idata.sample_stats and "n_steps" in idata.sample_stats
+    assert idata.posterior.attrs["model"] == "eight_schools"
+    summary = az.summary(idata, var_names=["Sigma"])  # ArviZ can use it directly
+    assert len(summary) == 6
+
+
+def test_json_is_standard_json(tmp_path: Path) -> None:
+    path = tmp_path / "fit.json"
+    save_fit(str(path), make_fit())
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    document = json.loads(path.read_text(), parse_constant=refuse)
+    assert document["posterior"]["mu"][0][1] == "NaN"
+    assert document["attrs"]["seed"] == 42
+    assert len(document["posterior"]["Sigma"]) == 2  # chains outermost
+
+
+def test_save_overwrites_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "fit.json"
+    save_fit(str(path), make_fit(seed=1))
+    save_fit(str(path), make_fit(seed=2))
+    assert_same(load_fit(str(path)), make_fit(seed=2), exact_dtypes=True)
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    with pytest.raises(FplError) as info:
+        save_fit(str(tmp_path / "fit.txt"), make_fit())
+    assert info.value.code == "E0502"
+    helptext = info.value.diagnostics[0].help or ""
+    assert all(ext in helptext for ext in (".nc", ".csv", ".json"))
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "fit.txt").write_text("x")
+    with pytest.raises(FplError) as info:
+        load_fit(str(tmp_path / "fit.txt"))
+    assert info.value.code == "E0404"
+
+
+@pytest.mark.parametrize("ext", ["nc", "json", "csv"])
+def test_missing_file(tmp_path: Path, ext: str) -> None:
+    path = str(tmp_path / f"nope.{ext}")
+    with pytest.raises(FplError) as info:
+        load_fit(path)
+    assert info.value.code == "E0501" and path in str(info.value)
+
+
+def test_unwritable_destination(tmp_path: Path) -> None:
+    path = str(tmp_path / "no" / "such" / "dir" / "fit.json")
+    with pytest.raises(FplError) as info:
+        save_fit(path, make_fit())
+    assert info.value.code == "E0502" and path in str(info.value)
+
+
+BAD_FILES = {
+    "garbage.nc": b"this is not hdf5",
+    "syntax.json": b'{"posterior": {"mu": [[1, 2]]',
+    "flat.json": b'{"posterior": {"mu": [1, 2, 3]}}',
+    "ragged.json": b'{"posterior": {"mu": [[1, 2], [3]]}}',
+    "mismatch.json": b'{"posterior": {"a": [[1, 2]], "b": [[1, 2, 3]]}}',
+    "attrs.json": b'{"attrs": {"seed": [1]}}',
+    "array.json": b"[1, 2]",
+    "noheader.csv": b"# model = m\n",
+    "nochain.csv": b"lp__,mu\n1,2\n",
+    "words.csv": b"chain__,draw__,mu\n1,1,abc\n",
+    "short.csv": b"chain__,draw__,mu\n1,1\n",
+    "uneven.csv": b"chain__,draw__,mu\n1,1,0\n1,2,0\n2,1,0\n",
+    "holes.csv": b"chain__,draw__,a.1,a.3\n1,1,0,0\n",
+    "rank.csv": b"chain__,draw__,a.1,a.1.1\n1,1,0,0\n",
+    "zero.csv": b"chain__,draw__,a.0\n1,1,0\n",
+    "badname.csv": b"chain__,draw__,a.x\n1,1,0\n",
+    "nodraws.csv": b"chain__,draw__,mu\n",
+    "binary.csv": b"\xff\xfe\x00",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_files_are_e0404(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(BAD_FILES[name])
+    with pytest.raises(FplError) as info:
+        load_fit(str(path))
+    assert info.value.code == "E0404"
+    assert str(path) in str(info.value)
+
+
+def test_write_atomic_writes_through_a_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    seen: list[str] = []
+
+    def write(temp: str) -> None:
+        seen.append(temp)
+        assert os.path.dirname(temp) == str(tmp_path)  # same folder: the rename is atomic
+        assert not path.exists()  # nothing appears under the final name until it is done
+        Path(temp).write_text("hello")
+
+    write_atomic(str(path), write)
+    assert path.read_text() == "hello"
+    assert not os.path.exists(seen[0])
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), ValueError("boom")])
+def test_write_atomic_failure_keeps_the_old_file(tmp_path: Path, exc: Exception) -> None:
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+
+    def write(temp: str) -> None:
+        Path(temp).write_text("half-writ")
+        raise exc
+
+    with pytest.raises(FplError) as info:
+        write_atomic(str(path), write)
+    assert info.value.code == "E0502" and str(path) in str(info.value)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_write_atomic_passes_fpl_errors_through(tmp_path: Path) -> None:
+    from fpl.dsl.diagnostics import error
+
+    def write(temp: str) -> None:
+        raise error("E0305", "bad data")
+
+    with pytest.raises(FplError) as info:
+        write_atomic(str(tmp_path / "x"), write)
+    assert info.value.code == "E0305"
+    assert not list(tmp_path.iterdir())
+
+
+def test_empty_groups_round_trip(tmp_path: Path) -> None:
+    fit = FitData(posterior={"mu": np.arange(6.0).reshape(2, 3)}, attrs={"model": "m"})
+    for ext in ("nc", "json", "csv"):
+        path = tmp_path / f"small.{ext}"
+        save_fit(str(path), fit)
+        assert_same(fit, load_fit(str(path)), exact_dtypes=True)
+
+
+@pytest.mark.parametrize("ext", ["nc", "json", "csv"])
+def test_attrs_of_other_types_are_stored_plainly(tmp_path: Path, ext: str) -> None:
+    fit = FitData(
+        posterior={"mu": np.zeros((1, 4))},
+        attrs={"adapt": True, "depth": np.int64(10), "tags": ["a", "b"]},
+    )
+    path = tmp_path / f"fit.{ext}"
+    save_fit(str(path), fit)
+    assert load_fit(str(path)).attrs == {"adapt": 1, "depth": 10, "tags": "['a', 'b']"}
