@@ -11,6 +11,7 @@ entries, and the evaluator dispatches on IR node types.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -225,6 +226,14 @@ def run(
 ) -> Result:
     """Evaluate ``program`` in order.  ``env`` holds data and weights; params come from
     ``params``.  Returns the log density, every named value, and solver statistics."""
+    with warnings.catch_warnings():
+        # Params outside their support get -inf below; NumPyro's eager warning about
+        # out-of-support values is expected there and not the user's concern.
+        warnings.filterwarnings("ignore", "Out-of-support values", UserWarning)
+        return _run(program, env, params, rng_key, generate, reg)
+
+
+def _run(program, env, params, rng_key, generate, reg) -> Result:
     ev = Evaluator(reg or registry(), dict(env), rng_key)
     target = 0.0
     ok = True

@@ -63,7 +63,7 @@ class Support:
 
     @property
     def discrete(self) -> bool:
-        return self.kind.startswith("int") or self.kind == "binary"
+        return self.kind in ("int", "int_lower", "int_interval", "binary")
 
 
 @dataclass(frozen=True)
