@@ -99,7 +99,9 @@ def emit_python(p: ir.Program) -> str:
                 else:
                     lo = em.e(c.lower) if c.lower is not None else "None"
                     hi = em.e(c.upper) if c.upper is not None else "None"
-                    body.append(f"{s.name}, log_jac = constrain({c.kind!r}, u[{s.name!r}], {lo}, {hi})")
+                    body.append(
+                        f"{s.name}, log_jac = constrain({c.kind!r}, u[{s.name!r}], {lo}, {hi})"
+                    )
                     body.append("target += log_jac")
             elif isinstance(s, (ir.Let, ir.Out)):
                 body.append(f"{s.name} = {em.e(s.value)}")

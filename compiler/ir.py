@@ -9,7 +9,6 @@ prints it (``fpl compile --emit ir``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from fpl.dsl.spans import Span
 from fpl.stdlib.types import Ty
@@ -130,7 +129,7 @@ class Derivative:
     span: Span = field(compare=False)
 
 
-FnValue = Union[Lambda, Derivative]
+FnValue = Lambda | Derivative
 
 
 @dataclass(frozen=True)
@@ -181,9 +180,20 @@ class Attr:
     span: Span = field(compare=False)
 
 
-Expr = Union[
-    Const, Ref, Op, Cond, Index, ArrayLit, LogProb, Rng, Apply, HigherOrder, Implicit, Attr
-]
+Expr = (
+    Const
+    | Ref
+    | Op
+    | Cond
+    | Index
+    | ArrayLit
+    | LogProb
+    | Rng
+    | Apply
+    | HigherOrder
+    | Implicit
+    | Attr
+)
 
 # ---- declarations and statements --------------------------------------------------
 
@@ -269,7 +279,7 @@ class GenLet:
     span: Span = field(compare=False)
 
 
-Stmt = Union[DataDecl, ParamDecl, WeightDecl, Let, Out, Observe, Factor, GenDraw, GenLet]
+Stmt = DataDecl | ParamDecl | WeightDecl | Let | Out | Observe | Factor | GenDraw | GenLet
 
 
 @dataclass(frozen=True)

@@ -96,16 +96,24 @@ class Evaluator:
         for item in e.items:
             if isinstance(item, ir.Slice):
                 lo = self.static_int(item.lo, "a slice bound") if item.lo is not None else 1
-                hi = self.static_int(item.hi, "a slice bound") if item.hi is not None else x.shape[axis]
+                hi = (
+                    self.static_int(item.hi, "a slice bound")
+                    if item.hi is not None
+                    else x.shape[axis]
+                )
                 if lo < 1 or hi > x.shape[axis] or hi < lo - 1:
-                    raise error("E0202", f"slice {lo}:{hi} is out of range 1:{x.shape[axis]}", e.span)
+                    raise error(
+                        "E0202", f"slice {lo}:{hi} is out of range 1:{x.shape[axis]}", e.span
+                    )
                 x = jax.lax.slice_in_dim(x, lo - 1, hi, axis=axis)
                 axis += 1
             else:
                 idx = self.expr(item)
                 if isinstance(idx, int):
                     if not 1 <= idx <= x.shape[axis]:
-                        raise error("E0202", f"index {idx} is out of range 1:{x.shape[axis]}", item.span)
+                        raise error(
+                            "E0202", f"index {idx} is out of range 1:{x.shape[axis]}", item.span
+                        )
                     x = jnp.take(x, idx - 1, axis=axis)
                 else:
                     idx = jnp.asarray(idx)
@@ -191,7 +199,10 @@ class Evaluator:
         if e.kind == "map":
             return jax.vmap(f)(*args)
         init, seqs = args[0], args[1:]
-        carry0 = jnp.broadcast_to(jnp.asarray(init, jnp.result_type(float)), tuple(e.fn.ty.shape) if all(isinstance(d, int) for d in e.fn.ty.shape) else init.shape)
+        carry0 = jnp.broadcast_to(
+            jnp.asarray(init, jnp.result_type(float)),
+            tuple(e.fn.ty.shape) if all(isinstance(d, int) for d in e.fn.ty.shape) else init.shape,
+        )
 
         def step(carry, xs):
             new = jnp.broadcast_to(jnp.asarray(f(carry, *xs), carry.dtype), carry.shape)

@@ -97,8 +97,10 @@ def format_program(p: ir.Program) -> str:
         elif isinstance(s, ir.Out):
             lines.append(f"  out    {s.name}: {s.value.ty} = {expr_text(s.value)}")
         elif isinstance(s, ir.Observe):
-            lines.append(f"  target += sum({s.dist.name}_lpdf({expr_text(s.value)} | "
-                         f"{', '.join(expr_text(a) for a in s.dist.args)}))")
+            lines.append(
+                f"  target += sum({s.dist.name}_lpdf({expr_text(s.value)} | "
+                f"{', '.join(expr_text(a) for a in s.dist.args)}))"
+            )
         elif isinstance(s, ir.Factor):
             lines.append(f"  target += sum({expr_text(s.value)})")
         elif isinstance(s, ir.GenDraw):

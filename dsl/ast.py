@@ -7,7 +7,6 @@ the written type expressions.  The compiler turns it into the IR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from fpl.dsl.spans import Span
 
@@ -111,7 +110,7 @@ class Implicit:
     span: Span = field(compare=False)
 
 
-Expr = Union[Num, Name, Unary, Binary, Cond, Call, Index, Attr, ArrayLit, Implicit]
+Expr = Num | Name | Unary | Binary | Cond | Call | Index | Attr | ArrayLit | Implicit
 
 # ---- types ------------------------------------------------------------------
 
@@ -222,9 +221,20 @@ class Import:
     span: Span = field(compare=False)
 
 
-Stmt = Union[
-    DataDecl, ParamDecl, WeightDecl, Let, Out, Tilde, Target, Loss, GenTilde, GenLet, FnDef, Import
-]
+Stmt = (
+    DataDecl
+    | ParamDecl
+    | WeightDecl
+    | Let
+    | Out
+    | Tilde
+    | Target
+    | Loss
+    | GenTilde
+    | GenLet
+    | FnDef
+    | Import
+)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,9 @@ class _Build(Transformer):
                 solver = value
             else:
                 keywords.append(value)
-        node = ast.Implicit(kind, str(name), typ, body, init, solver, tuple(keywords), self.sp(meta))
+        node = ast.Implicit(
+            kind, str(name), typ, body, init, solver, tuple(keywords), self.sp(meta)
+        )
         return self._expr(node, body, init)
 
     def fix(self, meta, name, typ, body, *opts):
@@ -347,7 +349,9 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> FplError:
         )
     tok = exc.token
     text = str(tok).replace("\n", "\\n") if tok.type != "_NL" else "newline"
-    span = Span(source, tok.line, tok.column, tok.line, max(tok.column, tok.column + len(str(tok)) - 1))
+    span = Span(
+        source, tok.line, tok.column, tok.line, max(tok.column, tok.column + len(str(tok)) - 1)
+    )
     if tok.type == "_NL":
         span = Span(source, line, col, line, col)
     expected = getattr(exc, "expected", None) or getattr(exc, "accepts", set())

@@ -8,7 +8,6 @@ rendered as located diagnostics; a Python traceback is shown only with FPL_DEBUG
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

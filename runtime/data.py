@@ -71,7 +71,7 @@ def bind_data(
                     f"data field `{d.name}` is missing",
                     d.span,
                     label="declared here",
-                    help=f"add `\"{d.name}\": ...` to the data",
+                    help=f'add `"{d.name}": ...` to the data',
                 )
         arr = arrays[d.name]
         if arr.ndim != d.ty.rank:

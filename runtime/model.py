@@ -60,10 +60,10 @@ class Model:
         return Bound(program, static, arrays, self._weights(program, values, weights))
 
     def _weights(self, program: ir.Program, data: dict, given) -> dict[str, Any]:
+        import jax
+
         from fpl.compiler.lower import Evaluator
         from fpl.stdlib.registry import registry
-
-        import jax
 
         given = dict(given or {})
         out: dict[str, Any] = {}
@@ -110,13 +110,20 @@ class Model:
     def _check_params(self, program: ir.Program, params: Mapping[str, Any]) -> None:
         missing = [p.name for p in program.params if p.name not in params]
         if missing:
-            raise error("E0405", f"missing value for param `{missing[0]}`", None,
-                        help="params are: " + ", ".join(p.name for p in program.params))
+            raise error(
+                "E0405",
+                f"missing value for param `{missing[0]}`",
+                None,
+                help="params are: " + ", ".join(p.name for p in program.params),
+            )
         for p in program.params:
             shape = tuple(np.shape(params[p.name]))
             if shape != tuple(p.ty.shape):
-                raise error("E0405", f"param `{p.name}` has shape {shape}, the model needs "
-                            f"{tuple(p.ty.shape)}", p.span)
+                raise error(
+                    "E0405",
+                    f"param `{p.name}` has shape {shape}, the model needs {tuple(p.ty.shape)}",
+                    p.span,
+                )
 
     def potential_gen(self, bound: Bound):
         """``args -> (u -> -log density(u))`` on the unconstrained scale, Jacobian included."""

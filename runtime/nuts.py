@@ -124,7 +124,5 @@ def run_nuts(
         all_pos.append(pos)
         all_stats.append([s[warmup:] for s in stats_full])
     positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
-    stats = {
-        name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)
-    }
+    stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
     return ChainsResult(positions, stats, np.asarray(warm_div), time.perf_counter() - began)

@@ -41,7 +41,7 @@ def find_inits(model, bound, args, chains: int, key, init: Mapping[str, Any] | N
     inits = []
     for c in range(chains):
         key, sub = jax.random.split(key)
-        for attempt in range(INIT_TRIES):
+        for _attempt in range(INIT_TRIES):
             sub, k = jax.random.split(sub)
             keys = jax.random.split(k, max(len(shapes), 1))
             u = {
@@ -56,8 +56,11 @@ def find_inits(model, bound, args, chains: int, key, init: Mapping[str, Any] | N
                 inits.append(u)
                 break
             if given is not None and set(init) == set(shapes):
-                raise error("E0402", "the log density is not finite at the given `init`",
-                            help="check the values against the params' constraints")
+                raise error(
+                    "E0402",
+                    "the log density is not finite at the given `init`",
+                    help="check the values against the params' constraints",
+                )
         else:
             raise error(
                 "E0402",
@@ -81,8 +84,11 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
     with _float64():
         bound = model.bind(data, weights)
         if not bound.program.params:
-            raise error("E0403", "the model has no params to sample",
-                        help="`fpl sample` needs at least one `param`")
+            raise error(
+                "E0403",
+                "the model has no params to sample",
+                help="`fpl sample` needs at least one `param`",
+            )
         args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
         key = jax.random.PRNGKey(seed)
         key, init_key, run_key, gen_key = jax.random.split(key, 4)

@@ -62,7 +62,9 @@ _unary("log1m_exp", "log(1 - exp(x)) for x < 0.")(
     lambda x: jnp.where(x > -0.693147, jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
 )
 _unary("lgamma", "log |Gamma(x)|.")(lambda x: jsp_special.gammaln(x))
-_unary("tgamma", "Gamma(x).")(lambda x: jnp.exp(jsp_special.gammaln(x)) * jnp.sign(jsp_special.gamma(x)))
+_unary("tgamma", "Gamma(x).")(
+    lambda x: jnp.exp(jsp_special.gammaln(x)) * jnp.sign(jsp_special.gamma(x))
+)
 _unary("digamma", "The digamma function.")(lambda x: jsp_special.digamma(x))
 _unary("erf", "The error function.")(lambda x: jsp_special.erf(x))
 _unary("erfc", "The complementary error function.")(lambda x: jsp_special.erfc(x))
@@ -98,21 +100,39 @@ _binary("fmax", "Elementwise maximum.", lambda x, y: jnp.maximum(x, y))
 _binary("fmod", "Floating remainder of x / y (sign of x).", lambda x, y: jnp.fmod(x, y))
 _binary("fdim", "max(x - y, 0).", lambda x, y: jnp.maximum(x - y, 0.0))
 _binary("hypot", "sqrt(x^2 + y^2).", lambda x, y: jnp.hypot(x, y))
-_binary("atan2", "Arc tangent of y / x with the quadrant (Stan's atan2(y, x)).", lambda y, x: jnp.arctan2(y, x))
+_binary(
+    "atan2",
+    "Arc tangent of y / x with the quadrant (Stan's atan2(y, x)).",
+    lambda y, x: jnp.arctan2(y, x),
+)
 _binary("lbeta", "log Beta(a, b).", lambda a, b: jsp_special.betaln(a, b))
 _binary(
     "lchoose",
     "log of the binomial coefficient (n choose k).",
-    lambda n, k: jsp_special.gammaln(n + 1.0) - jsp_special.gammaln(k + 1.0) - jsp_special.gammaln(n - k + 1.0),
+    lambda n, k: (
+        jsp_special.gammaln(n + 1.0)
+        - jsp_special.gammaln(k + 1.0)
+        - jsp_special.gammaln(n - k + 1.0)
+    ),
     aliases=("binomial_coefficient_log",),
 )
 _binary("log_diff_exp", "log(exp(a) - exp(b)).", lambda a, b: a + jnp.log(-jnp.expm1(b - a)))
-_binary("log_inv_logit_diff", "log(inv_logit(a) - inv_logit(b)).",
-        lambda a, b: a - jnp.logaddexp(0.0, a) + jnp.log(-jnp.expm1(b - a)) - jnp.logaddexp(0.0, b))
-_binary("multiply_log", "a * log(b), 0 when both are 0.",
-        lambda a, b: jsp_special.xlogy(a, b), aliases=("lmultiply",))
-_binary("binary_log_loss", "-log(p) if y == 1 else -log(1 - p).",
-        lambda y, p: -jnp.where(y == 1, jnp.log(p), jnp.log1p(-p)))
+_binary(
+    "log_inv_logit_diff",
+    "log(inv_logit(a) - inv_logit(b)).",
+    lambda a, b: a - jnp.logaddexp(0.0, a) + jnp.log(-jnp.expm1(b - a)) - jnp.logaddexp(0.0, b),
+)
+_binary(
+    "multiply_log",
+    "a * log(b), 0 when both are 0.",
+    lambda a, b: jsp_special.xlogy(a, b),
+    aliases=("lmultiply",),
+)
+_binary(
+    "binary_log_loss",
+    "-log(p) if y == 1 else -log(1 - p).",
+    lambda y, p: -jnp.where(y == 1, jnp.log(p), jnp.log1p(-p)),
+)
 
 
 # ---- reductions ---------------------------------------------------------------
@@ -127,7 +147,9 @@ _reduction("sum", "Sum of all elements.", lambda x: jnp.sum(x), rules.reduce_kee
 _reduction("prod", "Product of all elements.", lambda x: jnp.prod(x), rules.reduce_keep)
 _reduction("mean", "Mean of all elements.", lambda x: jnp.mean(x))
 _reduction("variance", "Sample variance (divides by n - 1), as Stan.", lambda x: jnp.var(x, ddof=1))
-_reduction("sd", "Sample standard deviation (divides by n - 1), as Stan.", lambda x: jnp.std(x, ddof=1))
+_reduction(
+    "sd", "Sample standard deviation (divides by n - 1), as Stan.", lambda x: jnp.std(x, ddof=1)
+)
 _reduction("norm1", "Sum of absolute values.", lambda x: jnp.sum(jnp.abs(x)))
 _reduction("norm2", "Euclidean norm.", lambda x: jnp.sqrt(jnp.sum(jnp.square(x))))
 _reduction("dot_self", "Sum of squares.", lambda x: jnp.sum(jnp.square(x)))
@@ -496,7 +518,9 @@ def _append_row_rule(args: list[Arg]) -> Ty:
         cols_b = b.shape[-1]
         unify_dim(a.shape[1], cols_b, "append_row: column counts")
         rows_b = b.shape[0] if b.rank == 2 else 1
-        total = a.shape[0] + rows_b if isinstance(a.shape[0], int) and isinstance(rows_b, int) else None
+        total = (
+            a.shape[0] + rows_b if isinstance(a.shape[0], int) and isinstance(rows_b, int) else None
+        )
         return Ty(base, (total, a.shape[1]))
     raise RuleError(f"cannot stack {a} on {b}")
 

@@ -60,7 +60,11 @@ def pos(a):
 
 def _transpose_rule(args: list[Arg]) -> Ty:
     t = args[0].ty
-    return t.with_shape(t.shape[::-1]) if t.rank <= 2 else t.with_shape(t.shape[:-2] + t.shape[-2:][::-1])
+    return (
+        t.with_shape(t.shape[::-1])
+        if t.rank <= 2
+        else t.with_shape(t.shape[:-2] + t.shape[-2:][::-1])
+    )
 
 
 @fn("transpose", rule=_transpose_rule, args=1, category="operator")

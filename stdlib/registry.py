@@ -153,7 +153,9 @@ class Registry:
 
     def solver(self, name: str, kinds: tuple[str, ...], options: dict[str, tuple[type, Any]]):
         def register(impl: Callable[..., Any]) -> Callable[..., Any]:
-            self.solvers[name] = SolverEntry(name, kinds, options, impl, (impl.__doc__ or "").strip())
+            self.solvers[name] = SolverEntry(
+                name, kinds, options, impl, (impl.__doc__ or "").strip()
+            )
             return impl
 
         return register

@@ -51,7 +51,9 @@ def int_scalar(args: list[Arg]) -> Ty:
 
 def need_rank(args: list[Arg], i: int, ranks: tuple[int, ...], what: str) -> None:
     if args[i].ty.rank not in ranks:
-        want = " or ".join({0: "a scalar", 1: "a vector", 2: "a matrix"}.get(r, f"rank {r}") for r in ranks)
+        want = " or ".join(
+            {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(r, f"rank {r}") for r in ranks
+        )
         raise RuleError(f"{what} must be {want}, not {args[i].ty}", arg=i)
 
 
@@ -84,7 +86,10 @@ def matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
 
 
 def matmul(args: list[Arg]) -> Ty:
-    return Ty(join_base(args[0].ty.base, args[1].ty.base), matmul_shape(args[0].ty.shape, args[1].ty.shape))
+    return Ty(
+        join_base(args[0].ty.base, args[1].ty.base),
+        matmul_shape(args[0].ty.shape, args[1].ty.shape),
+    )
 
 
 def square_matrix(args: list[Arg]) -> Ty:

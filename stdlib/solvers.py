@@ -53,7 +53,11 @@ def lbfgs():
     return "lbfgs"
 
 
-@s("gradient_descent", ("argmin",), {**COMMON, "max_iter": (int, 5000), "learning_rate": (float, 0.1)})
+@s(
+    "gradient_descent",
+    ("argmin",),
+    {**COMMON, "max_iter": (int, 5000), "learning_rate": (float, 0.1)},
+)
 def gradient_descent():
     """Gradient descent with a fixed learning rate."""
     return "gradient_descent"

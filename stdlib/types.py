@@ -89,9 +89,7 @@ def broadcast(*shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:
                 continue
             eq = dims_equal(result, d)
             if eq is False:
-                texts = " and ".join(
-                    "(" + ", ".join(dim_text(x) for x in s) + ")" for s in shapes
-                )
+                texts = " and ".join("(" + ", ".join(dim_text(x) for x in s) + ")" for s in shapes)
                 raise RuleError(f"shapes {texts} cannot be broadcast together")
             if not isinstance(result, int) and (isinstance(d, int) or result is None):
                 result = d

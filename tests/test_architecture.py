@@ -28,7 +28,11 @@ def test_installed_under_one_namespace():
     assert Path(fpl.dsl.__file__).parent == ROOT / "dsl"
     assert Path(fpl.compiler.__file__).parent == ROOT / "compiler"
     for bare in ("dsl", "compiler", "runtime", "stdlib"):
-        code = f"import importlib.util,sys; sys.path=[p for p in sys.path if p not in ('', {str(ROOT)!r})]; print(importlib.util.find_spec({bare!r}))"
+        code = (
+            "import importlib.util, sys; "
+            f"sys.path = [p for p in sys.path if p not in ('', {str(ROOT)!r})]; "
+            f"print(importlib.util.find_spec({bare!r}))"
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
         assert out.stdout.strip() == "None", f"bare package {bare} is importable: {out.stdout}"
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fpl.compiler import ir
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import did_you_mean, error
-from fpl.stdlib.types import REAL, RuleError, Ty, broadcast, dims_equal, dim_text
+from fpl.stdlib.types import REAL, RuleError, Ty, broadcast, dim_text, dims_equal
 
 if TYPE_CHECKING:
     from fpl.compiler.passes.check import Checker
@@ -108,7 +108,9 @@ def _higher_order(c: Checker, e: ast.Call, kind: str) -> ir.Expr:
     elems = [s.ty.with_shape(s.ty.shape[1:]) for s in seqs]
     if kind == "map":
         lam = function_value(c, e.args[0], elems, e.span)
-        return ir.HigherOrder(kind, lam, tuple(args), lam.ty.with_shape((length, *lam.ty.shape)), e.span)
+        return ir.HigherOrder(
+            kind, lam, tuple(args), lam.ty.with_shape((length, *lam.ty.shape)), e.span
+        )
     init = args[0]
     carry = Ty("real", init.ty.shape)
     lam = function_value(c, e.args[0], [carry, *elems], e.span)
@@ -131,12 +133,16 @@ def _apply_derivative(c: Checker, e: ast.Call) -> ir.Expr:
         raise error("E0201", "only grad/jacobian/hessian/jvp/vjp(...) return functions", inner.span)
     kind = inner.func.id
     if not 1 <= len(inner.args) <= 2 or inner.kwargs:
-        raise error("E0203", f"`{kind}` takes a function and optionally an argument number", inner.span)
+        raise error(
+            "E0203", f"`{kind}` takes a function and optionally an argument number", inner.span
+        )
     argnum = 0
     if len(inner.args) == 2:
         k = c.expr(inner.args[1])
         if not (isinstance(k, ir.Const) and k.ty.base == "int"):
-            raise error("E0201", "the argument number must be an integer literal", inner.args[1].span)
+            raise error(
+                "E0201", "the argument number must be an integer literal", inner.args[1].span
+            )
         argnum = int(k.value)
     args = [c.expr(a) for a in e.args]
     extra = 1 if kind in ("jvp", "vjp") else 0
@@ -181,7 +187,9 @@ def _dist_function(c: Checker, e: ast.Call, base: str, kind: str) -> ir.Expr:
         d = c.dist_type(entry, args, e.span, e.func.span)
         return ir.Rng(d, d.ty, e.span)
     if not e.args:
-        raise error("E0203", f"`{base}_{kind}` needs the value first: `{base}_{kind}(y | ...)`", e.span)
+        raise error(
+            "E0203", f"`{base}_{kind}` needs the value first: `{base}_{kind}(y | ...)`", e.span
+        )
     value = c.expr(e.args[0])
     args = tuple(c.expr(a) for a in e.args[1:])
     d = c.dist_type(entry, args, e.span, e.func.span, value=value)
@@ -208,7 +216,9 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
 
     ty, cons = c.type_expr(e.type, allow_params=True)
     if ty.base != "real" or cons.kind != "real":
-        raise error("E0201", f"the unknown of `{e.kind}` must be an unconstrained real", e.type.span)
+        raise error(
+            "E0201", f"the unknown of `{e.kind}` must be an unconstrained real", e.type.span
+        )
     init = c.expr(e.init) if e.init is not None else None
     if init is not None:
         try:
@@ -224,15 +234,19 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
         c.scope = saved
     if e.kind == "argmin":
         if body.ty.rank != 0:
-            raise error("E0202", f"the objective of `argmin` must be a scalar, not {body.ty}", e.body.span)
+            raise error(
+                "E0202", f"the objective of `argmin` must be a scalar, not {body.ty}", e.body.span
+            )
     else:
         what = "the map of `fix`" if e.kind == "fix" else "the residual of `root`"
         try:
             shape = broadcast(body.ty.shape, ty.shape)
         except RuleError:
             shape = None
-        if shape is None or len(shape) != ty.rank or any(
-            dims_equal(a, b) is False for a, b in zip(shape, ty.shape)
+        if (
+            shape is None
+            or len(shape) != ty.rank
+            or any(dims_equal(a, b) is False for a, b in zip(shape, ty.shape))
         ):
             raise error(
                 "E0202",
@@ -303,7 +317,13 @@ def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
                 help="options are `init ...`, `with solver(...)` and `grad=...`",
             )
         v = kw.value
-        name = v.id if isinstance(v, ast.Name) else v.func.id if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) else None
+        name = (
+            v.id
+            if isinstance(v, ast.Name)
+            else v.func.id
+            if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+            else None
+        )
         if name not in GRAD_MODES:
             raise error(
                 "E0206",

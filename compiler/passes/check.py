@@ -15,7 +15,7 @@ from fpl.dsl import ast
 from fpl.dsl.diagnostics import FplError, did_you_mean, error
 from fpl.dsl.spans import Span
 from fpl.stdlib.registry import Arg, DistributionEntry, Registry, registry
-from fpl.stdlib.types import BOOL, INT, REAL, Dim, RuleError, Ty, broadcast, dims_equal, dim_text
+from fpl.stdlib.types import BOOL, INT, REAL, Dim, RuleError, Ty, broadcast, dim_text, dims_equal
 
 DIST_SUFFIXES = ("_lpdf", "_lpmf", "_lupdf", "_lupmf", "_lcdf", "_lccdf", "_cdf", "_rng")
 HIGHER_ORDER = ("map", "scan", "fold")
@@ -156,7 +156,8 @@ class Checker:
         for node in ir.walk(value):
             if isinstance(node, ir.Ref) and node.kind not in ("data",):
                 raise error(
-                    "E0201", f"{what} of data may only use data, not the {node.kind} `{node.name}`",
+                    "E0201",
+                    f"{what} of data may only use data, not the {node.kind} `{node.name}`",
                     node.span,
                 )
 
@@ -335,7 +336,9 @@ class Checker:
             label = "not a distribution"
             if name in self.reg.functions or name in self.functions:
                 label = "a function, not a distribution"
-            raise error("E0103", f"unknown distribution `{name}`", call.func.span, label=label, help=hint)
+            raise error(
+                "E0103", f"unknown distribution `{name}`", call.func.span, label=label, help=hint
+            )
         if call.kwargs:
             raise error("E0203", "distributions take positional arguments", call.kwargs[0].span)
         args = tuple(self.expr(a) for a in call.args)
@@ -373,7 +376,11 @@ class Checker:
             event = a.ty.shape[a.ty.rank - entry.event_rank :]
         elif entry.event_rank:
             known = value.ty if value is not None else value_ty
-            event = known.shape[-entry.event_rank :] if known is not None else (None,) * entry.event_rank
+            event = (
+                known.shape[-entry.event_rank :]
+                if known is not None
+                else (None,) * entry.event_rank
+            )
         else:
             event = ()
         base = "int" if entry.support.discrete else "real"
@@ -405,7 +412,9 @@ class Checker:
             try:
                 broadcast(target.shape[: target.rank - entry.event_rank], batch_shape)
             except RuleError as exc:
-                raise error("E0202", f"value and `{entry.name}` arguments: {exc.message}", where) from None
+                raise error(
+                    "E0202", f"value and `{entry.name}` arguments: {exc.message}", where
+                ) from None
             ty = Ty(base, tuple(target.shape))
         return ir.Dist(entry.name, args, ty, span)
 
@@ -427,7 +436,13 @@ class Checker:
                     e.span,
                 )
             hint = did_you_mean(e.id, self.scope.all_names())
-            raise error("E0102", f"unknown name `{e.id}`", e.span, label="not declared before here", help=hint)
+            raise error(
+                "E0102",
+                f"unknown name `{e.id}`",
+                e.span,
+                label="not declared before here",
+                help=hint,
+            )
         if sym.kind == "gen" and not self.in_gen:
             raise error(
                 "E0207",
@@ -438,9 +453,17 @@ class Checker:
 
     def op(self, name: str, args: list[ir.Expr], span: Span, arg_spans=None) -> ir.Op:
         entry = self.reg.functions[name]
-        if not entry.min_args <= len(args) <= (entry.max_args if entry.max_args is not None else 10**9):
+        if (
+            not entry.min_args
+            <= len(args)
+            <= (entry.max_args if entry.max_args is not None else 10**9)
+        ):
             hi = "any number of" if entry.max_args is None else str(entry.max_args)
-            want = str(entry.min_args) if entry.min_args == entry.max_args else f"{entry.min_args} to {hi}"
+            want = (
+                str(entry.min_args)
+                if entry.min_args == entry.max_args
+                else f"{entry.min_args} to {hi}"
+            )
             raise error("E0203", f"`{name}` takes {want} arguments, got {len(args)}", span)
         for a in args:
             if a.ty.base not in ("int", "real", "bool"):
@@ -448,7 +471,11 @@ class Checker:
         infos = [Arg(a.ty, self.static(a)) for a in args]
         for i in entry.static_args:
             if i < len(infos) and infos[i].dim is None:
-                raise error("E0201", f"argument {i + 1} of `{name}` must be a size known before the model runs", args[i].span)
+                raise error(
+                    "E0201",
+                    f"argument {i + 1} of `{name}` must be a size known before the model runs",
+                    args[i].span,
+                )
         try:
             ty = entry.rule(infos)
         except RuleError as exc:
@@ -510,7 +537,9 @@ class Checker:
                 if isinstance(lo_d, int) and isinstance(hi_d, int):
                     size: Dim = hi_d - lo_d + 1
                     if size < 0 or lo_d < 1 or (isinstance(dim, int) and hi_d > dim):
-                        raise error("E0202", f"slice {lo_d}:{hi_d} is out of range 1:{dim}", item.span)
+                        raise error(
+                            "E0202", f"slice {lo_d}:{hi_d} is out of range 1:{dim}", item.span
+                        )
                 elif lo_d == 1 and hi_d is not None:
                     size = hi_d
                 elif lo_d is not None and hi_d is not None:
@@ -541,8 +570,12 @@ class Checker:
                 e.span,
             )
         if e.name not in ("residual", "iterations"):
-            raise error("E0102", f"unknown attribute `.{e.name}`", e.span,
-                        help="implicit nodes have `.residual` and `.iterations`")
+            raise error(
+                "E0102",
+                f"unknown attribute `.{e.name}`",
+                e.span,
+                help="implicit nodes have `.residual` and `.iterations`",
+            )
         ty = REAL if e.name == "residual" else INT
         return ir.Attr(target, e.name, ty, e.span)
 
@@ -574,10 +607,16 @@ class Checker:
             if p.type is not None:
                 want, _ = self.type_expr(p.type, allow_params=True)
                 if want.rank != ty.rank or (want.base == "int" and ty.base != "int"):
-                    raise error("E0201", f"argument `{p.name}` of `{name}` must be {want}, not {ty}", span)
+                    raise error(
+                        "E0201", f"argument `{p.name}` of `{name}` must be {want}, not {ty}", span
+                    )
                 for a, b in zip(want.shape, ty.shape):
                     if dims_equal(a, b) is False:
-                        raise error("E0202", f"argument `{p.name}` of `{name}` must be {want}, not {ty}", span)
+                        raise error(
+                            "E0202",
+                            f"argument `{p.name}` of `{name}` must be {want}, not {ty}",
+                            span,
+                        )
             inner.names[p.name] = Symbol("arg", ty, p.span)
         saved = self.scope
         self.scope = inner
@@ -587,13 +626,18 @@ class Checker:
                 value = self.expr(let.value)
                 if let.name in inner.names:
                     raise error("E0105", f"`{let.name}` is declared twice", let.span)
-                inner.names[let.name] = Symbol("local", value.ty, let.span, isinstance(value, ir.Implicit))
+                inner.names[let.name] = Symbol(
+                    "local", value.ty, let.span, isinstance(value, ir.Implicit)
+                )
                 lets.append((let.name, value))
             result = self.expr(fn.result)
         except FplError as exc:
             if span.line and fn.span.line:
-                note = error("E0201", f"in a call of `{name}` with argument types "
-                             f"({', '.join(map(str, tys))})", span).diagnostics[0]
+                note = error(
+                    "E0201",
+                    f"in a call of `{name}` with argument types ({', '.join(map(str, tys))})",
+                    span,
+                ).diagnostics[0]
                 raise FplError([*exc.diagnostics, note]) from None
             raise
         finally:
@@ -601,8 +645,12 @@ class Checker:
         if fn.returns is not None:
             want, _ = self.type_expr(fn.returns, allow_params=True)
             if want.rank != result.ty.rank:
-                raise error("E0201", f"`{name}` returns {result.ty}, declared {want}", fn.result.span)
-        lam = ir.Lambda(name, tuple(p.name for p in fn.params), tuple(lets), result, result.ty, fn.span)
+                raise error(
+                    "E0201", f"`{name}` returns {result.ty}, declared {want}", fn.result.span
+                )
+        lam = ir.Lambda(
+            name, tuple(p.name for p in fn.params), tuple(lets), result, result.ty, fn.span
+        )
         self.instances[key] = lam
         return lam
 

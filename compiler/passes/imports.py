@@ -11,7 +11,9 @@ from fpl.dsl.diagnostics import error
 from fpl.dsl.parser import parse
 
 
-def expand_imports(prog: ast.Program, base: Path | None, _seen: tuple[Path, ...] = ()) -> ast.Program:
+def expand_imports(
+    prog: ast.Program, base: Path | None, _seen: tuple[Path, ...] = ()
+) -> ast.Program:
     if not any(isinstance(s, ast.Import) for s in prog.statements):
         return prog
     out: list = []
@@ -24,12 +26,20 @@ def expand_imports(prog: ast.Program, base: Path | None, _seen: tuple[Path, ...]
         folder = base.parent.resolve()
         rel = Path(s.path)
         if rel.is_absolute() or not s.path.endswith(".fpl"):
-            raise error("E0106", f"cannot import `{s.path}`", s.span,
-                        help="imports are relative paths to .fpl files in the model's folder")
+            raise error(
+                "E0106",
+                f"cannot import `{s.path}`",
+                s.span,
+                help="imports are relative paths to .fpl files in the model's folder",
+            )
         target = (folder / rel).resolve()
         if folder not in target.parents:
-            raise error("E0106", f"`{s.path}` is outside the model's folder", s.span,
-                        help="imports may not leave the importing file's folder")
+            raise error(
+                "E0106",
+                f"`{s.path}` is outside the model's folder",
+                s.span,
+                help="imports may not leave the importing file's folder",
+            )
         if target in _seen:
             raise error("E0106", f"`{s.path}` imports itself (a cycle)", s.span)
         try:

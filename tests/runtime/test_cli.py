@@ -65,8 +65,10 @@ def test_data_error_names_field(tmp_path, capsys):
     assert "E0304" in err and "sigma[8]" in err and f"eight_schools.fpl:{line}:1" in err
 
 
-@pytest.mark.parametrize("emit,needle", [("ast", "DataDecl"), ("ir", "param  tau: real<lower=0>"),
-                                          ("python", "def log_density")])
+@pytest.mark.parametrize(
+    "emit,needle",
+    [("ast", "DataDecl"), ("ir", "param  tau: real<lower=0>"), ("python", "def log_density")],
+)
 def test_compile_emits(emit, needle, capsys):
     assert main(["compile", str(ES), "--emit", emit]) == 0
     assert needle in capsys.readouterr().out
