@@ -31,6 +31,7 @@ class Result:
     env: dict[str, Any]
     solver_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_support: Any = True
+    solver_failures: Any = 0  # implicit nodes whose forward solve did not converge
 
 
 class Evaluator:
@@ -157,6 +158,7 @@ class Evaluator:
 
             def call(*args):
                 ev = self.child(dict(zip(fn.params, args)))
+                ev.solver_stats = {}  # stats of an inner trace (map/scan/grad) stay inside it
                 for name, value in fn.lets:
                     ev.env[name] = ev.expr(value)
                 return ev.expr(fn.result)
@@ -271,8 +273,12 @@ def _run(program, env, params, rng_key, generate, reg) -> Result:
             ev.env[s.name] = ev.draw(s.dist)
         elif generate and isinstance(s, ir.GenLet):
             ev.env[s.name] = ev.expr(s.value)
-    target = jnp.where(ok, target, -jnp.inf)
-    return Result(target, ev.env, ev.solver_stats, ok)
+    # A non-converged solve makes the log density -inf (the sampler rejects the point;
+    # optimizers see it), never a silently wrong value.
+    failed = [jnp.logical_not(st["converged"]) for st in ev.solver_stats.values()]
+    n_failed = sum(jnp.asarray(f, jnp.int32) for f in failed) if failed else 0
+    target = jnp.where(jnp.logical_and(ok, n_failed == 0), target, -jnp.inf)
+    return Result(target, ev.env, ev.solver_stats, ok, n_failed)
 
 
 # ---- param sources ------------------------------------------------------------------

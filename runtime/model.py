@@ -61,6 +61,7 @@ class Model:
 
     def _weights(self, program: ir.Program, data: dict, given) -> dict[str, Any]:
         import jax
+        import jax.numpy as jnp
 
         from fpl.compiler.lower import Evaluator
         from fpl.stdlib.registry import registry
@@ -71,15 +72,13 @@ class Model:
         ev = Evaluator(registry(), dict(data), key)
         for w in program.weights:
             if w.name in given:
-                out[w.name] = np.asarray(given[w.name], dtype=float)
+                out[w.name] = jnp.asarray(given[w.name], dtype=jnp.result_type(float))
                 ev.env[w.name] = out[w.name]
                 continue
             if isinstance(w.init, ir.Dist):
                 value = ev.draw(w.init)
             else:
                 value = ev.expr(w.init)
-            import jax.numpy as jnp
-
             out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), w.ty.shape))
             ev.env[w.name] = out[w.name]
         return out

@@ -1,0 +1,227 @@
+"""Lowering of the implicit forms ``fix``, ``root`` and ``argmin`` (LANGUAGE.md §4).
+
+``lower_implicit(ev, node)`` is called by the trace-time evaluator.  It
+
+1. closure-converts the body: the free names of the body (every ``Ref`` other than the
+   unknown; ``x.residual``-style attributes too) whose current values are JAX arrays
+   become explicit operands ``theta`` (a dict), so that ``f(z, theta)`` is a pure
+   function and differentiation w.r.t. params, weights and data goes through
+   ``theta`` (Python numbers and NumPy constants stay closed over; integer operands
+   are carried but never differentiated);
+2. runs a forward solver (``implicit_solvers``) on ``stop_gradient(theta)`` - no
+   derivative ever flows through the iterations, except with ``grad=unrolled``;
+3. re-attaches the dependence on ``theta`` with a ``jax.custom_jvp`` identity
+   ``attach(z*, theta) = z*`` whose JVP rule is the implicit function theorem (or the
+   phantom / one-step approximations); reverse mode is JAX's transpose of that JVP;
+4. records ``ev.solver_stats[node.node_id] = {residual, iterations, converged}`` and
+   returns ``where(converged, z*, nan)``: a solve that did not converge makes the value
+   NaN (so a log density built from it is NaN, which NUTS rejects as a divergence).
+
+Nested implicit nodes (one inside another's body) work: the inner node is just part
+of ``f``; its stats (at the outer solution) are recorded as well, and the outer node
+counts as converged only if the inner ones did.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from fpl.compiler import ir
+from fpl.compiler.implicit_solvers import DENSE_MAX, converged, norm, residual_fn, solve
+
+LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
+
+
+# ---- closure conversion -------------------------------------------------------------
+
+
+def free_names(node: ir.Implicit) -> set[str]:
+    """Names the body may read from the environment (a superset is harmless)."""
+    names: set[str] = set()
+    for sub in [node.body]:
+        for x in ir.walk(sub):
+            if isinstance(x, ir.Ref):
+                names.add(x.name)
+            elif isinstance(x, ir.Attr):
+                names.add(f"{x.target.name}.{x.name}")
+    names.discard(node.var)
+    return names
+
+
+def _is_operand(value) -> bool:
+    if isinstance(value, jax.core.Tracer):
+        return True
+    return isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jnp.inexact)
+
+
+def _inexact(value) -> bool:
+    return jnp.issubdtype(jnp.result_type(value), jnp.inexact)
+
+
+def solver_options(ev, node: ir.Implicit) -> tuple[str, dict[str, Any]]:
+    from fpl.compiler.implicit_solvers import DEFAULT
+
+    name = node.solver or DEFAULT[node.kind]
+    entry = ev.reg.solvers[name]
+    opts = {k: default for k, (_typ, default) in entry.options.items()}
+    opts.update(dict(node.solver_options))
+    return name, opts
+
+
+# ---- implicit differentiation ---------------------------------------------------------
+#
+# Let R(z, θ) = 0 define z*(θ):  R = f(z, θ) - z for `fix`, R = F(z, θ) for `root`,
+# R = ∇_z obj(z, θ) for `argmin` (first-order optimality).  Differentiating the
+# identity R(z*(θ), θ) = 0 along a tangent θ̇ (implicit function theorem, valid where
+# ∂R/∂z is invertible at z*):
+#
+#     ∂R/∂z ż + ∂R/∂θ θ̇ = 0      =>      ż = -(∂R/∂z)^{-1} ∂R/∂θ θ̇.
+#
+# For `fix` this is (I - ∂f/∂z) ż = ∂f/∂θ θ̇; for `argmin`, ∂R/∂z is the Hessian of the
+# objective.  The JVP rule computes b = -∂R/∂θ θ̇ with one `jax.jvp` of R in θ, then
+# solves A ż = b with A v = ∂R/∂z v (a jvp of R in z) through `lax.custom_linear_solve`:
+# ż is linear in θ̇, so JAX can transpose the rule for reverse mode, and
+# `custom_linear_solve` transposes to a solve with Aᵀ (our `transpose_solve`), which is
+# the adjoint equation Aᵀ λ = z̄ of the usual backward pass.  The rule re-applies
+# `attach` to its primal z, so the z inside A and b depends on θ again and
+# higher-order derivatives (jacfwd of jacrev, hessian) are exact too.
+#
+# Linear solves: n <= DENSE_MAX materialises A (vmap of the matvec over the identity)
+# and uses LU; larger n runs GMRES on the matvec.  Either way the residual
+# ||A ż - b|| is checked: if it is not small (singular A, GMRES stalled), ż is NaN -
+# a wrong gradient is never returned silently.  (A tangent cannot mark the node "not
+# converged": stats are primal values; the NaN gradient makes NUTS diverge instead.)
+#
+# Approximate modes use the fixed-point map T: T = f for `fix`, T(z) = z - R(z) for
+# `root`/`argmin` (a unit-step Newton-free map; meaningful when ∂R/∂z ≈ I):
+#   phantom(k):  ż_0 = 0, ż_{j+1} = ∂T/∂z ż_j + ∂T/∂θ θ̇  (k terms of the Neumann series
+#                of (I - ∂T/∂z)^{-1} ∂T/∂θ θ̇);
+#   onestep:     ż = ∂T/∂θ θ̇   (Jacobian-free backprop; phantom with k = 1).
+
+
+def _checked_solve(apply, rhs):
+    """Solve apply(x) = rhs (apply linear); NaN where the result does not check out."""
+    n = rhs.shape[0]
+    dt = rhs.dtype
+    if n <= DENSE_MAX:
+        A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
+        x = jnp.linalg.solve(A, rhs)
+        r = A @ x - rhs
+        scale = norm(rhs) + jnp.sqrt(jnp.sum(A * A)) * norm(x)
+        ok = norm(r) <= jnp.sqrt(jnp.finfo(dt).eps) * scale
+    else:
+        x, _ = jax.scipy.sparse.linalg.gmres(
+            apply, rhs, tol=1e-10, restart=min(n, 50), maxiter=LINEAR_MAXITER
+        )
+        ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
+    ok = ok & jnp.all(jnp.isfinite(x))
+    return jnp.where(ok, x, jnp.nan)
+
+
+def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys):
+    fixed = {key: v for key, v in theta.items() if key not in float_keys}
+    th_f = {key: theta[key] for key in float_keys}
+    dth = {key: theta_dot[key] for key in float_keys}
+
+    def jvp_theta(g):
+        return jax.jvp(lambda t: g(z, {**fixed, **t}), (th_f,), (dth,))[1]
+
+    def jvp_z(g, v):
+        return jax.jvp(lambda zz: g(zz, theta), (z,), (v,))[1]
+
+    if mode == "implicit":
+        b = -jvp_theta(R)
+        return jax.lax.custom_linear_solve(
+            lambda v: jvp_z(R, v),
+            b,
+            solve=lambda mv, rhs: _checked_solve(mv, rhs),
+            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs),
+        )
+    b = jvp_theta(T)
+    if mode == "onestep":
+        return b
+    zdot = b
+    for _ in range(k - 1):  # phantom(k)
+        zdot = jvp_z(T, zdot) + b
+    return zdot
+
+
+def _make_attach(kind, mode, k, R, T, float_keys):
+    @jax.custom_jvp
+    def attach(z, theta):
+        return z
+
+    @attach.defjvp
+    def attach_jvp(primals, tangents):
+        z, theta = primals
+        _, theta_dot = tangents
+        z = attach(z, theta)  # z as a function of theta again, for higher orders
+        return z, _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys)
+
+    return attach
+
+
+# ---- the node ------------------------------------------------------------------------
+
+
+def lower_implicit(ev, node: ir.Implicit):
+    from fpl.compiler.lower import Evaluator
+
+    shape = tuple(int(d) for d in node.ty.shape)
+    n = math.prod(shape)
+    dt = jnp.result_type(float)
+    kind = node.kind
+
+    theta = {}
+    for name in free_names(node):
+        if name in ev.env and _is_operand(ev.env[name]):
+            theta[name] = ev.env[name]
+    float_keys = frozenset(key for key, v in theta.items() if _inexact(v))
+
+    def body(z, th, stats=None):
+        sub = Evaluator(ev.reg, {**ev.env, **th, node.var: z.reshape(shape)})
+        sub.solver_stats = {} if stats is None else stats
+        value = jnp.asarray(sub.expr(node.body), dt)
+        if kind == "argmin":
+            return jnp.reshape(value, ())
+        return jnp.ravel(jnp.broadcast_to(value, shape))
+
+    def R(z, th):
+        return residual_fn(kind, lambda zz: body(zz, th))(z)
+
+    def T(z, th):
+        return body(z, th) if kind == "fix" else z - R(z, th)
+
+    if node.init is not None:
+        z0 = jnp.ravel(jnp.broadcast_to(jnp.asarray(ev.expr(node.init), dt), shape))
+    else:
+        z0 = jnp.zeros((n,), dt)
+
+    name, opts = solver_options(ev, node)
+    if node.grad == "unrolled":
+        z, res, iters = solve(kind, name, lambda zz: body(zz, theta), z0, opts, unrolled=True)
+    else:
+        th_sg = jax.tree.map(jax.lax.stop_gradient, theta)
+        z_sg, res, iters = solve(
+            kind, name, lambda zz: body(zz, th_sg), jax.lax.stop_gradient(z0), opts
+        )
+        k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
+        attach = _make_attach(kind, node.grad, k, R, T, float_keys)
+        z = attach(z_sg, theta)
+
+    ok = converged(jax.lax.stop_gradient(res), jax.lax.stop_gradient(z), opts["tol"])
+    if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
+        inner: dict[int, dict[str, Any]] = {}
+        body(jax.lax.stop_gradient(z), jax.tree.map(jax.lax.stop_gradient, theta), inner)
+        for node_id, stats in inner.items():
+            ev.solver_stats[node_id] = stats
+            ok = ok & stats["converged"]
+    ev.solver_stats[node.node_id] = {"residual": res, "iterations": iters, "converged": ok}
+    return jnp.where(ok, z, jnp.nan).reshape(shape)
+
+
+__all__ = ["lower_implicit", "free_names"]

@@ -1,0 +1,153 @@
+"""Every solver on a shared table of problems with known answers, through the language.
+
+Each problem is a small model whose log density is ``sum(wt * z)`` for the implicit
+node ``z`` (``wt`` fixed data), so the value, ``jax.grad`` and ``jax.jacfwd`` of the
+log density check the solution and its implicit derivative against closed forms (or
+a float64 reference solution and central finite differences where none exists).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fpl
+
+jax.config.update("jax_enable_x64", True)
+
+RNG = np.random.default_rng(7)
+N = 4
+A = RNG.normal(size=(N, N))
+A = 0.9 * A / np.linalg.norm(A, 2)  # spectral norm 0.9; the map below contracts by 0.45
+U = RNG.normal(size=N)
+WT = RNG.normal(size=N)
+THETA = np.array([0.5, 1.3, 2.0, 3.7])
+X = RNG.normal(size=(8, 3))
+Y = RNG.normal(size=8)
+
+FIX = """
+data n: int
+data A: real[n, n]
+data u: real[n]
+data wt: real[n]
+param c: real
+let z = fix z: real[n] = 0.5 * tanh(A @ z + c * u) SOLVER
+target += sum(wt * z)
+"""
+
+ROOT = """
+data n: int
+data wt: real[n]
+param theta: real<lower=0>[n]
+let z = root z: real[n] of z * z * z - theta init ones(n) SOLVER
+target += sum(wt * z)
+"""
+
+ARGMIN = """
+data n: int
+data d: int
+data X: real[n, d]
+data y: real[n]
+data wt: real[d]
+param lam: real<lower=0>
+let w = argmin w: real[d] of sum(square(X @ w - y)) + lam * dot_self(w) SOLVER
+target += sum(wt * w)
+"""
+
+
+def fix_reference(c):
+    z = np.zeros(N)
+    for _ in range(200):  # contraction 0.45: 200 steps reach float64 round-off
+        z = 0.5 * np.tanh(A @ z + c * U)
+    return z
+
+
+def ridge(lam):
+    return np.linalg.solve(X.T @ X + lam * np.eye(3), X.T @ Y)
+
+
+CASES = [
+    ("fix", "iterate()"),
+    ("fix", "iterate(damping=0.7)"),
+    ("fix", "anderson()"),
+    ("fix", "anderson(memory=2, mixing=0.8)"),
+    ("fix", "broyden()"),
+    ("fix", "newton()"),
+    ("fix", "halpern()"),
+    ("root", "newton()"),
+    ("root", "broyden()"),
+    ("root", ""),
+    ("argmin", "lbfgs()"),
+    ("argmin", "gradient_descent(learning_rate=0.02, max_iter=20000)"),
+    # (argmin's default is lbfgs: compiling optax's zoom line search costs ~5 s)
+]
+
+
+def build(kind, solver):
+    text = {"fix": FIX, "root": ROOT, "argmin": ARGMIN}[kind]
+    model = fpl.compile(text.replace("SOLVER", f"with {solver}" if solver else ""))
+    if kind == "fix":
+        data = {"n": N, "A": A, "u": U, "wt": WT}
+        return model, data, "c", 0.7
+    if kind == "root":
+        return model, {"n": N, "wt": WT}, "theta", THETA
+    return model, {"n": 8, "d": 3, "X": X, "y": Y, "wt": WT[:3]}, "lam", 0.9
+
+
+@pytest.mark.parametrize("kind,solver", CASES)
+def test_solver_value_and_derivatives(kind, solver):
+    model, data, name, p0 = build(kind, solver)
+    f = jax.jit(lambda p: model.log_density({name: p}, data))
+    p0 = jnp.asarray(p0, float)
+    value, g = jax.value_and_grad(f)(p0)
+    value = float(value)
+    if kind == "fix":
+        # No closed form: a float64 reference solve and central differences.  The
+        # solver stops at ||f(z) - z|| <= 1e-8, so z is within 1e-8 / (1 - 0.45) of
+        # the fixed point; FD with h = 1e-5 has truncation error ~h^2 |f'''| ~ 1e-10
+        # plus round-off ~1e-16/h ~ 1e-11 (but the 1e-8 solve error / h enters: use
+        # 1e-6 relative).
+        assert value == pytest.approx(WT @ fix_reference(0.7), abs=1e-7)
+        h = 1e-5
+        fd = (WT @ fix_reference(0.7 + h) - WT @ fix_reference(0.7 - h)) / (2 * h)
+        assert float(g) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    elif kind == "root":
+        # z = theta^(1/3); dz/dtheta = theta^(-2/3) / 3 (exact; tolerances are the
+        # solver's 1e-8 and float64 round-off).
+        assert value == pytest.approx(WT @ np.cbrt(THETA), abs=1e-7)
+        np.testing.assert_allclose(g, WT * THETA ** (-2 / 3) / 3, rtol=1e-7, atol=1e-9)
+    else:
+        # Ridge: w = (X'X + lam I)^{-1} X'y, dw/dlam = -(X'X + lam I)^{-1} w.
+        assert value == pytest.approx(WT[:3] @ ridge(0.9), abs=1e-7)
+        M = X.T @ X + 0.9 * np.eye(3)
+        assert float(g) == pytest.approx(-WT[:3] @ np.linalg.solve(M, ridge(0.9)), rel=1e-6)
+    if solver in ("anderson()", "newton()", "gradient_descent(learning_rate=0.02, max_iter=20000)"):
+        # forward mode (one solver per kind, to keep compile time down): the same JVP
+        # rule, so equal to reverse mode up to round-off
+        np.testing.assert_allclose(jax.jacfwd(f)(p0), g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["iterate", "anderson", "broyden", "newton", "halpern"])
+def test_fix_solvers_report_stats(solver):
+    from fpl.compiler.lower import from_constrained, run
+
+    model, data, _, _ = build("fix", f"{solver}()")
+    b = model.bind(data)
+    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.7}))
+    (stats,) = res.solver_stats.values()
+    assert bool(stats["converged"])
+    assert 0 < int(stats["iterations"]) <= 500
+    assert float(stats["residual"]) <= 1e-8
+    assert float(res.env["z.residual"]) == float(stats["residual"])
+
+
+def test_anderson_beats_picard():
+    from fpl.compiler.lower import from_constrained, run
+
+    counts = {}
+    for solver in ("iterate", "anderson"):
+        model, data, _, _ = build("fix", f"{solver}()")
+        b = model.bind(data)
+        res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.7}))
+        counts[solver] = int(res.env["z.iterations"])
+    assert counts["anderson"] < counts["iterate"]
