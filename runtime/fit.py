@@ -49,6 +49,9 @@ class Fit:
     observed: dict[str, np.ndarray]
     attrs: dict[str, Any] = field(default_factory=dict)
     warmup_divergences: np.ndarray | None = None
+    #: implicit node ("fix#1 at model.fpl:9:9") -> non-converged solves met per chain,
+    #: counted over every log-density evaluation of the run (warmup included)
+    solver_failures: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -84,6 +87,12 @@ class Fit:
         depth = int(self.attrs.get("max_tree_depth", 10))
         text = format_summary(rows, self.sample_stats, max_tree_depth=depth)
         sat = np.sum(self.sample_stats["tree_depth"] >= depth, axis=1)
+        for node, counts in self.solver_failures.items():
+            per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(counts))
+            text += (
+                f"\nImplicit node {node}: {sum(counts)} non-converged solves "
+                f"(the density was -inf there) [{per_chain}]"
+            )
         return Summary(rows, text, [int(x) for x in self.divergences], [int(x) for x in sat])
 
     def to_fitdata(self) -> FitData:
@@ -95,7 +104,11 @@ class Fit:
             observed_data=dict(self.observed),
             log_likelihood=loglik,
             posterior_predictive=predictive,
-            attrs={"model": self.model, **{k: v for k, v in self.attrs.items()}},
+            attrs={
+                "model": self.model,
+                **self.attrs,
+                **{f"solver_failures {k}": sum(v) for k, v in self.solver_failures.items()},
+            },
         )
 
     def to_arviz(self):

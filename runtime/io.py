@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from fpl.dsl.diagnostics import FplError, InternalError, error
 from fpl.runtime.jsondata import JsonValueError, convert_value, load_json_object, to_json_value
 

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 import numpy as np
+
 from fpl.dsl.diagnostics import error
 from fpl.dsl.spans import Source, Span
 

@@ -130,10 +130,14 @@ class Model:
 
         program, static, weights = bound.program, bound.static, bound.weights
 
+        from fpl.runtime.failures import report
+
         def gen(args):
             def potential(u):
                 env = {**static, **args, **weights}
-                return -run(program, env, from_unconstrained(u)).target
+                res = run(program, env, from_unconstrained(u))
+                report(res.solver_stats)
+                return -res.target
 
             return potential
 

@@ -27,6 +27,7 @@ class ChainsResult:
     stats: dict[str, np.ndarray]  # (chains, draws)
     warmup_divergences: np.ndarray  # (chains,)
     seconds: float
+    solver_failures: dict[int, list[int]]  # implicit node id -> failed solves per chain
 
 
 class Progress:
@@ -105,7 +106,11 @@ def run_nuts(
     all_pos: list[dict[str, np.ndarray]] = []
     all_stats: list[list[np.ndarray]] = []
     warm_div = []
+    from fpl.runtime.failures import COUNTER
+
+    COUNTER.counts.clear()
     for c, init in enumerate(inits):
+        COUNTER.chain = c
         bar = Progress(progress, total, f"chain {c + 1}/{len(inits)}")
         state = start(init, keys[c], args)
         pos_parts, stat_parts = [], []
@@ -125,4 +130,10 @@ def run_nuts(
         all_stats.append([s[warmup:] for s in stats_full])
     positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
     stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
-    return ChainsResult(positions, stats, np.asarray(warm_div), time.perf_counter() - began)
+    return ChainsResult(
+        positions,
+        stats,
+        np.asarray(warm_div),
+        time.perf_counter() - began,
+        COUNTER.per_node(len(inits)),
+    )

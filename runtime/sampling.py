@@ -110,6 +110,12 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
         attrs={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
                "max_tree_depth": max_tree_depth, "seconds": round(result.seconds, 3)},
         warmup_divergences=result.warmup_divergences,
+        solver_failures={
+            f"{n.kind}#{n.node_id} at {n.span.location}": result.solver_failures.get(
+                n.node_id, [0] * chains
+            )
+            for n in program.implicit_nodes
+        },
     )  # fmt: skip
 
 
