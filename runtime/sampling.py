@@ -27,32 +27,35 @@ def _float64():
     return jax.enable_x64(True)
 
 
-def find_inits(model, bound, args, chains: int, key, init: Mapping[str, Any] | None):
+def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, Any] | None):
+    """Stan's initialisation: uniform(-2, 2) on the unconstrained scale, retried until the
+    log density and its gradient are finite.  Candidates come from NumPy (no per-draw JAX
+    dispatch); the density and gradient are one compiled function."""
     shapes = model.unconstrained_shapes(bound)
-    potential = jax.jit(lambda u, a: model.potential_gen(bound)(a)(u))
-    grad = jax.jit(jax.grad(lambda u, a: model.potential_gen(bound)(a)(u)))
+    value_and_grad = jax.jit(jax.value_and_grad(lambda u, a: model.potential_gen(bound)(a)(u)))
     given = None
     if init is not None:
         unknown = set(init) - set(shapes)
         if unknown:
             raise error("E0403", f"`init` names unknown params: {', '.join(sorted(unknown))}")
-        given = model.unconstrain({**_init_defaults(model, bound), **init}, _data(bound),
-                                  weights=bound.weights)  # fmt: skip
+        given = dict(init)
+    rng = np.random.default_rng(seed)
     inits = []
     for c in range(chains):
-        key, sub = jax.random.split(key)
         for _attempt in range(INIT_TRIES):
-            sub, k = jax.random.split(sub)
-            keys = jax.random.split(k, max(len(shapes), 1))
             u = {
-                name: jax.random.uniform(kk, shape, minval=-INIT_RADIUS, maxval=INIT_RADIUS)
-                for kk, (name, shape) in zip(keys, shapes.items())
+                name: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=shape))
+                for name, shape in shapes.items()
             }
-            if given is not None:
-                u = {n: jnp.asarray(given[n], float) if n in init else u[n] for n in u}
-            pe = float(potential(u, args))
-            g = grad(u, args)
-            if np.isfinite(pe) and all(np.all(np.isfinite(np.asarray(v))) for v in g.values()):
+            if given is not None:  # the given values, the rest random (bounds recomputed)
+                full = model.constrain(u, _data(bound), weights=bound.weights)
+                params = {n: full[n] for n in shapes} | given
+                u = model.unconstrain(params, _data(bound), weights=bound.weights)
+                u = {n: jnp.asarray(v, float) for n, v in u.items()}
+            pe, g = value_and_grad(u, args)
+            if np.isfinite(float(pe)) and all(
+                np.all(np.isfinite(np.asarray(v))) for v in g.values()
+            ):
                 inits.append(u)
                 break
             if given is not None and set(init) == set(shapes):
@@ -74,10 +77,6 @@ def _data(bound):
     return {**bound.static, **bound.arrays}
 
 
-def _init_defaults(model, bound) -> dict:
-    return {}
-
-
 def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_depth, init,
            progress, weights) -> Fit:  # fmt: skip
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
@@ -91,8 +90,8 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             )
         args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
         key = jax.random.PRNGKey(seed)
-        key, init_key, run_key, gen_key = jax.random.split(key, 4)
-        inits = find_inits(model, bound, args, chains, init_key, init)
+        key, run_key, gen_key = jax.random.split(key, 3)
+        inits = find_inits(model, bound, args, chains, seed, init)
         result = run_nuts(
             model.potential_gen(bound), args, inits, warmup=warmup, draws=draws, key=run_key,
             target_accept=target_accept, max_tree_depth=max_tree_depth, progress=progress,
