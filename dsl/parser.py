@@ -71,6 +71,18 @@ class _Build(Transformer):
     def sp(self, meta) -> Span:
         return _span(self.source, meta)
 
+    def declared(self, tok) -> str:
+        """A name being declared: reserved words are refused (the contextual lexer
+        would otherwise accept `let data = 1`)."""
+        if str(tok) in _KEYWORDS:
+            raise error(
+                "E0101",
+                f"`{tok}` is a reserved word and cannot be used as a name",
+                _span(self.source, tok),
+                help=f"rename it, e.g. `{tok}_`",
+            )
+        return str(tok)
+
     def _expr(self, node, *children):
         return node
 
@@ -79,22 +91,22 @@ class _Build(Transformer):
         return ast.Program(tuple(s for s in stmts if s is not None), self.sp(meta))
 
     def data_decl(self, meta, name, typ):
-        return ast.DataDecl(str(name), typ, self.sp(meta))
+        return ast.DataDecl(self.declared(name), typ, self.sp(meta))
 
     def param_decl(self, meta, name, typ, prior):
-        return ast.ParamDecl(str(name), typ, prior, self.sp(meta))
+        return ast.ParamDecl(self.declared(name), typ, prior, self.sp(meta))
 
     def weight_decl(self, meta, name, typ, init):
-        return ast.WeightDecl(str(name), typ, init, self.sp(meta))
+        return ast.WeightDecl(self.declared(name), typ, init, self.sp(meta))
 
     def let_stmt(self, meta, name, value):
-        return ast.Let(str(name), value, self.sp(meta))
+        return ast.Let(self.declared(name), value, self.sp(meta))
 
     def block_let(self, meta, name, value):
-        return ast.Let(str(name), value, self.sp(meta))
+        return ast.Let(self.declared(name), value, self.sp(meta))
 
     def out_stmt(self, meta, name, value):
-        return ast.Out(str(name), value, self.sp(meta))
+        return ast.Out(self.declared(name), value, self.sp(meta))
 
     def tilde_stmt(self, meta, lhs, dist):
         return ast.Tilde(lhs, dist, self.sp(meta))
@@ -106,26 +118,26 @@ class _Build(Transformer):
         return ast.Loss(value, self.sp(meta))
 
     def gen_tilde(self, meta, name, dist):
-        return ast.GenTilde(str(name), dist, self.sp(meta))
+        return ast.GenTilde(self.declared(name), dist, self.sp(meta))
 
     def gen_let(self, meta, name, value):
-        return ast.GenLet(str(name), value, self.sp(meta))
+        return ast.GenLet(self.declared(name), value, self.sp(meta))
 
     def fn_params(self, meta, *params):
         return tuple(params)
 
     def fn_param(self, meta, name, typ):
-        return ast.FnParam(str(name), typ, self.sp(meta))
+        return ast.FnParam(self.declared(name), typ, self.sp(meta))
 
     def fn_line(self, meta, name, params, returns, body):
-        return ast.FnDef(str(name), params or (), returns, (), body, self.sp(meta))
+        return ast.FnDef(self.declared(name), params or (), returns, (), body, self.sp(meta))
 
     def block(self, meta, *items):
         return (tuple(items[:-1]), items[-1])
 
     def fn_block(self, meta, name, params, returns, block):
         lets, result = block
-        return ast.FnDef(str(name), params or (), returns, lets, result, self.sp(meta))
+        return ast.FnDef(self.declared(name), params or (), returns, lets, result, self.sp(meta))
 
     def import_stmt(self, meta, path):
         return ast.Import(str(path)[1:-1], self.sp(meta))

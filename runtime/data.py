@@ -55,6 +55,13 @@ def bind_data(
         if d.name not in arrays:
             continue
         arr = arrays[d.name]
+        if arr.ndim != d.ty.rank:  # ranks first: a size is only inferred from a right-rank array
+            raise error(
+                "E0302",
+                f"data field `{d.name}` has rank {arr.ndim} (shape {arr.shape}) but is declared "
+                f"{d.ty}",
+                d.span,
+            )
         for axis, dim in enumerate(d.ty.shape):
             if isinstance(dim, str) and dim.isidentifier() and axis < arr.ndim:
                 if dim not in inferred_from:
@@ -92,14 +99,16 @@ def bind_data(
             arr = arr.astype(np.int64)
         else:
             arr = arr.astype(np.float64)
-            if np.any(np.isnan(arr)):
-                first = tuple(int(i) + 1 for i in np.argwhere(np.isnan(arr))[0])
+            if not np.all(np.isfinite(arr)):
+                first = tuple(int(i) + 1 for i in np.argwhere(~np.isfinite(arr))[0])
                 where = f"[{', '.join(map(str, first))}]" if first else ""
+                bad = arr[tuple(i - 1 for i in first)] if first else arr
+                what = "NaN" if np.isnan(bad) else "infinite"
                 raise error(
                     "E0306",
-                    f"data field `{d.name}{where}` is NaN",
+                    f"data field `{d.name}{where}` is {what}",
                     d.span,
-                    help="FPL does not allow missing values in data; drop or impute them",
+                    help="data must be finite numbers; drop or impute missing values",
                 )
         if d.ty.rank == 0 and d.ty.base == "int":
             value = int(arr)

@@ -473,7 +473,7 @@ def eye(n):
 def _rep_rule(args: list[Arg]) -> Ty:
     if args[0].ty.rank != 0:
         raise RuleError("the value to repeat must be a scalar here", arg=0)
-    return Ty("real" if args[0].ty.base != "int" else "int", rules.sizes_shape(args, 1))
+    return Ty("real", rules.sizes_shape(args, 1))  # Stan's vectors and matrices are real
 
 
 @fn("rep_vector", rule=_rep_rule, args=2, category="constructor", aliases=("rep_row_vector",))

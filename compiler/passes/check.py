@@ -194,7 +194,10 @@ class Checker:
             return [ir.Factor(value, s.span)]
         if isinstance(s, ast.GenTilde):
             self.in_gen = True
-            dist = self.dist(s.dist)
+            try:
+                dist = self.dist(s.dist)
+            finally:
+                self.in_gen = False
             self.declare(s.name, Symbol("gen", dist.ty, s.span))
             return [ir.GenDraw(s.name, dist, s.span)]
         if isinstance(s, ast.GenLet):
@@ -464,7 +467,8 @@ class Checker:
                 if entry.min_args == entry.max_args
                 else f"{entry.min_args} to {hi}"
             )
-            raise error("E0203", f"`{name}` takes {want} arguments, got {len(args)}", span)
+            plural = "" if want == "1" else "s"
+            raise error("E0203", f"`{name}` takes {want} argument{plural}, got {len(args)}", span)
         for a in args:
             if a.ty.base not in ("int", "real", "bool"):
                 raise error("E0201", f"`{name}` needs numbers", a.span)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fpl.dsl.diagnostics import FplError
 from fpl.runtime.io import FitData, load_fit, save_fit, write_atomic
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fpl.dsl.diagnostics import FplError
 from fpl.runtime.jsondata import parse_json_data, read_json_data, to_json_value
 

@@ -9,6 +9,8 @@ import sys
 import arviz as az
 import numpy as np
 import pytest
+from scipy import special
+
 from fpl.runtime.summary import (
     Row,
     ess_bulk,
@@ -21,7 +23,6 @@ from fpl.runtime.summary import (
     scalar_names,
     summarize,
 )
-from scipy import special
 
 
 def ar1(seed: int, chains: int, draws: int, phi: float, offsets: float | np.ndarray = 0.0):
