@@ -74,7 +74,7 @@ class _Build(Transformer):
     def declared(self, tok) -> str:
         """A name being declared: reserved words are refused (the contextual lexer
         would otherwise accept `let data = 1`)."""
-        if str(tok) in _KEYWORDS:
+        if str(tok) in _RESERVED:
             raise error(
                 "E0101",
                 f"`{tok}` is a reserved word and cannot be used as a name",
@@ -375,11 +375,18 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> FplError:
     return error("E0101", f"unexpected `{text}`", span, label="not expected here", help=hint)
 
 
+#: Words that open a statement are soft keywords: data files use names like `weight`
+#: (posteriordb's mesquite), so they may be declared and used inside expressions.
+#: The rest are keywords inside expressions too and cannot be names at all.
+_SOFT = {"data", "param", "weight", "let", "out", "target", "loss", "gen"}
 _KEYWORDS = {
     "data", "param", "weight", "let", "out", "target", "loss", "gen", "fn", "return",
     "import", "fix", "root", "argmin", "of", "init", "with", "int", "real", "simplex",
     "ordered", "positive_ordered", "cholesky_corr", "corr_matrix", "cov_matrix", "cholesky_cov",
 }  # fmt: skip
+
+
+_RESERVED = _KEYWORDS - _SOFT
 
 
 def parse(text: str, name: str = "<string>") -> ast.Program:

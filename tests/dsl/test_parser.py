@@ -324,9 +324,21 @@ def test_import_needs_a_file():
 # ---- reserved words ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("src", ["let data = 1", "data let: real"])
+@pytest.mark.parametrize(
+    "src", ["let fix = 1", "data real: real", "param of: real", "let init = 2"]
+)
 def test_reserved_word_is_not_a_name(src):
-    """The parser's keyword table says reserved words cannot be names."""
+    """Words that are keywords inside expressions cannot be names."""
     with pytest.raises(FplError) as exc:
         parse(src, "m.fpl")
     assert exc.value.code == "E0101"
+
+
+def test_statement_words_are_soft_keywords():
+    """Data files use names like `weight` (posteriordb's mesquite): statement-opening
+    words may be declared and used inside expressions."""
+    import fpl
+
+    m = fpl.compile("data weight: real[2]\nparam mu: real\ntarget += -sum(square(weight - mu))\n")
+    lp = float(m.log_density({"mu": 1.0}, {"weight": [1.0, 3.0]}))
+    assert lp == -4.0

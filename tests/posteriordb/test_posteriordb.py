@@ -66,7 +66,14 @@ def test_posterior_matches_reference(name):
     model = fpl.load(MODELS / f"{name}.fpl")
     data = json.loads((DATA / name / "data.json").read_text())
     reference = json.loads((DATA / name / "reference.json").read_text())
-    fit = model.sample(data, chains=4, warmup=1000, draws=1000, seed=20240501, progress=False)
+    # Stan's default adapt_delta 0.8, except the non-centered eight schools: its funnel at
+    # small tau gives an occasional divergence at 0.8 (1 in 4000 draws seen in CI), which
+    # the agreement rule forbids; 0.9 is the usual remedy, as with Stan.
+    accept = 0.9 if name.startswith("eight_schools") else 0.8
+    fit = model.sample(
+        data, chains=4, warmup=1000, draws=1000, seed=20240501, target_accept=accept,
+        progress=False,
+    )  # fmt: skip
     summary = fit.summary()
 
     problems = agreement_problems(summary, reference)
