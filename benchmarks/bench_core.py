@@ -35,18 +35,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHAINS, WARMUP, DRAWS, SEED = 4, 1000, 1000, 1
 
-EIGHT_SCHOOLS_FPL = """\
-data J: int
-data y: real[J]
-data sigma: real<lower=0>[J]
-param mu ~ normal(0, 5)
-param tau: real<lower=0> ~ cauchy(0, 5)
-param theta_tilde: real[J] ~ normal(0, 1)
-out theta = mu + tau * theta_tilde
-y ~ normal(theta, sigma)
-gen y_rep ~ normal(theta, sigma)
-gen log_lik = normal_lpdf(y | theta, sigma)
-"""
 EIGHT_SCHOOLS_DATA = {
     "J": 8,
     "y": [28, 8, -3, 7, -1, 1, 18, 12],
@@ -65,8 +53,7 @@ y ~ bernoulli_logit(alpha + X @ beta)
 
 
 def eight_schools_source() -> str:
-    p = ROOT / "examples" / "eight_schools.fpl"
-    return p.read_text() if p.exists() else EIGHT_SCHOOLS_FPL
+    return (ROOT / "examples" / "eight_schools.fpl").read_text()
 
 
 def logistic_data(n=5000, d=50, seed=0) -> dict:

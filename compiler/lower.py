@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from fpl.compiler import ir, transforms
 from fpl.dsl.diagnostics import error
 from fpl.stdlib.lazy import jax, jnp
@@ -66,9 +68,9 @@ class Evaluator:
         args = [self.expr(a) for a in e.args]
         try:
             return self.reg.functions[e.name].impl(*args)
+        except jax.errors.JAXTypeError:
+            raise  # tracer misuse is a bug in FPL, not a user's shape error
         except (TypeError, ValueError) as exc:
-            if "Tracer" in type(exc).__name__ or "Concretization" in str(type(exc)):
-                raise
             raise error("E0202", f"`{e.name}`: {exc}", e.span) from None
 
     def x_Cond(self, e: ir.Cond):
@@ -117,8 +119,17 @@ class Evaluator:
                         )
                     x = jnp.take(x, idx - 1, axis=axis)
                 else:
+                    if not isinstance(idx, jax.core.Tracer):  # known now: check the range
+                        bad = (np.asarray(idx) < 1) | (np.asarray(idx) > x.shape[axis])
+                        if np.any(bad):
+                            v = np.asarray(idx)[bad].flat[0]
+                            raise error(
+                                "E0202", f"index {v} is out of range 1:{x.shape[axis]}", item.span
+                            )
                     idx = jnp.asarray(idx)
-                    x = jnp.take(x, idx - 1, axis=axis, mode="clip")
+                    # traced indices out of range read NaN (for reals), so the log density
+                    # is rejected rather than silently computed from a clipped element
+                    x = jnp.take(x, idx - 1, axis=axis, mode="fill")
                     axis += idx.ndim
         return x
 

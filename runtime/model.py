@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,4 +231,4 @@ def load(path: str | Path) -> Model:
     return Model(front_end(text, str(path), p), str(path), p)
 
 
-__all__ = ["Model", "load", "compile", "math"]
+__all__ = ["Model", "load", "compile"]

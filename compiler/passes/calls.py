@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fpl.compiler import ir
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import did_you_mean, error
-from fpl.stdlib.types import REAL, RuleError, Ty, broadcast, dim_text, dims_equal
+from fpl.stdlib.types import RuleError, Ty, broadcast, dim_text, dims_equal
 
 if TYPE_CHECKING:
     from fpl.compiler.passes.check import Checker
@@ -21,7 +21,6 @@ DIST_SUFFIXES = {
 HIGHER_ORDER = ("map", "scan", "fold")
 DERIVATIVES = ("grad", "jacobian", "hessian", "jvp", "vjp")
 GRAD_MODES = {"implicit": (), "phantom": ("k",), "onestep": (), "unrolled": ()}
-DEFAULT_SOLVER = {"fix": "anderson", "root": "newton", "argmin": "lbfgs"}
 
 
 def check_call(c: Checker, e: ast.Call) -> ir.Expr:
@@ -346,4 +345,4 @@ def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
     return mode, options
 
 
-__all__ = ["check_call", "check_implicit", "REAL"]
+__all__ = ["check_call", "check_implicit"]

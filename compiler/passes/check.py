@@ -15,13 +15,7 @@ from fpl.dsl import ast
 from fpl.dsl.diagnostics import FplError, did_you_mean, error
 from fpl.dsl.spans import Span
 from fpl.stdlib.registry import Arg, DistributionEntry, Registry, registry
-from fpl.stdlib.types import BOOL, INT, REAL, Dim, RuleError, Ty, broadcast, dim_text, dims_equal
-
-DIST_SUFFIXES = ("_lpdf", "_lpmf", "_lupdf", "_lupmf", "_lcdf", "_lccdf", "_cdf", "_rng")
-HIGHER_ORDER = ("map", "scan", "fold")
-DERIVATIVES = ("grad", "jacobian", "hessian", "jvp", "vjp")
-GRAD_MODES = ("implicit", "phantom", "onestep", "unrolled")
-DEFAULT_SOLVER = {"fix": "anderson", "root": "newton", "argmin": "lbfgs"}
+from fpl.stdlib.types import INT, REAL, Dim, RuleError, Ty, broadcast, dim_text, dims_equal
 
 
 @dataclass
@@ -79,16 +73,12 @@ class Checker:
         prev = self.scope.lookup(name)
         if prev is not None or name in self.functions:
             span = prev.span if prev is not None else self.functions[name].span
-            raise FplError(
-                [
-                    *error(
-                        "E0105",
-                        f"`{name}` is declared twice",
-                        sym.span,
-                        label="second declaration",
-                        help=f"the first declaration is at {span.location}",
-                    ).diagnostics
-                ]
+            raise error(
+                "E0105",
+                f"`{name}` is declared twice",
+                sym.span,
+                label="second declaration",
+                help=f"the first declaration is at {span.location}",
             )
         self.scope.names[name] = sym
 
@@ -684,4 +674,4 @@ def check(
     return Checker(registry(), sizes).program(prog, name)
 
 
-__all__ = ["check", "Checker", "BOOL"]
+__all__ = ["check", "Checker"]

@@ -37,18 +37,3 @@ def static_dim(expr: ir.Expr | None, sizes: dict[str, int] | None = None) -> Dim
         right = f"({b})" if isinstance(b, str) and " " in b and sym != "+" else str(b)
         return f"{left} {sym} {right}"
     return None
-
-
-def constraint_text(c: ir.Constraint) -> str:
-    from fpl.compiler.printer import expr_text
-
-    if c.kind == "real":
-        return ""
-    if c.kind in ("lower", "upper", "interval"):
-        parts = []
-        if c.lower is not None:
-            parts.append(f"lower={expr_text(c.lower)}")
-        if c.upper is not None:
-            parts.append(f"upper={expr_text(c.upper)}")
-        return "<" + ", ".join(parts) + ">"
-    return f" {c.kind}"

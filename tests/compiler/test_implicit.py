@@ -11,8 +11,6 @@ from fpl.compiler import ir
 from fpl.compiler.implicit import free_names
 from fpl.compiler.lower import from_constrained, run
 
-jax.config.update("jax_enable_x64", True)
-
 RNG = np.random.default_rng(3)
 N = 3
 A = RNG.normal(size=(N, N))

@@ -4,6 +4,8 @@ params, and that ``Model.log_density`` is a plain JAX function (jit, grad, vmap)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,25 +14,7 @@ import scipy.stats as st
 
 import fpl
 
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
-EIGHT_SCHOOLS = """
-data J: int
-data y: real[J]
-data sigma: real<lower=0>[J]
-param mu ~ normal(0, 5)
-param tau: real<lower=0> ~ cauchy(0, 5)
-param theta_tilde: real[J] ~ normal(0, 1)
-out theta = mu + tau * theta_tilde
-y ~ normal(theta, sigma)
-"""
+EIGHT_SCHOOLS = (Path(__file__).parents[2] / "examples" / "eight_schools.fpl").read_text()
 SCHOOLS = {
     "J": 8,
     "y": [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0],
@@ -193,3 +177,14 @@ def test_jit_grad_vmap_of_log_density():
     np.testing.assert_allclose(
         np.asarray(batch), [st.norm.logpdf(y, mu, 1.3).sum() for mu in mus], rtol=1e-12
     )
+
+
+def test_index_array_out_of_range_is_located_error():
+    """An integer-array index outside 1:n is an error, never a clipped (wrong) value."""
+    from fpl.dsl.diagnostics import FplError
+
+    m = fpl.compile("data n: int\ndata g: int[3]\nparam a: real[n]\ntarget += sum(a[g])\n")
+    with pytest.raises(FplError) as exc:
+        m.log_density({"a": np.zeros(2)}, {"n": 2, "g": [1, 2, 3]})
+    assert exc.value.code == "E0202" and "index 3 is out of range 1:2" in str(exc.value)
+    assert exc.value.diagnostics[0].span.line == 4

@@ -3,7 +3,6 @@ compiled and its log density compared with a hand computation in NumPy/SciPy."""
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -12,15 +11,6 @@ import fpl
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import FplError
 from fpl.dsl.parser import parse
-
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
 
 DECLARATIONS = """
 data N: int

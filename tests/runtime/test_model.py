@@ -1,5 +1,7 @@
 """The embedding API: log_density as a JAX function, scales, sampling, generate, ArviZ."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,18 +11,9 @@ from scipy import stats
 import fpl
 from fpl.dsl.diagnostics import FplError
 
-ES = """
-data J: int
-data y: real[J]
-data sigma: real<lower=0>[J]
-param mu ~ normal(0, 5)
-param tau: real<lower=0> ~ cauchy(0, 5)
-param theta_tilde: real[J] ~ normal(0, 1)
-out theta = mu + tau * theta_tilde
-y ~ normal(theta, sigma)
-gen y_rep ~ normal(theta, sigma)
-gen log_lik = normal_lpdf(y | theta, sigma)
-"""
+ES = (Path(__file__).parents[2] / "examples" / "eight_schools.fpl").read_text() + (
+    "gen y_rep ~ normal(theta, sigma)\ngen log_lik = normal_lpdf(y | theta, sigma)\n"
+)
 DATA = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12], "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
 PARAMS = {"mu": 1.5, "tau": 2.0, "theta_tilde": np.linspace(-1, 1, 8)}
 

@@ -23,15 +23,6 @@ import scipy.stats as st
 import fpl
 from fpl.stdlib.registry import Bound, registry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 POS = np.array([0.4, 1.3, 2.7])
 REALS = np.array([-1.3, 0.2, 2.4])
 UNIT = np.array([0.15, 0.5, 0.8])
@@ -274,7 +265,7 @@ def _bound(b: Bound | None, args):
 
 
 @pytest.fixture(scope="module")
-def draws(x64) -> dict[str, np.ndarray]:
+def draws() -> dict[str, np.ndarray]:
     """50 draws from every row's distribution, all in one jitted call: compiling the
     samplers (rejection loops for gamma, beta, ...) once together is much cheaper
     than once per row."""

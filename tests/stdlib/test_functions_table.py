@@ -26,15 +26,6 @@ import scipy.stats
 from fpl.stdlib.registry import Arg, registry
 from fpl.stdlib.types import Ty
 
-
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 # ---- sample inputs ------------------------------------------------------------------
 
 V = np.array([0.3, -1.2, 0.7, 2.1])

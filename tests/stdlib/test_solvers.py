@@ -13,8 +13,6 @@ import pytest
 
 import fpl
 
-jax.config.update("jax_enable_x64", True)
-
 RNG = np.random.default_rng(7)
 N = 4
 A = RNG.normal(size=(N, N))
