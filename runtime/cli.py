@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("summary", help="summarise a saved fit (.nc, .csv, .json)")
     c.add_argument("fit")
+
+    import importlib
+
+    for plugin in PLUGINS:  # further commands, each module owning its own (no JAX import here)
+        COMMANDS.update(importlib.import_module(f"fpl.runtime.{plugin}").add_parsers(sub))
     return p
 
 
@@ -152,6 +157,9 @@ def cmd_summary(args) -> int:
 
 COMMANDS = {"check": cmd_check, "compile": cmd_compile, "sample": cmd_sample,
             "summary": cmd_summary}  # fmt: skip
+
+# Modules adding commands: each has ``add_parsers(sub) -> {name: handler}``.
+PLUGINS = ("cli_optimize", "cli_infer", "cli_diagnose", "cli_list")
 
 
 def main(argv: list[str] | None = None) -> int:

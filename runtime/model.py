@@ -209,6 +209,43 @@ class Model:
                       target_accept=target_accept, max_tree_depth=max_tree_depth, init=init,
                       progress=progress, weights=weights)  # fmt: skip
 
+    def optimize(self, data=None, *, optimizer=None, steps: int = 1000, seed: int | None = None,
+                 batch_size: int | None = None, batch_fields=None, init=None, jacobian: bool = False,
+                 checkpoint=None, every: int | None = None, resume: bool = False,
+                 progress: bool = True, on_failure: str = "error"):  # fmt: skip
+        """Fit weights and params (MAP; MLE where there are no priors) with an optax optimizer.
+
+        Returns an :class:`~fpl.runtime.optimize.OptimizeResult`."""
+        from fpl.runtime.optimize import optimize
+
+        return optimize(self, data, optimizer=optimizer, steps=steps, seed=seed,
+                        batch_size=batch_size, batch_fields=batch_fields, init=init,
+                        jacobian=jacobian, checkpoint=checkpoint, every=every, resume=resume,
+                        progress=progress, on_failure=on_failure)  # fmt: skip
+
+    def laplace(self, data=None, *, draws: int = 4000, seed: int | None = None, **kwargs):
+        """The mode, then a Gaussian on the unconstrained scale with the Hessian there;
+        returns a :class:`Fit` of ``draws`` draws."""
+        from fpl.runtime.laplace import laplace
+
+        return laplace(self, data, draws=draws, seed=seed, **kwargs)
+
+    def vi(self, data=None, *, guide: str = "normal", steps: int = 5000, optimizer=None,
+           draws: int = 4000, seed: int | None = None, **kwargs):  # fmt: skip
+        """Variational inference on NumPyro's SVI with an autoguide (weights fitted jointly);
+        returns a :class:`Fit` of ``draws`` draws with the ELBO trace."""
+        from fpl.runtime.vi import vi
+
+        return vi(self, data, guide=guide, steps=steps, optimizer=optimizer, draws=draws,
+                  seed=seed, **kwargs)  # fmt: skip
+
+    def diagnose(self, params=None, data=None, *, weights=None, **kwargs):
+        """Well-posedness diagnostics of every implicit node at ``params`` (default: a
+        point found like sampler inits): residual, iterations, spectral radius, ‖J‖_F."""
+        from fpl.runtime.diagnose import diagnose
+
+        return diagnose(self, params, data, weights=weights, **kwargs)
+
     def generate(self, fit_or_params, data=None, *, seed: int | None = None, weights=None):
         """``out`` and ``gen`` values for a :class:`Fit` (every draw) or one params dict."""
         from fpl.runtime.sampling import generate

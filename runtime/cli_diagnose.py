@@ -1,0 +1,8 @@
+"""``fpl diagnose``: well-posedness diagnostics of implicit nodes."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> dict:
+    """Add this module's subcommands to ``sub``; returns ``{name: handler}``."""
+    return {}
