@@ -210,9 +210,10 @@ class Model:
                       progress=progress, weights=weights)  # fmt: skip
 
     def optimize(self, data=None, *, optimizer=None, steps: int = 1000, seed: int | None = None,
-                 batch_size: int | None = None, batch_fields=None, init=None, jacobian: bool = False,
-                 checkpoint=None, every: int | None = None, resume: bool = False,
-                 progress: bool = True, on_failure: str = "error"):  # fmt: skip
+                 batch_size: int | None = None, batch_fields=None, init=None,
+                 jacobian: bool = False, checkpoint=None, every: int | None = None,
+                 resume: bool = False, progress: bool = True,
+                 on_failure: str = "error"):  # fmt: skip
         """Fit weights and params (MAP; MLE where there are no priors) with an optax optimizer.
 
         Returns an :class:`~fpl.runtime.optimize.OptimizeResult`."""
