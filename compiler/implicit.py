@@ -17,6 +17,17 @@
    returns ``where(converged, z*, nan)``: a solve that did not converge makes the value
    NaN (so a log density built from it is NaN, which NUTS rejects as a divergence).
 
+A node that names no solver and whose body is affine in the unknown (an argmin objective
+quadratic in it), decided on the IR by ``degree``, skips step 2's iteration: one direct
+linear solve (``implicit_solvers.linear``; iterations = 1, residual measured), with the
+same implicit derivative.  A ``warm=true`` node starts from its previous converged
+solution when the caller threads a warm state through ``lower.run(..., warm=)``; a
+``probe`` given to ``lower.run`` sees each node's map at its solution
+(``fpl.runtime.diagnose``).  A failed *backward* solve (singular ∂R/∂z at z*) is never
+a silent zero or wrong number: the tangent is NaN (see below), so the gradient of the
+log density is NaN and NUTS treats the step as divergent; ``fpl diagnose`` names the
+node and why.
+
 Nested implicit nodes (one inside another's body) work: the inner node is just part
 of ``f``; its stats (at the outer solution) are recorded as well, and the outer node
 counts as converged only if the inner ones did.
@@ -25,13 +36,21 @@ counts as converged only if the inner ones did.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from fpl.compiler import ir
-from fpl.compiler.implicit_solvers import DENSE_MAX, converged, norm, residual_fn, solve
+from fpl.compiler.implicit_solvers import (
+    DENSE_MAX,
+    converged,
+    linear,
+    norm,
+    residual_fn,
+    solve,
+)
 
 LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
 
@@ -70,6 +89,136 @@ def solver_options(ev, node: ir.Implicit) -> tuple[str, dict[str, Any]]:
     opts = {k: default for k, (_typ, default) in entry.options.items()}
     opts.update(dict(node.solver_options))
     return name, opts
+
+
+# ---- affine bodies ----------------------------------------------------------------------
+#
+# A node that names no solver and whose residual is affine in the unknown is solved by one
+# direct linear solve (``implicit_solvers.linear``).  The test is on the IR, exact and
+# conservative: ``degree`` bounds the polynomial degree of an expression in the unknown
+# (0: free of it, 1: affine, 2: quadratic, NONPOLY: anything else or unknown to the
+# table).  ``fix``/``root`` qualify with degree <= 1, ``argmin`` with an objective of
+# degree <= 2 (its gradient is then affine).  A function the table does not know is
+# NONPOLY as soon as an argument depends on the unknown, so a misdetection can only
+# miss an affine body (which is then iterated), never call a nonlinear one affine.
+
+NONPOLY = 1 << 20
+_SUM = frozenset({"add", "sub", "append_row", "append_col", "add_diag"})  # max of args
+_SAME = frozenset({
+    "neg", "pos", "sum", "mean", "transpose", "to_vector", "flatten", "to_matrix", "reverse",
+    "head", "tail", "segment", "cumulative_sum", "diagonal", "diag_matrix", "rep_vector",
+    "rep_matrix", "rep_array",
+})  # fmt: skip
+_PRODUCT = frozenset({
+    "mul", "matmul", "dot_product", "rows_dot_product", "columns_dot_product",
+    "diag_pre_multiply", "diag_post_multiply",
+})  # fmt: skip
+_DOUBLE = frozenset({"square", "dot_self", "crossprod", "tcrossprod"})
+
+
+def degree(e, var: str, local: dict[str, int] | None = None) -> int:
+    """An upper bound of the polynomial degree of ``e`` in the unknown ``var``."""
+    local = local or {}
+    if isinstance(e, ir.Ref):
+        if e.name in local:  # a function's parameter or let (shadows the unknown)
+            return local[e.name]
+        return 1 if e.name == var else 0
+    if isinstance(e, (ir.Const, ir.Attr)):
+        return 0
+    if isinstance(e, ir.Op):
+        ds = [degree(a, var, local) for a in e.args]
+        if max(ds, default=0) == 0:
+            return 0
+        if e.name in _SUM or e.name in _SAME:
+            return max(ds)
+        if e.name in _PRODUCT:
+            return min(NONPOLY, sum(ds))
+        if e.name in _DOUBLE:
+            return min(NONPOLY, 2 * ds[0])
+        if e.name == "div" and ds[1] == 0:
+            return ds[0]
+        if e.name == "mdivide_left" and ds[0] == 0:
+            return ds[1]
+        if e.name == "quad_form":
+            return min(NONPOLY, ds[0] + 2 * ds[1])
+        if e.name == "pow" and ds[1] == 0 and isinstance(e.args[1], ir.Const):
+            p = e.args[1].value
+            if isinstance(p, int) and 0 <= p <= 2:
+                return min(NONPOLY, ds[0] * p)
+        return NONPOLY
+    if isinstance(e, ir.Cond):
+        if degree(e.test, var, local) != 0:
+            return NONPOLY
+        return max(degree(e.then, var, local), degree(e.orelse, var, local))
+    if isinstance(e, ir.Index):
+        items = [x for i in e.items for x in ((i.lo, i.hi) if isinstance(i, ir.Slice) else (i,))]
+        if any(x is not None and degree(x, var, local) != 0 for x in items):
+            return NONPOLY
+        return degree(e.target, var, local)
+    if isinstance(e, ir.ArrayLit):
+        return max((degree(i, var, local) for i in e.items), default=0)
+    if isinstance(e, ir.Apply) and isinstance(e.fn, ir.Lambda):
+        inner = dict(zip(e.fn.params, (degree(a, var, local) for a in e.args)))
+        for name, value in e.fn.lets:
+            inner[name] = degree(value, var, inner)
+        return degree(e.fn.result, var, inner)
+    # anything else (derivatives, map/scan, distributions, nested nodes): affine only if
+    # it does not read the unknown at all
+    names = {var} | {k for k, d in local.items() if d}
+    hit = any(isinstance(x, ir.Ref) and x.name in names for x in ir.walk(e))
+    return NONPOLY if hit else 0
+
+
+def is_affine(node: ir.Implicit) -> bool:
+    """Whether the residual of ``node`` is affine in its unknown (decided on the IR)."""
+    return degree(node.body, node.var) <= (2 if node.kind == "argmin" else 1)
+
+
+def direct(node: ir.Implicit) -> bool:
+    """Whether ``node`` is lowered to a direct linear solve: affine, no solver named, and
+    not ``grad=unrolled`` (which differentiates through an iteration by definition)."""
+    return not node.solver and node.grad != "unrolled" and is_affine(node)
+
+
+# ---- warm starts ------------------------------------------------------------------------
+
+
+def warm_state(program: ir.Program) -> dict[int, Any]:
+    """The initial warm-start state of ``program`` (at bound sizes): one all-NaN flat
+    vector per ``warm=true`` node, meaning "no previous solution yet".  Pass it as
+    ``run(..., warm=state)`` and feed ``Result.warm`` back on the next call; a fixed
+    structure from the first call on, so a jitted loop compiles once."""
+    state = {}
+    for node in program.implicit_nodes:
+        if node.warm:
+            n = math.prod(int(d) for d in node.ty.shape)
+            state[node.node_id] = jnp.full((n,), jnp.nan, jnp.result_type(float))
+    return state
+
+
+# ---- float32 ----------------------------------------------------------------------------
+
+
+class PrecisionWarning(UserWarning):
+    """An implicit node is solved in float32 (JAX's x64 mode is off)."""
+
+
+_WARNED_FLOAT32: set[str] = set()  # nodes warned about (once per process), by location
+
+
+def _warn_float32(node: ir.Implicit) -> None:
+    where = f"{node.kind}#{node.node_id} at {node.span.location}"
+    if where in _WARNED_FLOAT32:
+        return
+    _WARNED_FLOAT32.add(where)
+    warnings.warn(
+        f"implicit node {node.kind}#{node.node_id} at {node.span.location} is solved in "
+        "float32 because JAX's x64 mode is off: tolerances below ~1e-6 cannot be met and "
+        "implicit gradients lose accuracy; enable it with "
+        "`jax.config.update('jax_enable_x64', True)` (the fpl CLI and samplers do)",
+        PrecisionWarning,
+        stacklevel=2,
+    )
 
 
 # ---- implicit differentiation ---------------------------------------------------------
@@ -200,28 +349,55 @@ def lower_implicit(ev, node: ir.Implicit):
         z0 = jnp.ravel(jnp.broadcast_to(jnp.asarray(ev.expr(node.init), dt), shape))
     else:
         z0 = jnp.zeros((n,), dt)
+    if dt == jnp.float32:
+        _warn_float32(node)
+    # warm start: the previous solution of this node, where the caller threads one
+    # through (lower.run's `warm`) and it is finite (NaN: none yet, or it had failed)
+    warm_in = getattr(ev, "warm", None)
+    prev = None
+    if node.warm and warm_in is not None and node.node_id in warm_in:
+        prev = jnp.ravel(jnp.asarray(warm_in[node.node_id], dt))
+        z0 = jnp.where(jnp.all(jnp.isfinite(prev)), prev, z0)
 
     name, opts = solver_options(ev, node)
+    th_sg = jax.tree.map(jax.lax.stop_gradient, theta)
     if node.grad == "unrolled":
         z, res, iters = solve(kind, name, lambda zz: body(zz, theta), z0, opts, unrolled=True)
+        z_sg = jax.lax.stop_gradient(z)
     else:
-        th_sg = jax.tree.map(jax.lax.stop_gradient, theta)
-        z_sg, res, iters = solve(
-            kind, name, lambda zz: body(zz, th_sg), jax.lax.stop_gradient(z0), opts
-        )
+        fun = lambda zz: body(zz, th_sg)  # noqa: E731
+        z0_sg = jax.lax.stop_gradient(z0)
+        if direct(node):
+            z_sg, res, iters = linear(kind, fun, z0_sg, opts)
+        else:
+            z_sg, res, iters = solve(kind, name, fun, z0_sg, opts)
         k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
         attach = _make_attach(kind, node.grad, k, R, T, float_keys)
         z = attach(z_sg, theta)
 
-    ok = converged(jax.lax.stop_gradient(res), jax.lax.stop_gradient(z), opts["tol"])
+    ok = converged(jax.lax.stop_gradient(res), z_sg, opts["tol"])
     if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
         inner: dict[int, dict[str, Any]] = {}
-        body(jax.lax.stop_gradient(z), jax.tree.map(jax.lax.stop_gradient, theta), inner)
+        body(z_sg, th_sg, inner)
         for node_id, stats in inner.items():
             ev.solver_stats[node_id] = stats
             ok = ok & stats["converged"]
     ev.solver_stats[node.node_id] = {"residual": res, "iterations": iters, "converged": ok}
+    if node.warm and warm_in is not None:
+        keep = jnp.full_like(z_sg, jnp.nan) if prev is None else jax.lax.stop_gradient(prev)
+        ev.warm_out[node.node_id] = jnp.where(ok, z_sg, keep)  # the last converged one
+    probe = getattr(ev, "probe", None)
+    if probe is not None:  # well-posedness diagnostics (fpl.runtime.diagnose)
+        ev.probes[node.node_id] = probe(node, lambda zz: body(zz, th_sg), z_sg, z0)
     return jnp.where(ok, z, jnp.nan).reshape(shape)
 
 
-__all__ = ["lower_implicit", "free_names"]
+__all__ = [
+    "lower_implicit",
+    "free_names",
+    "degree",
+    "is_affine",
+    "direct",
+    "warm_state",
+    "PrecisionWarning",
+]

@@ -29,6 +29,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from fpl.stdlib.solvers import DEFAULT_SOLVER
+
 DENSE_MAX = 200  # unknowns up to this size use dense Jacobians; larger ones go matrix-free
 BROYDEN_MEMORY = 30  # rank-one updates kept by Broyden before it restarts from H0
 HALPERN_RESTART = 0.5  # Halpern re-anchors once the residual has fallen by this factor
@@ -308,7 +310,41 @@ def gradient_descent(obj, z0, opts, unrolled):
     return s[0], res, it
 
 
-DEFAULT = {"fix": "anderson", "root": "newton", "argmin": "lbfgs"}
+# ---- affine bodies -------------------------------------------------------------------
+
+
+def linear(kind, fun, z0, opts):
+    """A residual that is affine in z, R(z) = A z + R(0) (``fix``/``root`` bodies affine in
+    the unknown, ``argmin`` objectives quadratic in it): one direct solve of A z = -R(0).
+
+    A = dR/dz is the same at every z; for n <= DENSE_MAX it is materialised (forward
+    mode over the identity) and LU-factorised, with one step of iterative refinement;
+    larger n runs GMRES on Jacobian-vector products.  For ``argmin`` A is the Hessian and
+    the point is a minimum only if A is positive definite: otherwise (a Cholesky factor
+    that is not finite) the residual is reported as NaN, i.e. the solve failed.  The
+    residual ||R(z)|| is measured, not assumed; the iteration count is 1."""
+    g_fn = residual_fn(kind, fun)
+    n = z0.shape[0]
+    base = jnp.zeros_like(z0)
+    r0 = g_fn(base)
+    if n <= DENSE_MAX:
+        A = jax.jacfwd(g_fn)(base)
+        lu = jax.scipy.linalg.lu_factor(A)
+        z = jax.scipy.linalg.lu_solve(lu, -r0)
+        z = z - jax.scipy.linalg.lu_solve(lu, g_fn(z))  # refinement: R(z) = A z + r0
+        if kind == "argmin":
+            spd = jnp.all(jnp.isfinite(jnp.linalg.cholesky(0.5 * (A + A.T))))
+            z = jnp.where(spd, z, jnp.nan)
+    else:
+        matvec = lambda v: jax.jvp(g_fn, (base,), (v,))[1]  # noqa: E731
+        z, _ = jax.scipy.sparse.linalg.gmres(matvec, -r0, tol=1e-12, restart=min(n, 50),
+                                             maxiter=20)  # fmt: skip
+    res = norm(g_fn(z))
+    res = jnp.where(jnp.all(jnp.isfinite(z)), res, jnp.nan)
+    return z, res, jnp.asarray(1, jnp.int32)
+
+
+DEFAULT = DEFAULT_SOLVER
 
 
 def solve(kind: str, name: str, fun: Callable, z0, opts: dict[str, Any], unrolled: bool = False):
@@ -328,4 +364,4 @@ def solve(kind: str, name: str, fun: Callable, z0, opts: dict[str, Any], unrolle
     raise ValueError(f"unknown solver {name!r}")
 
 
-__all__ = ["solve", "converged", "residual_fn", "norm", "DENSE_MAX", "DEFAULT"]
+__all__ = ["solve", "linear", "converged", "residual_fn", "norm", "DENSE_MAX", "DEFAULT"]

@@ -168,6 +168,7 @@ class Implicit:
     ty: Ty
     span: Span = field(compare=False)
     node_id: int = 0
+    warm: bool = False  # `warm=true`: start from the node's previous solution (lower.run)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class Result:
     solver_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_support: Any = True
     solver_failures: Any = 0  # implicit nodes whose forward solve did not converge
+    #: warm-start state out: node id -> last converged solution (flat) of each `warm=true`
+    #: node, NaN where none yet; feed it back as ``run(..., warm=)`` (only when given)
+    warm: dict[int, Any] = field(default_factory=dict)
+    #: what ``run(..., probe=)`` returned per implicit node (well-posedness diagnostics)
+    probes: dict[int, Any] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -136,10 +141,17 @@ class Evaluator:
     def dist(self, d: ir.Dist, value=None):
         entry = self.reg.distributions[d.name]
         args = [self.expr(a) for a in d.args]
-        if entry.needs_event_shape:
-            shape = jnp.shape(value) if value is not None else tuple(d.ty.shape)
-            return entry, entry.build(*args, event_shape=shape[len(shape) - entry.event_rank :])
-        return entry, entry.build(*args)
+        # NumPyro's eager argument validation would raise a ValueError on, e.g., a NaN from a
+        # failed solve when run outside jit; FPL's semantics are a log density of -inf/NaN
+        # there (rejected by samplers, reported by the runtime), the same under jit or not.
+        from numpyro.distributions.distribution import validation_enabled
+
+        with validation_enabled(False):
+            if entry.needs_event_shape:
+                shape = jnp.shape(value) if value is not None else tuple(d.ty.shape)
+                event = shape[len(shape) - entry.event_rank :]
+                return entry, entry.build(*args, event_shape=event)
+            return entry, entry.build(*args)
 
     def log_prob(self, d: ir.Dist, value, kind: str = "lpdf"):
         entry, dist = self.dist(d, value)
@@ -247,21 +259,45 @@ def run(
     rng_key=None,
     generate: bool = False,
     reg: Registry | None = None,
+    term_scale: dict[int, Any] | None = None,
+    warm: dict[int, Any] | None = None,
+    probe: Callable | None = None,
 ) -> Result:
     """Evaluate ``program`` in order.  ``env`` holds data and weights; params come from
-    ``params``.  Returns the log density, every named value, and solver statistics."""
+    ``params``.  Returns the log density, every named value, and solver statistics.
+
+    ``term_scale`` maps the index (in ``program.statements``) of a ``~`` or
+    ``target +=`` statement to a factor its term is multiplied by: minibatched
+    optimization scales the likelihood terms of a batch by N / batch size so that the
+    objective is an unbiased estimate of the full-data one (priors stay unscaled).
+
+    ``warm`` (warm starts of implicit nodes declared ``warm=true``): a dict node id ->
+    previous solution, e.g. ``fpl.compiler.implicit.warm_state(program)`` (all NaN: no
+    previous solution) on the first call and ``Result.warm`` of the previous call after
+    that.  Each such node then starts from its previous converged solution instead of
+    its ``init``; values and derivatives are unchanged (the implicit derivative does not
+    depend on the starting point), only the iteration count drops.  Pure-functional: a
+    jitted optimizer step takes the state as an operand and returns the new one, e.g.
+    ``value, grad, state = step(params, state)`` with ``res = run(..., warm=state)``
+    and ``(-res.target, res.warm)`` as ``value_and_grad(..., has_aux=True)``'s output.
+    ``warm=None`` (default) disables warm starts and leaves ``Result.warm`` empty.
+
+    ``probe(node, f, z, z0)``, if given, is called once per (top-level) implicit node at
+    its solution ``z`` with the node's map ``f`` of the flat unknown (parameters held
+    fixed); what it returns is collected in ``Result.probes`` by node id."""
     with warnings.catch_warnings():
         # Params outside their support get -inf below; NumPyro's eager warning about
         # out-of-support values is expected there and not the user's concern.
         warnings.filterwarnings("ignore", "Out-of-support values", UserWarning)
-        return _run(program, env, params, rng_key, generate, reg)
+        return _run(program, env, params, rng_key, generate, reg, term_scale or {}, warm, probe)
 
 
-def _run(program, env, params, rng_key, generate, reg) -> Result:
+def _run(program, env, params, rng_key, generate, reg, term_scale, warm=None, probe=None):
     ev = Evaluator(reg or registry(), dict(env), rng_key)
+    ev.warm, ev.warm_out, ev.probe, ev.probes = warm, {}, probe, {}
     target = 0.0
     ok = True
-    for s in program.statements:
+    for i, s in enumerate(program.statements):
         if isinstance(s, ir.ParamDecl):
             c = s.constraint
             lower = ev.expr(c.lower) if c.lower is not None else None
@@ -277,9 +313,11 @@ def _run(program, env, params, rng_key, generate, reg) -> Result:
                 ev.env[f"{s.name}.residual"] = stats.get("residual", 0.0)
                 ev.env[f"{s.name}.iterations"] = stats.get("iterations", 0)
         elif isinstance(s, ir.Observe):
-            target = target + jnp.sum(ev.log_prob(s.dist, ev.expr(s.value)))
+            term = jnp.sum(ev.log_prob(s.dist, ev.expr(s.value)))
+            target = target + (term * term_scale[i] if i in term_scale else term)
         elif isinstance(s, ir.Factor):
-            target = target + jnp.sum(ev.expr(s.value))
+            term = jnp.sum(ev.expr(s.value))
+            target = target + (term * term_scale[i] if i in term_scale else term)
         elif generate and isinstance(s, ir.GenDraw):
             ev.env[s.name] = ev.draw(s.dist)
         elif generate and isinstance(s, ir.GenLet):
@@ -289,7 +327,7 @@ def _run(program, env, params, rng_key, generate, reg) -> Result:
     failed = [jnp.logical_not(st["converged"]) for st in ev.solver_stats.values()]
     n_failed = sum(jnp.asarray(f, jnp.int32) for f in failed) if failed else 0
     target = jnp.where(jnp.logical_and(ok, n_failed == 0), target, -jnp.inf)
-    return Result(target, ev.env, ev.solver_stats, ok, n_failed)
+    return Result(target, ev.env, ev.solver_stats, ok, n_failed, ev.warm_out, ev.probes)
 
 
 # ---- param sources ------------------------------------------------------------------

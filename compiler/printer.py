@@ -58,7 +58,7 @@ def expr_text(e) -> str:
         init = f" init {expr_text(e.init)}" if e.init is not None else ""
         return (
             f"{e.kind}#{e.node_id} {e.var}: {e.ty} {form} {expr_text(e.body)}{init}"
-            f" with {e.solver or 'default'}({opts}) grad={grad}"
+            f" with {e.solver or 'default'}({opts}) grad={grad}{' warm' if e.warm else ''}"
         )
     if isinstance(e, ir.Attr):
         return f"{expr_text(e.target)}.{e.name}"

@@ -45,6 +45,14 @@ CODES: dict[str, str] = {
     "E0403": "bad argument",
     "E0404": "bad fit file",
     "E0405": "bad parameter values",
+    "E0407": "Laplace approximation failed",
+    "E0409": "variational inference failed",
+    "E0406": "implicit solve did not converge during optimization",
+    "E0410": "optimization diverged (non-finite loss or gradient)",
+    "E0408": "bad or mismatched checkpoint",
+    # W04xx: warnings about numerics (printed, never fatal unless asked)
+    "W0401": "ill-posed implicit node",
+    "W0402": "implicit solve did not converge at the diagnosed point",
     # E05xx: files and I/O
     "E0501": "cannot read file",
     "E0502": "cannot write file",

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--init", help="JSON file of initial param values")
     c.add_argument("-o", "--output", help="write the fit: .nc (ArviZ netCDF), .csv or .json")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.add_argument("--checkpoint", help="checkpoint file (after each chain and on Ctrl-C)")
+    c.add_argument("--every", type=int, default=None, help="also checkpoint every N iterations")
+    c.add_argument("--resume", action="store_true", help="continue from --checkpoint")
 
     c = sub.add_parser("summary", help="summarise a saved fit (.nc, .csv, .json)")
     c.add_argument("fit")
@@ -132,11 +135,22 @@ def cmd_sample(args) -> int:
     model = fpl.load(args.model)
     data = read_data(args.data) if args.data else {}
     init = read_data(args.init) if args.init else None
-    fit = model.sample(
-        data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-        target_accept=args.target_accept, max_tree_depth=args.max_tree_depth, init=init,
-        progress=not args.quiet,
-    )  # fmt: skip
+    if (args.every is not None or args.resume) and not args.checkpoint:
+        print("fpl: error: --every and --resume need --checkpoint", file=sys.stderr)
+        return EXIT_USAGE
+    from fpl.runtime.checkpoint import Interrupted, resume_hint
+
+    try:
+        fit = model.sample(
+            data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+            target_accept=args.target_accept, max_tree_depth=args.max_tree_depth, init=init,
+            progress=not args.quiet, checkpoint=args.checkpoint, every=args.every,
+            resume=args.resume,
+        )  # fmt: skip
+    except Interrupted as exc:
+        print(f"\nfpl: {exc.message.split('; resume with')[0]}\n"
+              + resume_hint("sample", args.model, exc.checkpoint), file=sys.stderr)  # fmt: skip
+        return 130
     if args.output:
         fit.save(args.output)
     print(fit.summary())

@@ -4,12 +4,17 @@ A failed solve makes the log density -inf at that point (NUTS rejects it); the
 potential also reports it to the host through ``jax.debug.callback`` — only when a
 solve failed, under ``lax.cond`` — so every gradient evaluation that met a failure is
 counted, per chain and per node, and shown with the node's source location.
+
+Per draw, ``sample_stats`` also holds each node's ``residual``, ``iterations`` and
+``converged`` at the draw (the program re-run at the draws, vectorised), named
+``"<field>:<kind>#<id>@<file>:<line>:<col>"`` (e.g. ``residual:fix#1@model.fpl:7:9``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -50,3 +55,29 @@ def report(solver_stats: dict[int, dict]) -> None:
         jax.debug.callback(lambda x: COUNTER.record(ids, x), f)
 
     jax.lax.cond(jnp.any(flags), send, lambda f: None, flags)
+
+
+NODE_STATS = ("residual", "iterations", "converged")
+
+
+def stat_name(node, field: str) -> str:
+    """The ``sample_stats`` name of one node's per-draw ``field`` (no ``/``: netCDF-safe)."""
+    sp = node.span
+    return f"{field}:{node.kind}#{node.node_id}@{Path(sp.source.name).name}:{sp.line}:{sp.col}"
+
+
+def is_stat_name(key: str) -> bool:
+    return key.split(":", 1)[0] in NODE_STATS and "#" in key
+
+
+def node_stats_at(program, solver_stats: dict[int, dict]) -> dict:
+    """Per-node stats of one evaluation, by :func:`stat_name` (traced values)."""
+    out = {}
+    for node in program.implicit_nodes:
+        st = solver_stats.get(node.node_id)
+        if st is None:  # a node inside a function body: not evaluated at top level
+            continue
+        out[stat_name(node, "residual")] = jnp.asarray(st["residual"], float)
+        out[stat_name(node, "iterations")] = jnp.asarray(st["iterations"], jnp.int32)
+        out[stat_name(node, "converged")] = jnp.asarray(st["converged"], bool)
+    return out

@@ -52,6 +52,10 @@ class Fit:
     #: implicit node ("fix#1 at model.fpl:9:9") -> non-converged solves met per chain,
     #: counted over every log-density evaluation of the run (warmup included)
     solver_failures: dict[str, list[int]] = field(default_factory=dict)
+    #: variational inference: the ELBO after every optimisation step (None otherwise)
+    elbo: np.ndarray | None = None
+    #: the weights the draws were computed with, where the method fitted them (VI)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -80,13 +84,16 @@ class Fit:
 
     @property
     def divergences(self) -> np.ndarray:
+        if "diverging" not in self.sample_stats:  # Laplace and VI draws: no sampler
+            return np.zeros(self.chains, dtype=int)
         return np.sum(self.sample_stats["diverging"], axis=1)
 
     def summary(self) -> Summary:
         rows = summarize(self.posterior)
         depth = int(self.attrs.get("max_tree_depth", 10))
         text = format_summary(rows, self.sample_stats, max_tree_depth=depth)
-        sat = np.sum(self.sample_stats["tree_depth"] >= depth, axis=1)
+        tree_depth = self.sample_stats.get("tree_depth", np.zeros((self.chains, 0)))
+        sat = np.sum(tree_depth >= depth, axis=1)
         for node, counts in self.solver_failures.items():
             per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(counts))
             text += (
@@ -117,18 +124,15 @@ class Fit:
         import arviz as az
 
         fd = self.to_fitdata()
-        stats = {
-            "lp": fd.sample_stats["lp"],
-            "acceptance_rate": fd.sample_stats["accept_stat"],
-            "step_size": fd.sample_stats["step_size"],
-            "tree_depth": fd.sample_stats["tree_depth"],
-            "n_steps": fd.sample_stats["n_leapfrog"],
-            "diverging": fd.sample_stats["diverging"].astype(bool),
-            "energy": fd.sample_stats["energy"],
-        }
+        names = {"lp": "lp", "accept_stat": "acceptance_rate", "step_size": "step_size",
+                 "tree_depth": "tree_depth", "n_leapfrog": "n_steps", "diverging": "diverging",
+                 "energy": "energy"}  # fmt: skip
+        stats = {names.get(k, k): v for k, v in fd.sample_stats.items()}
+        if "diverging" in stats:
+            stats["diverging"] = stats["diverging"].astype(bool)
         return az.from_dict(
             posterior=fd.posterior,
-            sample_stats=stats,
+            sample_stats=stats or None,
             observed_data=fd.observed_data or None,
             log_likelihood=fd.log_likelihood or None,
             posterior_predictive=fd.posterior_predictive or None,

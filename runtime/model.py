@@ -195,19 +195,34 @@ class Model:
         init: Mapping[str, Any] | None = None,
         progress: bool = True,
         weights: Mapping[str, Any] | None = None,
+        checkpoint: str | Path | None = None,
+        every: int | None = None,
+        resume: bool = False,
     ):
-        """Sample the posterior with NUTS (Stan's defaults); returns a :class:`Fit`."""
+        """Sample the posterior with NUTS (Stan's defaults); returns a :class:`Fit`.
+
+        ``weights`` (held fixed) may be a dict by name or an ``OptimizeResult``.
+        ``checkpoint`` names a file the run is saved to after each chain, every
+        ``every`` iterations of a chain and on Ctrl-C; ``resume=True`` continues from it
+        to the draws an uninterrupted run with the same seed gives."""
         from fpl.runtime.sampling import sample
 
+        if weights is not None and not isinstance(weights, Mapping):
+            weights = getattr(weights, "weights", weights)  # an OptimizeResult
         for name, value, lo in (("chains", chains, 1), ("warmup", warmup, 0), ("draws", draws, 1),
                                 ("max_tree_depth", max_tree_depth, 1)):  # fmt: skip
             if not isinstance(value, int) or value < lo:
                 raise error("E0403", f"`{name}` must be an integer >= {lo}, got {value!r}")
         if not 0 < target_accept < 1:
             raise error("E0403", f"`target_accept` must be in (0, 1), got {target_accept}")
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise error("E0403", f"`every` must be an integer >= 1, got {every!r}")
+        if (every is not None or resume) and checkpoint is None:
+            raise error("E0403", "`every` and `resume` need a `checkpoint` file")
         return sample(self, data, chains=chains, warmup=warmup, draws=draws, seed=seed,
                       target_accept=target_accept, max_tree_depth=max_tree_depth, init=init,
-                      progress=progress, weights=weights)  # fmt: skip
+                      progress=progress, weights=weights, checkpoint=checkpoint, every=every,
+                      resume=resume)  # fmt: skip
 
     def optimize(self, data=None, *, optimizer=None, steps: int = 1000, seed: int | None = None,
                  batch_size: int | None = None, batch_fields=None, init=None,
@@ -224,21 +239,37 @@ class Model:
                         jacobian=jacobian, checkpoint=checkpoint, every=every, resume=resume,
                         progress=progress, on_failure=on_failure)  # fmt: skip
 
-    def laplace(self, data=None, *, draws: int = 4000, seed: int | None = None, **kwargs):
-        """The mode, then a Gaussian on the unconstrained scale with the Hessian there;
-        returns a :class:`Fit` of ``draws`` draws."""
+    def laplace(self, data=None, *, draws: int = 4000, seed: int | None = None,
+                init: Mapping[str, Any] | None = None, weights: Mapping[str, Any] | None = None,
+                tol: float = 1e-8, max_iter: int = 2000):  # fmt: skip
+        """The mode (L-BFGS, on the unconstrained scale, Jacobian included), then a Gaussian
+        there with the Hessian's inverse as covariance; returns a :class:`Fit` of ``draws``
+        draws (one chain).  Weights are held at ``weights`` or their initial values."""
         from fpl.runtime.laplace import laplace
 
-        return laplace(self, data, draws=draws, seed=seed, **kwargs)
+        return laplace(self, data, draws=draws, seed=seed, init=init, weights=weights, tol=tol,
+                       max_iter=max_iter)  # fmt: skip
 
-    def vi(self, data=None, *, guide: str = "normal", steps: int = 5000, optimizer=None,
-           draws: int = 4000, seed: int | None = None, **kwargs):  # fmt: skip
-        """Variational inference on NumPyro's SVI with an autoguide (weights fitted jointly);
-        returns a :class:`Fit` of ``draws`` draws with the ELBO trace."""
+    def vi(self, data=None, *, guide="normal", steps: int = 5000, optimizer=None,
+           draws: int = 4000, seed: int | None = None, particles: int = 1,
+           init: Mapping[str, Any] | None = None, weights: Mapping[str, Any] | None = None,
+           progress: bool = True):  # fmt: skip
+        """Variational inference on NumPyro's SVI with an autoguide (``normal``, ``mvn``,
+        ``lowrank``, ``laplace``, ``delta``), weights fitted jointly, any optax optimizer
+        (default adam(1e-2)); returns a :class:`Fit` of ``draws`` draws with ``.elbo``
+        (the ELBO at every step) and ``.weights``."""
         from fpl.runtime.vi import vi
 
         return vi(self, data, guide=guide, steps=steps, optimizer=optimizer, draws=draws,
-                  seed=seed, **kwargs)  # fmt: skip
+                  seed=seed, particles=particles, init=init, weights=weights,
+                  progress=progress)  # fmt: skip
+
+    def predict(self, fit, data=None, *, seed: int | None = None, weights=None):
+        """Outs and gens for every draw of ``fit`` (a :class:`Fit` or a saved fit file)
+        with ``data``, typically new data; returns a :class:`Fit` of the same draws."""
+        from fpl.runtime.sampling import predict
+
+        return predict(self, fit, data, seed=seed, weights=weights)
 
     def diagnose(self, params=None, data=None, *, weights=None, **kwargs):
         """Well-posedness diagnostics of every implicit node at ``params`` (default: a

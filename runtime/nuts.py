@@ -68,11 +68,19 @@ def run_nuts(
     max_tree_depth: int = 10,
     progress: bool = True,
     chunk: int = 100,
+    checkpoint=None,
 ) -> ChainsResult:
     """Run one NUTS chain per entry of ``inits`` (sequentially, one compilation).
 
     ``potential_gen(args)`` returns the potential (negative log density) of an
     unconstrained position dict; ``args`` (the data arrays) are traced arguments.
+
+    ``checkpoint`` (a :class:`fpl.runtime.checkpoint.NutsCheckpoint`) saves the run
+    between chunks — every ``checkpoint.every`` iterations of a chain, when a chain
+    ends, and on Ctrl-C — and, when it holds a saved run, continues from it: the
+    finished chains' draws, then the current chain's HMC state (position, step size
+    and mass-matrix adaptation, RNG key) and draws so far.  Chunks keep the same
+    boundaries, so a resumed run gives the draws of an uninterrupted one exactly.
     """
     from numpyro.infer.hmc import hmc
 
@@ -109,25 +117,52 @@ def run_nuts(
     from fpl.runtime.failures import COUNTER
 
     COUNTER.counts.clear()
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.every:
+        chunk = min(chunk, checkpoint.every)
+    if resumed is not None:
+        all_pos, all_stats, warm_div = resumed.pos, resumed.stats, resumed.warm_div
+        COUNTER.counts.update(resumed.failures)
     for c, init in enumerate(inits):
+        if c < len(all_pos):
+            continue  # finished before the checkpoint
         COUNTER.chain = c
         bar = Progress(progress, total, f"chain {c + 1}/{len(inits)}")
         state = start(init, keys[c], args)
         pos_parts, stat_parts = [], []
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
-            state, (z, stats) = compiled(state, args, n)
-            pos_parts.append(jax.device_get(z))
-            stat_parts.append(jax.device_get(stats))
-            done += n
-            div = int(sum(np.sum(s[5]) for s in stat_parts))
-            bar.update(n, f"divergences {div}" if div else "")
+        done = saved = 0
+        if resumed is not None and resumed.chain == c and resumed.done:
+            state = checkpoint.state_like(state, resumed)
+            pos_parts, stat_parts, done = [resumed.cur_pos], [resumed.cur_stats], resumed.done
+            saved = done
+            bar.update(done)
+        try:
+            while done < total:
+                n = min(chunk, total - done)
+                new_state, (z, stats) = compiled(state, args, n)
+                z, stats = jax.device_get(z), jax.device_get(stats)
+                state, pos_parts, stat_parts, done = (
+                    new_state, [*pos_parts, z], [*stat_parts, stats], done + n,
+                )  # fmt: skip
+                div = int(sum(np.sum(s[5]) for s in stat_parts))
+                bar.update(n, f"divergences {div}" if div else "")
+                if checkpoint is not None and checkpoint.every and done - saved >= checkpoint.every:
+                    checkpoint.save(c, state, pos_parts, stat_parts, done, all_pos, all_stats,
+                                    warm_div, dict(COUNTER.counts))  # fmt: skip
+                    saved = done
+        except KeyboardInterrupt:
+            if checkpoint is None:
+                raise
+            snapshot = (c, state, pos_parts, stat_parts, done, all_pos, all_stats, warm_div)
+            raise checkpoint.interrupted(snapshot, dict(COUNTER.counts)) from None
         pos = {k: np.concatenate([p[k] for p in pos_parts])[warmup:] for k in pos_parts[0]}
         stats_full = [np.concatenate([s[i] for s in stat_parts]) for i in range(len(STAT_FIELDS))]
         warm_div.append(int(np.sum(stats_full[5][:warmup])))
         all_pos.append(pos)
         all_stats.append([s[warmup:] for s in stats_full])
+        if checkpoint is not None:  # a finished chain is kept at once
+            checkpoint.save(c + 1, None, [], [], 0, all_pos, all_stats, warm_div,
+                            dict(COUNTER.counts))  # fmt: skip
     positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
     stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
     return ChainsResult(

@@ -14,6 +14,7 @@ import numpy as np
 from fpl.compiler import ir
 from fpl.compiler.lower import from_constrained, from_unconstrained, run
 from fpl.dsl.diagnostics import error
+from fpl.runtime.failures import is_stat_name, node_stats_at
 from fpl.runtime.fit import Fit
 from fpl.runtime.nuts import run_nuts
 
@@ -78,7 +79,11 @@ def _data(bound):
 
 
 def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_depth, init,
-           progress, weights) -> Fit:  # fmt: skip
+           progress, weights, checkpoint=None, every=None, resume=False) -> Fit:  # fmt: skip
+    if seed is None and resume and checkpoint is not None:  # the seed of the first run
+        from fpl.runtime.checkpoint import saved_seed
+
+        seed = saved_seed(checkpoint)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     with _float64():
         bound = model.bind(data, weights)
@@ -92,19 +97,33 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
         key = jax.random.PRNGKey(seed)
         key, run_key, gen_key = jax.random.split(key, 3)
         inits = find_inits(model, bound, args, chains, seed, init)
+        saver = None
+        if checkpoint is not None:
+            from fpl.runtime import checkpoint as ckpt
+
+            given = {k: np.asarray(v).tolist() for k, v in (init or {}).items()}
+            settings = {"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
+                        "target_accept": target_accept, "max_tree_depth": max_tree_depth,
+                        "init": given}  # fmt: skip
+            weights_ = {f"weight {k}": v for k, v in bound.weights.items()}
+            fp = ckpt.fingerprint(model, {**bound.arrays, **weights_}, settings)
+            saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
         result = run_nuts(
             model.potential_gen(bound), args, inits, warmup=warmup, draws=draws, key=run_key,
             target_accept=target_accept, max_tree_depth=max_tree_depth, progress=progress,
+            checkpoint=saver,
         )  # fmt: skip
-        values = _per_draw(bound, args, result.positions, gen_key, unconstrained=True)
+        values = _per_draw(bound, args, result.positions, gen_key, unconstrained=True,
+                           solver_stats=True)  # fmt: skip
     program = bound.program
+    node_stats = {k: values.pop(k) for k in list(values) if is_stat_name(k)}
     posterior = {n: values[n] for n in [*model.param_names, *model.out_names]}
     gens = {g.name: values[g.name] for g in program.gens}
     return Fit(
         model=model.name,
         posterior=posterior,
         generated=gens,
-        sample_stats=result.stats,
+        sample_stats={**result.stats, **node_stats},
         observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
         attrs={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
                "max_tree_depth": max_tree_depth, "seconds": round(result.seconds, 3)},
@@ -118,8 +137,11 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
     )  # fmt: skip
 
 
-def _per_draw(bound, args, positions: dict, key, unconstrained: bool) -> dict[str, np.ndarray]:
-    """Params, outs and gens for every (chain, draw), vectorised."""
+def _per_draw(bound, args, positions: dict, key, unconstrained: bool,
+              solver_stats: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
+    """Params, outs and gens for every (chain, draw), vectorised; with ``solver_stats``
+    also each implicit node's residual, iterations and converged flag at the draw (keys
+    from ``fpl.runtime.failures.stat_name``)."""
     program: ir.Program = bound.program
     names = [p.name for p in program.params] + [o.name for o in program.outs]
     names += [g.name for g in program.gens]
@@ -132,7 +154,10 @@ def _per_draw(bound, args, positions: dict, key, unconstrained: bool) -> dict[st
         env = {**bound.static, **a, **bound.weights}
         source = from_unconstrained(u) if unconstrained else from_constrained(u)
         res = run(program, env, source, rng_key=k, generate=True)
-        return {name: jnp.asarray(res.env[name]) for name in names}
+        out = {name: jnp.asarray(res.env[name]) for name in names}
+        if solver_stats:
+            out.update(node_stats_at(program, res.solver_stats))
+        return out
 
     out = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))(flat, keys, args)
     return {k: np.asarray(v).reshape(*lead, *v.shape[1:]) for k, v in out.items()}
@@ -154,3 +179,53 @@ def generate(model, fit_or_params, data, *, seed, weights) -> dict[str, np.ndarr
             values = {k: v[0, 0] for k, v in values.items()}
     names = set(model.out_names) | {g.name for g in bound.program.gens}
     return {k: v for k, v in values.items() if k in names}
+
+
+def predict(model, fit, data, *, seed, weights) -> Fit:
+    """Outs and gens for every draw of ``fit`` (a :class:`Fit`, a ``FitData`` or a fit
+    file) with ``data`` (typically new data); a :class:`Fit` of the same draws."""
+    import json
+
+    from fpl.runtime.io import FitData, load_fit
+
+    source = str(fit) if not isinstance(fit, (Fit, FitData)) else "the fit"
+    if not isinstance(fit, (Fit, FitData)):
+        fit = load_fit(source)
+    if weights is None and isinstance(fit, Fit) and fit.weights:
+        weights = fit.weights  # the weights a VI fit was computed with
+    elif weights is None and "weights" in fit.attrs:  # ... as saved with it
+        weights = json.loads(str(fit.attrs["weights"]))
+    posterior = fit.posterior
+    missing = [p for p in model.param_names if p not in posterior]
+    if missing:
+        raise error(
+            "E0404",
+            f"{source} has no draws of param `{missing[0]}`",
+            help="predict needs a fit of this model: it has " + (", ".join(posterior) or "none"),
+        )
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    with _float64():
+        bound = model.bind(data, weights)
+        for p in bound.program.params:
+            got = tuple(np.shape(posterior[p.name])[2:])
+            if got != tuple(p.ty.shape):
+                raise error(
+                    "E0405",
+                    f"param `{p.name}` has shape {got} in {source}, the model with this data "
+                    f"needs {tuple(p.ty.shape)}",
+                    p.span,
+                    help="sizes that params depend on must be the same as in the fitted data",
+                )
+        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+        params = {p: np.asarray(posterior[p], float) for p in model.param_names}
+        values = _per_draw(bound, args, params, jax.random.PRNGKey(seed), unconstrained=False)
+    attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
+    return Fit(
+        model=model.name,
+        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
+        generated={g.name: values[g.name] for g in bound.program.gens},
+        sample_stats={},
+        observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
+        attrs={**attrs, "method": "predict"},
+        weights={k: np.asarray(v) for k, v in bound.weights.items()},
+    )

@@ -447,13 +447,15 @@ def _sized_like_value(first: int):
     return rule
 
 
-@fn("zeros", rule=_sized("real"), args=(0, None), category="constructor")
+@fn("zeros", rule=_sized("real"), args=(0, None), category="constructor",
+    aliases=("zeros_vector", "zeros_row_vector", "zeros_array"))  # fmt: skip
 def zeros(*shape):
     """A real array of zeros of the given sizes: zeros(N), zeros(N, K)."""
     return jnp.zeros(shape)
 
 
-@fn("ones", rule=_sized("real"), args=(0, None), category="constructor")
+@fn("ones", rule=_sized("real"), args=(0, None), category="constructor",
+    aliases=("ones_vector", "ones_row_vector", "ones_array"))  # fmt: skip
 def ones(*shape):
     """A real array of ones of the given sizes."""
     return jnp.ones(shape)
@@ -499,7 +501,8 @@ def _linspaced_rule(args: list[Arg]) -> Ty:
     return Ty("real", rules.sizes_shape(args[:1]))
 
 
-@fn("linspaced_vector", rule=_linspaced_rule, args=3, category="constructor")
+@fn("linspaced_vector", rule=_linspaced_rule, args=3, category="constructor",
+    aliases=("linspaced_row_vector",))  # fmt: skip
 def linspaced_vector(n, lo, hi):
     """n evenly spaced values from lo to hi inclusive."""
     return jnp.linspace(lo, hi, n)
@@ -565,7 +568,7 @@ def _flat_rule(args: list[Arg]) -> Ty:
     return Ty(t.base if t.base != "bool" else "int", (n,))
 
 
-@fn("to_vector", rule=_flat_rule, args=1, category="array")
+@fn("to_vector", rule=_flat_rule, args=1, category="array", aliases=("to_row_vector",))
 def to_vector(x):
     """All elements as a vector, in column-major order as Stan does."""
     x = jnp.asarray(x)
@@ -655,3 +658,332 @@ def gp_exp_quad_cov(x, *rest):
     b = x2 if x2.ndim > 1 else x2[:, None]
     d2 = jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), axis=-1)
     return jnp.square(alpha) * jnp.exp(-0.5 * d2 / jnp.square(rho))
+
+
+# ---- further Stan functions -----------------------------------------------------------
+
+_unary("trigamma", "The trigamma function, the derivative of digamma.")(
+    lambda x: jsp_special.polygamma(1, x)
+)
+_unary("inv_cloglog", "1 - exp(-exp(x)), the inverse of the complementary log-log link.")(
+    lambda x: -jnp.expm1(-jnp.exp(x))
+)
+_binary("beta", "The beta function Gamma(a) Gamma(b) / Gamma(a + b).", lambda a, b: jnp.exp(
+    jsp_special.betaln(a, b)
+))  # fmt: skip
+_binary(
+    "choose",
+    "The binomial coefficient (n choose k) of integers, 0 when k > n.",
+    lambda n, k: jnp.where(
+        (k < 0) | (k > n),
+        0,
+        jnp.round(
+            jnp.exp(
+                jsp_special.gammaln(n + 1.0)
+                - jsp_special.gammaln(k + 1.0)
+                - jsp_special.gammaln(jnp.maximum(n - k, 0) + 1.0)
+            )
+        ),
+    ).astype(int),
+    rule=rules.elementwise_int,
+)
+_binary(
+    "log_falling_factorial",
+    "log of the falling factorial x (x - 1) ... (x - n + 1) = lgamma(x + 1) - lgamma(x - n + 1).",
+    lambda x, n: jsp_special.gammaln(x + 1.0) - jsp_special.gammaln(x - n + 1.0),
+)
+_binary(
+    "log_rising_factorial",
+    "log of the rising factorial x (x + 1) ... (x + n - 1) = lgamma(x + n) - lgamma(x).",
+    lambda x, n: jsp_special.gammaln(x + n) - jsp_special.gammaln(x),
+)
+_binary(
+    "gamma_p",
+    "The regularised lower incomplete gamma function P(a, z).",
+    lambda a, z: jsp_special.gammainc(a, z),
+)
+_binary(
+    "gamma_q",
+    "The regularised upper incomplete gamma function Q(a, z) = 1 - P(a, z).",
+    lambda a, z: jsp_special.gammaincc(a, z),
+)
+
+
+@fn("inc_beta", rule=rules.elementwise_real, args=3)
+def inc_beta(a, b, x):
+    """The regularised incomplete beta function I_x(a, b)."""
+    return jsp_special.betainc(jnp.asarray(a, float), jnp.asarray(b, float), x)
+
+
+@fn("fma", rule=rules.elementwise_real, args=3)
+def fma(x, y, z):
+    """x * y + z."""
+    return x * y + z
+
+
+def _lmgamma_rule(args: list[Arg]) -> Ty:
+    return Ty("real", args[1].ty.shape)
+
+
+@fn("lmgamma", rule=_lmgamma_rule, args=2, static=(0,))
+def lmgamma(k, x):
+    """log of the multivariate gamma function of dimension k:
+    k (k - 1) / 4 log(pi) + sum_{j=1}^k lgamma(x + (1 - j) / 2)."""
+    return jsp_special.multigammaln(x, k)
+
+
+@fn("trace", rule=rules.square_matrix_scalar, args=1, category="matrix")
+def trace(A):
+    """Sum of the diagonal."""
+    return jnp.trace(A)
+
+
+@fn("log_determinant_spd", rule=rules.square_matrix_scalar, args=1, category="matrix")
+def log_determinant_spd(A):
+    """log det A of a symmetric positive-definite A, by its Cholesky factor."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(A))))
+
+
+@fn("matrix_exp", rule=rules.square_matrix, args=1, category="matrix")
+def matrix_exp(A):
+    """The matrix exponential."""
+    return jsp_linalg.expm(A)
+
+
+def _matrix_power_rule(args: list[Arg]) -> Ty:
+    return rules.square_matrix(args[:1])
+
+
+@fn("matrix_power", rule=_matrix_power_rule, args=2, static=(1,), category="matrix")
+def matrix_power(A, n):
+    """A multiplied by itself n times (n >= 0)."""
+    return jnp.linalg.matrix_power(A, n)
+
+
+def _eigenvalues_rule(args: list[Arg]) -> Ty:
+    rules.square_matrix(args)
+    return Ty("real", args[0].ty.shape[:1])
+
+
+@fn("eigenvalues_sym", rule=_eigenvalues_rule, args=1, category="matrix")
+def eigenvalues_sym(A):
+    """Eigenvalues of a symmetric matrix, ascending."""
+    return jnp.linalg.eigvalsh(A)
+
+
+def _singular_values_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the argument")
+    n, m = args[0].ty.shape
+    k = min(n, m) if isinstance(n, int) and isinstance(m, int) else None
+    return Ty("real", (k,))
+
+
+@fn("singular_values", rule=_singular_values_rule, args=1, category="matrix")
+def singular_values(A):
+    """Singular values, descending."""
+    return jnp.linalg.svd(A, compute_uv=False)
+
+
+def _mdivide_right_rule(args: list[Arg]) -> Ty:
+    rules.square_matrix(args[1:])
+    unify_dim(args[0].ty.shape[-1], args[1].ty.shape[0], "mdivide_right")
+    return Ty("real", args[0].ty.shape)
+
+
+@fn("mdivide_right", rule=_mdivide_right_rule, args=2, category="matrix")
+def mdivide_right(B, A):
+    """B / A: the solution x of x A = B."""
+    return jnp.linalg.solve(A.T, B.T).T
+
+
+@fn("mdivide_right_tri_low", rule=_mdivide_right_rule, args=2, category="matrix")
+def mdivide_right_tri_low(B, L):
+    """B / L for lower-triangular L."""
+    return jsp_linalg.solve_triangular(L.T, B.T, lower=False).T
+
+
+@fn("mdivide_left_spd", rule=_mdivide_left_rule, args=2, category="matrix")
+def mdivide_left_spd(A, b):
+    """A \\ b for symmetric positive-definite A, by its Cholesky factor."""
+    return jsp_linalg.cho_solve((jnp.linalg.cholesky(A), True), b)
+
+
+@fn("mdivide_right_spd", rule=_mdivide_right_rule, args=2, category="matrix")
+def mdivide_right_spd(B, A):
+    """B / A for symmetric positive-definite A, by its Cholesky factor."""
+    return jsp_linalg.cho_solve((jnp.linalg.cholesky(A), True), B.T).T
+
+
+def _trace_quad_form_rule(args: list[Arg]) -> Ty:
+    rules.square_matrix(args[:1])
+    rules.need_rank(args, 1, (2,), "the second argument")
+    unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "trace_quad_form")
+    return REAL
+
+
+@fn("trace_quad_form", rule=_trace_quad_form_rule, args=2, category="matrix")
+def trace_quad_form(A, B):
+    """trace(B' A B)."""
+    return jnp.trace(B.T @ A @ B)
+
+
+@fn("quad_form_sym", rule=_quad_form_rule, args=2, category="matrix")
+def quad_form_sym(A, B):
+    """B' A B for symmetric A; the matrix result is symmetrised exactly."""
+    out = B.T @ A @ B if B.ndim == 2 else B @ A @ B
+    return 0.5 * (out + out.T) if B.ndim == 2 else out
+
+
+@fn("symmetrize_from_lower_tri", rule=rules.square_matrix, args=1, category="matrix")
+def symmetrize_from_lower_tri(A):
+    """The symmetric matrix whose lower triangle is that of A."""
+    low = jnp.tril(A)
+    return low + jnp.tril(A, -1).T
+
+
+def _rows_self_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the argument")
+    return Ty("real", args[0].ty.shape[:1])
+
+
+def _cols_self_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the argument")
+    return Ty("real", args[0].ty.shape[1:])
+
+
+@fn("rows_dot_self", rule=_rows_self_rule, args=1, category="matrix")
+def rows_dot_self(A):
+    """Sum of squares of each row."""
+    return jnp.sum(jnp.square(A), axis=1)
+
+
+@fn("columns_dot_self", rule=_cols_self_rule, args=1, category="matrix")
+def columns_dot_self(A):
+    """Sum of squares of each column."""
+    return jnp.sum(jnp.square(A), axis=0)
+
+
+# ---- slicing (1-based positions, as Stan) ------------------------------------------------
+
+
+def _row_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the first argument")
+    return Ty(args[0].ty.base, args[0].ty.shape[1:])
+
+
+def _col_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the first argument")
+    return Ty(args[0].ty.base, args[0].ty.shape[:1])
+
+
+@fn("row", rule=_row_rule, args=2, category="array")
+def row(A, i):
+    """Row i of a matrix."""
+    return jnp.take(A, i - 1, axis=0)
+
+
+@fn("col", rule=_col_rule, args=2, category="array")
+def col(A, j):
+    """Column j of a matrix."""
+    return jnp.take(A, j - 1, axis=1)
+
+
+def _block_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the first argument")
+    return Ty(args[0].ty.base, (args[3].dim, args[4].dim))
+
+
+@fn("block", rule=_block_rule, args=5, static=(3, 4), category="array")
+def block(A, i, j, n_rows, n_cols):
+    """The n_rows x n_cols block of A whose top-left element is A[i, j]."""
+    return jax.lax.dynamic_slice(A, (i - 1, j - 1), (n_rows, n_cols))
+
+
+def _sub_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (2,), "the first argument")
+    return Ty(args[0].ty.base, (args[3].dim,))
+
+
+@fn("sub_col", rule=_sub_rule, args=4, static=(3,), category="array")
+def sub_col(A, i, j, n_rows):
+    """n_rows elements of column j of A, starting at row i."""
+    return jax.lax.dynamic_slice(A, (i - 1, j - 1), (n_rows, 1))[:, 0]
+
+
+@fn("sub_row", rule=_sub_rule, args=4, static=(3,), category="array")
+def sub_row(A, i, j, n_cols):
+    """n_cols elements of row i of A, starting at column j."""
+    return jax.lax.dynamic_slice(A, (i - 1, j - 1), (1, n_cols))[0]
+
+
+@fn("rank", rule=rules.int_scalar, args=2, category="array")
+def rank(v, s):
+    """The number of elements of v less than v[s]."""
+    return jnp.sum(v < jnp.take(v, s - 1)).astype(int)
+
+
+@fn("to_array_1d", rule=_flat_rule, args=1, category="array")
+def to_array_1d(x):
+    """All elements as a one-dimensional array, in row-major order (Stan's order for
+    arrays; use to_vector for a matrix's column-major order)."""
+    return jnp.ravel(x)
+
+
+# ---- more constructors ----------------------------------------------------------------
+
+
+@fn("linspaced_array", rule=_linspaced_rule, args=3, category="constructor")
+def linspaced_array(n, lo, hi):
+    """n evenly spaced reals from lo to hi inclusive (as linspaced_vector)."""
+    return jnp.linspace(lo, hi, n)
+
+
+def _linspaced_int_rule(args: list[Arg]) -> Ty:
+    return Ty("int", rules.sizes_shape(args[:1]))
+
+
+@fn("linspaced_int_array", rule=_linspaced_int_rule, args=3, static=(0, 1, 2),
+    category="constructor")  # fmt: skip
+def linspaced_int_array(n, lo, hi):
+    """n integers from lo spaced by (hi - lo) // (n - 1) (Stan's rounding down)."""
+    by = (hi - lo) // (n - 1) if n > 1 else 0
+    return lo + by * jnp.arange(n)
+
+
+def _one_hot_rule(base: str):
+    def rule(args: list[Arg]) -> Ty:
+        return Ty(base, rules.sizes_shape(args[:1]))
+
+    return rule
+
+
+@fn("one_hot_vector", rule=_one_hot_rule("real"), args=2, static=(0,), category="constructor",
+    aliases=("one_hot_row_vector", "one_hot_array"))  # fmt: skip
+def one_hot_vector(n, k):
+    """A real vector of n zeros with a 1 at position k."""
+    return (jnp.arange(1, n + 1) == k).astype(jnp.result_type(float))
+
+
+@fn("one_hot_int_array", rule=_one_hot_rule("int"), args=2, static=(0,),
+    category="constructor")  # fmt: skip
+def one_hot_int_array(n, k):
+    """An integer array of n zeros with a 1 at position k."""
+    return (jnp.arange(1, n + 1) == k).astype(int)
+
+
+@fn("zeros_int_array", rule=_sized("int"), args=1, category="constructor")
+def zeros_int_array(n):
+    """An integer array of n zeros."""
+    return jnp.zeros((n,), dtype=int)
+
+
+@fn("ones_int_array", rule=_sized("int"), args=1, category="constructor")
+def ones_int_array(n):
+    """An integer array of n ones."""
+    return jnp.ones((n,), dtype=int)
+
+
+@fn("uniform_simplex", rule=_sized("real"), args=1, category="constructor")
+def uniform_simplex(n):
+    """The simplex of n equal entries 1/n."""
+    return jnp.full((n,), 1.0 / n)

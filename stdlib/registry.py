@@ -79,6 +79,13 @@ class DistributionEntry:
     value_offset: int = 0  # Stan outcome = NumPyro outcome + value_offset (categorical: 1)
     needs_event_shape: bool = False  # build(*args, event_shape=...) (e.g. lkj_corr_cholesky)
     min_args: int | None = None
+    cdf: bool = False  # the built distribution has a CDF: `_cdf`, `_lcdf`, `_lccdf` forms
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The distribution-function suffixes this entry supports."""
+        lp = ("_lpmf", "_lupmf") if self.support.discrete else ("_lpdf", "_lupdf")
+        return (*lp, *(("_cdf", "_lcdf", "_lccdf") if self.cdf else ()), "_rng")
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class Registry:
         value_offset: int = 0,
         needs_event_shape: bool = False,
         min_args: int | None = None,
+        cdf: bool = False,
     ):
         def register(build: Callable[..., Any]) -> Callable[..., Any]:
             if name in self.distributions:
@@ -146,6 +154,7 @@ class Registry:
                 value_offset,
                 needs_event_shape,
                 min_args,
+                cdf,
             )
             return build
 

@@ -8,6 +8,12 @@ from __future__ import annotations
 from fpl.stdlib.registry import REGISTRY
 
 s = REGISTRY.solver
+DEFAULT_SOLVER = {"fix": "anderson", "root": "newton", "argmin": "lbfgs"}
+"""The solver of a node that names none (and whose body is not affine in the unknown:
+those are solved directly, see ``fpl.compiler.implicit``)."""
+UNROLLABLE = ("iterate", "halpern", "anderson", "broyden", "newton", "gradient_descent")
+"""Solvers whose loop reverse mode can go through (``grad=unrolled``); ``lbfgs``'s zoom
+line search is a while loop, which JAX cannot transpose."""
 COMMON = {"tol": (float, 1e-8), "max_iter": (int, 500)}
 
 

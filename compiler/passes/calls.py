@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fpl.compiler import ir
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import did_you_mean, error
+from fpl.stdlib.solvers import DEFAULT_SOLVER, UNROLLABLE
 from fpl.stdlib.types import RuleError, Ty, broadcast, dim_text, dims_equal
 
 if TYPE_CHECKING:
@@ -254,11 +255,20 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
                 help="both sides must have the same shape",
             )
     solver, options = _solver(c, e)
-    grad, grad_options = _grad_mode(c, e)
+    grad, grad_options, warm = _grad_mode(c, e)
+    if grad == "unrolled" and (solver or DEFAULT_SOLVER[e.kind]) not in UNROLLABLE:
+        raise error(
+            "E0206",
+            f"`grad=unrolled` cannot go through `{solver or DEFAULT_SOLVER[e.kind]}`",
+            e.solver.span if e.solver is not None else e.span,
+            help="its line search is a while loop, which reverse mode cannot differentiate; "
+            "use `with gradient_descent(...)` for an unrolled argmin",
+        )
     c.node_count += 1
     return ir.Implicit(
-        e.kind, e.var, body, init, solver, options, grad, grad_options, ty, e.span, c.node_count
-    )
+        e.kind, e.var, body, init, solver, options, grad, grad_options, ty, e.span, c.node_count,
+        warm,
+    )  # fmt: skip
 
 
 def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
@@ -305,15 +315,21 @@ def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
     return name, tuple(options)
 
 
-def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
-    mode, options = "implicit", ()
+def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple, bool]:
+    mode, options, warm = "implicit", (), False
     for kw in e.options:
+        if kw.name == "warm":
+            v = kw.value
+            if not (isinstance(v, ast.Name) and v.id in ("true", "false")):
+                raise error("E0206", "`warm=` takes true or false", v.span)
+            warm = v.id == "true"
+            continue
         if kw.name != "grad":
             raise error(
                 "E0206",
                 f"unknown option `{kw.name}` of `{e.kind}`",
                 kw.span,
-                help="options are `init ...`, `with solver(...)` and `grad=...`",
+                help="options are `init ...`, `with solver(...)`, `grad=...` and `warm=true`",
             )
         v = kw.value
         name = (
@@ -342,7 +358,7 @@ def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
                     raise error("E0206", f"`{o.name}` must be a positive integer", o.value.span)
                 opts.append((o.name, val))
         mode, options = name, tuple(opts)
-    return mode, options
+    return mode, options, warm
 
 
 __all__ = ["check_call", "check_implicit"]

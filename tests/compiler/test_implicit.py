@@ -159,10 +159,26 @@ def test_nested_nodes():
 def test_singular_tangent_is_nan_not_wrong():
     # F(z, c) = c (z - z) vanishes everywhere: every z is a root (the initial one is
     # returned, converged) but dF/dz = 0, so the IFT does not apply; the tangent solve
-    # fails its residual check and the gradient is NaN rather than some number.
-    model = fpl.compile("param c: real\nlet z = root z: real of c * (z - z)\ntarget += z\n")
-    g = jax.grad(lambda c: model.log_density({"c": c}))(1.0)
-    assert np.isnan(float(g))
+    # fails its residual check and the gradient is NaN rather than some number, in
+    # reverse and forward mode.  (Newton is named: with no solver this affine body
+    # would get the direct solve, which reports the singular system as a failed
+    # forward solve; see test_implicit_affine.py.)
+    model = fpl.compile(
+        "param c: real\nlet z = root z: real of c * (z - z) with newton()\ntarget += z\n"
+    )
+    f = lambda c: model.log_density({"c": c})  # noqa: E731
+    assert float(f(1.0)) == 0.0  # the forward solve itself converged (at init 0)
+    assert np.isnan(float(jax.grad(f)(1.0)))
+    assert np.isnan(float(jax.jacfwd(f)(1.0)))
+
+
+def test_fix_with_unit_jacobian_has_nan_gradient():
+    # f(z) = z + 0 * c: every z is a fixed point, I - df/dz = 0 is singular; the
+    # backward solve fails its check and reports NaN, never a silent zero
+    model = fpl.compile(
+        "param c: real\nlet z = fix z: real = z + 0 * c with iterate()\ntarget += z\n"
+    )
+    assert np.isnan(float(jax.grad(lambda c: model.log_density({"c": c}))(1.0)))
 
 
 def test_large_unknown_uses_matrix_free_solves():

@@ -168,3 +168,23 @@ def test_nonconverged_solves_are_counted_in_nuts():
     assert node == "fix#1 at calib.fpl:8:9"
     assert len(counts) == 2 and sum(counts) > 0
     assert "non-converged solves" in str(fit.summary())
+
+
+def test_eager_log_density_with_failed_solve_is_minus_inf_not_an_exception():
+    # Outside jit NumPyro validates distribution arguments eagerly; the NaN of a failed
+    # solve must still give FPL's -inf (as under jit), not a ValueError from NumPyro.
+    model = fpl.compile(
+        "data y: real[3]\n"
+        "param a: real<lower=0> ~ lognormal(0, 0.5)\n"
+        "let x = fix x: real[3] = tanh(a * x + 1.0) with iterate(max_iter=2)\n"
+        "y ~ normal(x, 1)\n"
+    )
+    lp = model.log_density({"a": 0.9}, {"y": [0.5, 0.6, 0.7]})
+    assert float(lp) == -np.inf
+    ok = fpl.compile(
+        "data y: real[3]\n"
+        "param a: real<lower=0> ~ lognormal(0, 0.5)\n"
+        "let x = fix x: real[3] = tanh(a * x + 1.0)\n"
+        "y ~ normal(x, 1)\n"
+    )
+    assert np.isfinite(float(ok.log_density({"a": 0.9}, {"y": [0.5, 0.6, 0.7]})))

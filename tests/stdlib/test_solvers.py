@@ -149,3 +149,115 @@ def test_anderson_beats_picard():
         res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.7}))
         counts[solver] = int(res.env["z.iterations"])
     assert counts["anderson"] < counts["iterate"]
+
+
+# ---- the rest of the table: unrolled route, hessian, vmap, non-convergence --------------
+
+SLOW = pytest.mark.slow  # compiling these loops for reverse mode takes 4-6 s each
+UNROLLED = [
+    ("fix", "iterate(tol=1e-12, max_iter=100)"),
+    pytest.param("fix", "anderson(tol=1e-12, max_iter=40)", marks=SLOW),
+    pytest.param("fix", "broyden(tol=1e-12, max_iter=40)", marks=SLOW),
+    ("fix", "newton(tol=1e-12, max_iter=10)"),
+    ("fix", "halpern(tol=1e-12, max_iter=100)"),
+    pytest.param("root", "newton(tol=1e-12, max_iter=20)", marks=SLOW),
+    pytest.param("root", "broyden(tol=1e-12, max_iter=40)", marks=SLOW),
+    ("argmin", "gradient_descent(learning_rate=0.069, tol=1e-12, max_iter=3000)"),
+]
+
+
+def closed_grad(kind):
+    """d(sum(wt * z))/dparam at the table's point, from closed forms (fix: FD of a
+    round-off-exact reference, see test_solver_value_and_derivatives)."""
+    if kind == "fix":
+        h = 1e-5
+        return (WT @ fix_reference(0.7 + h) - WT @ fix_reference(0.7 - h)) / (2 * h)
+    if kind == "root":
+        return WT * THETA ** (-2 / 3) / 3
+    M = X.T @ X + 0.9 * np.eye(3)
+    return -WT[:3] @ np.linalg.solve(M, ridge(0.9))
+
+
+@pytest.mark.parametrize("kind,solver", UNROLLED)
+def test_unrolled_route_matches_closed_forms(kind, solver):
+    # grad=unrolled differentiates through the iterations.  Run to tol=1e-12, the loop
+    # derivative of a converging iteration converges to the implicit one at the rate of
+    # the iterates (Gilbert 1992), so it agrees with the closed form to the accuracy of
+    # the reference: rel 1e-6 (the fix reference's FD error, as above).
+    model, data, name, p0 = build(kind, f"{solver} grad=unrolled")
+    g = jax.jit(jax.grad(lambda p: model.log_density({name: p}, data)))(jnp.asarray(p0, float))
+    np.testing.assert_allclose(g, closed_grad(kind), rtol=1e-6, atol=1e-8)
+
+
+def test_unrolled_lbfgs_is_a_check_error():
+    for solver in ("with lbfgs()", ""):  # lbfgs is also argmin's default
+        with pytest.raises(fpl.FplError) as exc:
+            fpl.compile(ARGMIN.replace("SOLVER", f"{solver} grad=unrolled"))
+        assert exc.value.code == "E0206" and "unrolled" in str(exc.value)
+        assert "<string>:8:" in str(exc.value)  # located at the node or its solver
+
+
+# (gradient descent at the step 2 / (lambda_min + lambda_max) of this objective's Hessian)
+@pytest.mark.parametrize("kind,solver", [("fix", "anderson()"), ("root", "newton()"),
+                                         ("argmin", "gradient_descent(learning_rate=0.069, "
+                                          "tol=1e-11)")])  # fmt: skip
+def test_hessian_and_vmap(kind, solver):
+    model, data, name, p0 = build(kind, solver)
+    f = lambda p: model.log_density({name: p}, data)  # noqa: E731
+    p0 = jnp.asarray(p0, float)
+    H = np.asarray(jax.jit(jax.hessian(f))(p0))
+    if kind == "fix":
+        # second central difference of the reference (h = 1e-3: truncation ~h^2 ~ 1e-6,
+        # round-off ~1e-16 / h^2 ~ 1e-10; the 1e-8 solve error does not enter, as the
+        # reference is exact): rel 1e-4
+        h = 1e-3
+        r = [WT @ fix_reference(0.7 + s * h) for s in (-1, 0, 1)]
+        assert float(H) == pytest.approx((r[0] - 2 * r[1] + r[2]) / h**2, rel=1e-4)
+    elif kind == "root":
+        # z = theta^(1/3): d2z/dtheta2 = -2/9 theta^(-5/3), diagonal (solver tol 1e-8)
+        np.testing.assert_allclose(H, np.diag(WT * -2 / 9 * THETA ** (-5 / 3)), rtol=1e-6,
+                                   atol=1e-9)  # fmt: skip
+    else:
+        # the ridge closed form differentiated twice by JAX (an independent route);
+        # gradient descent stops at ||grad|| <= 1e-11, so w is exact to ~1e-11 / lambda_min
+        def closed(lam):
+            return WT[:3] @ jnp.linalg.solve(X.T @ X + lam * jnp.eye(3), X.T @ Y)
+
+        assert float(H) == pytest.approx(float(jax.hessian(closed)(0.9)), rel=1e-6)
+    # vmap over three points of value and gradient: each lane against its closed form
+    scales = np.array([1.0, 0.8, 1.3])
+    ps = jnp.asarray(np.multiply.outer(scales, np.asarray(p0)))
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(f)))(ps)
+    for p, v, gr in zip(np.asarray(ps), values, grads):
+        if kind == "fix":  # tolerances as in test_solver_value_and_derivatives
+            h = 1e-5
+            fd = (WT @ fix_reference(p + h) - WT @ fix_reference(p - h)) / (2 * h)
+            assert float(v) == pytest.approx(WT @ fix_reference(p), abs=1e-7)
+            assert float(gr) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+        elif kind == "root":
+            assert float(v) == pytest.approx(WT @ np.cbrt(p), abs=1e-7)
+            np.testing.assert_allclose(gr, WT * p ** (-2 / 3) / 3, rtol=1e-7, atol=1e-9)
+        else:
+            M = X.T @ X + p * np.eye(3)
+            assert float(v) == pytest.approx(WT[:3] @ ridge(p), abs=1e-7)
+            assert float(gr) == pytest.approx(-WT[:3] @ np.linalg.solve(M, ridge(p)), rel=1e-6)
+
+
+SOLVERS = sorted({(kind, solver.split("(")[0]) for kind, solver in CASES if solver})
+
+
+@pytest.mark.parametrize("kind,solver", SOLVERS)
+def test_non_convergence_is_reported(kind, solver):
+    # one iteration cannot meet tol=1e-14 from these starting points: the node reports
+    # converged=False, the value is NaN and the log density -inf (never a wrong number)
+    from fpl.compiler.lower import from_constrained, run
+
+    model, data, name, p0 = build(kind, f"{solver}(max_iter=1, tol=1e-14)")
+    b = model.bind(data)
+    res = run(b.program, {**b.static, **b.arrays}, from_constrained({name: p0}))
+    (stats,) = res.solver_stats.values()
+    assert not bool(stats["converged"]) and int(stats["iterations"]) == 1
+    assert float(stats["residual"]) > 1e-14
+    assert float(res.target) == -np.inf and int(res.solver_failures) == 1
+    (z,) = [v for k, v in res.env.items() if k in ("z", "w")]
+    assert np.all(np.isnan(z))

@@ -1,0 +1,261 @@
+"""Checkpoints of long runs (``optimize`` and ``sample``): written atomically, resumed
+to the result an uninterrupted run gives.
+
+A checkpoint is one ``.npz`` file (NumPy's zip of arrays, read without pickling)
+holding the run's arrays — positions, optimizer or sampler state, RNG keys, the trace
+so far — and a JSON header with the kind of run, the step reached and a fingerprint
+of the model, data and settings.  Resuming with a different model, data or settings
+is refused (E0408) rather than silently continuing another run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fpl.dsl.diagnostics import error
+from fpl.runtime.io import write_atomic
+
+FORMAT = "fpl-checkpoint"
+VERSION = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long run, after what was done was kept.
+
+    ``step`` is how far the run got, ``checkpoint`` the file written (or None when
+    no checkpoint path was given), ``result`` what the run produced up to there where
+    the run can say (an ``OptimizeResult`` for ``optimize``), and
+    ``save_checkpoint(path)`` writes the checkpoint afterwards when none was set.
+    """
+
+    def __init__(
+        self, message: str, *, step: int, checkpoint: str | None, result: Any = None, save=None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.step = step
+        self.checkpoint = checkpoint
+        self.result = result
+        self._save = save
+
+    def __str__(self) -> str:
+        return self.message
+
+    def save_checkpoint(self, path: str) -> None:
+        if self._save is None:
+            raise error("E0408", "nothing to checkpoint: the run had not started")
+        self._save(path)
+        self.checkpoint = path
+
+
+def fingerprint(model, arrays: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    """A hash of the model (its checked IR, printed), the data and the settings that
+    decide the result.  Array contents are hashed exactly (dtype, shape, bytes)."""
+    from fpl.compiler.printer import format_program
+
+    h = hashlib.sha256()
+    h.update(format_program(model.ir).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(np.asarray(arrays[name]))
+        h.update(f"\0{name}:{a.dtype.str}:{a.shape}\0".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def save(
+    path: str, kind: str, print_: str, step: int, meta: Mapping[str, Any], arrays: Mapping[str, Any]
+) -> None:
+    """Write a checkpoint atomically (a crash leaves the previous one intact)."""
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "fingerprint": print_,
+        "step": int(step),
+        **dict(meta),
+    }
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        __header__=np.asarray(json.dumps(header)),
+        **{k: np.asarray(v) for k, v in arrays.items()},
+    )
+    data = buf.getvalue()
+    write_atomic(str(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def load(path: str, kind: str, print_: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a checkpoint of ``kind``; refuse one from another model, data or settings."""
+    p = Path(path)
+    if not p.exists():
+        raise error(
+            "E0408",
+            f"no checkpoint at `{path}` to resume from",
+            help="run once with a checkpoint file (and `every`) first",
+        )
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+        header = json.loads(str(arrays.pop("__header__")))
+    except Exception as exc:  # a truncated or foreign file
+        raise error("E0408", f"`{path}` is not an FPL checkpoint ({type(exc).__name__})") from None
+    if header.get("format") != FORMAT or header.get("kind") != kind:
+        raise error(
+            "E0408",
+            f"`{path}` is not a checkpoint of `{kind}` "
+            f"(it holds {header.get('kind', 'something else')!r})",
+        )
+    if header.get("version") != VERSION:
+        raise error(
+            "E0408",
+            f"`{path}` is a checkpoint of version {header.get('version')}, "
+            f"this FPL reads version {VERSION}",
+        )
+    if header.get("fingerprint") != print_:
+        raise error(
+            "E0408",
+            f"`{path}` was written by a run with another model, data or settings",
+            help="resume with exactly the model, data, seed and options of the first run "
+            "(only the number of steps or draws may grow), or start afresh without resume",
+        )
+    return header, arrays
+
+
+def tree_arrays(prefix: str, tree) -> dict[str, np.ndarray]:
+    """The leaves of a pytree as named arrays (``prefix/0``, ``prefix/1``, ...)."""
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(tree)
+    return {f"{prefix}/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+
+
+def tree_from(prefix: str, arrays: Mapping[str, np.ndarray], like, path: str):
+    """Rebuild a pytree shaped like ``like`` from :func:`tree_arrays` output, checking
+    every leaf's shape and dtype."""
+    import jax
+    import jax.numpy as jnp
+
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    found = sorted(
+        (k for k in arrays if k.startswith(prefix + "/")), key=lambda k: int(k.rsplit("/", 1)[1])
+    )
+    if len(found) != len(leaves):
+        raise error(
+            "E0408", f"`{path}` holds {len(found)} arrays of {prefix}, this run has {len(leaves)}"
+        )
+    out = []
+    for k, leaf in zip(found, leaves):
+        a, want = arrays[k], np.asarray(leaf)
+        if a.shape != want.shape or a.dtype != want.dtype:
+            raise error(
+                "E0408",
+                f"`{path}`: {k} is {a.dtype}{list(a.shape)}, "
+                f"this run needs {want.dtype}{list(want.shape)}",
+            )
+        out.append(jnp.asarray(a))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+# ---- NUTS ------------------------------------------------------------------------------
+
+
+class NutsResumed:
+    """A saved sampling run: finished chains, then the current chain's progress."""
+
+    def __init__(self, header: dict, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.chain = int(header["chain"])
+        self.done = int(header["done"])
+        names, n_stats = header["names"], int(header["n_stats"])
+        finished = int(header["finished"])
+        self.pos = [{k: arrays[f"fin/{c}/pos/{k}"] for k in names} for c in range(finished)]
+        self.stats = [[arrays[f"fin/{c}/stat/{i}"] for i in range(n_stats)]
+                      for c in range(finished)]  # fmt: skip
+        self.warm_div = [int(x) for x in arrays["warm_div"]]
+        self.cur_pos = {k: arrays[f"cur/pos/{k}"] for k in names}
+        self.cur_stats = [arrays[f"cur/stat/{i}"] for i in range(n_stats)]
+        self.failures = {(int(c), int(n)): int(k) for c, n, k in arrays["failures"]}
+
+
+class NutsCheckpoint:
+    """What ``run_nuts`` needs to checkpoint a sampling run and resume it."""
+
+    def __init__(self, path, print_: str, every: int | None, resume: bool, names, seed: int):
+        self.path, self.print_, self.every, self.resume = str(path), print_, every, resume
+        self.seed = seed
+        self.names = list(names)  # position names, in order
+
+    def load(self) -> NutsResumed | None:
+        if not self.resume:
+            return None
+        header, arrays = load(self.path, "sample", self.print_)
+        return NutsResumed(header, arrays)
+
+    def state_like(self, like, resumed: NutsResumed):
+        return tree_from("state", resumed.arrays, like, self.path)
+
+    def save(self, chain, state, pos_parts, stat_parts, done, all_pos, all_stats, warm_div,
+             counts, path: str | None = None) -> None:  # fmt: skip
+        arrays: dict[str, Any] = {"warm_div": np.asarray(warm_div, np.int64)}
+        for c, (pos, stats) in enumerate(zip(all_pos, all_stats)):
+            arrays.update({f"fin/{c}/pos/{k}": v for k, v in pos.items()})
+            arrays.update({f"fin/{c}/stat/{i}": s for i, s in enumerate(stats)})
+        n_stats = len(all_stats[0]) if all_stats else 0
+        if stat_parts:
+            z = {k: np.concatenate([np.asarray(p[k]) for p in pos_parts]) for k in self.names}
+            arrays.update({f"cur/pos/{k}": v for k, v in z.items()})
+            n_stats = len(stat_parts[0])
+            for i in range(n_stats):
+                arrays[f"cur/stat/{i}"] = np.concatenate([np.asarray(s[i]) for s in stat_parts])
+            arrays.update(tree_arrays("state", state))
+        else:
+            arrays.update({f"cur/pos/{k}": np.zeros(0) for k in self.names})
+            arrays.update({f"cur/stat/{i}": np.zeros(0) for i in range(n_stats)})
+        arrays["failures"] = np.asarray([[c, n, k] for (c, n), k in counts.items()],
+                                        np.int64).reshape(-1, 3)  # fmt: skip
+        meta = {"chain": int(chain), "done": int(done), "finished": len(all_pos),
+                "names": self.names, "n_stats": n_stats, "seed": self.seed}  # fmt: skip
+        save(path or self.path, "sample", self.print_, int(done), meta, arrays)
+
+    def interrupted(self, snapshot, counts) -> Interrupted:
+        self.save(*snapshot, counts)
+        chain, done = snapshot[0], snapshot[4]
+        return Interrupted(
+            f"interrupted in chain {chain + 1} at iteration {done}; checkpoint written to "
+            f"{self.path}; resume with: model.sample(..., checkpoint={self.path!r}, resume=True)",
+            step=done,
+            checkpoint=self.path,
+        )
+
+
+def resume_hint(command: str, model: str, path: str) -> str:
+    """The command line that resumes an interrupted ``fpl <command>`` run."""
+    import shlex
+    import sys
+
+    argv = sys.argv[1:]
+    if command in argv:  # the user's own command line, as typed
+        argv = [a for a in argv[argv.index(command) :] if a != "--resume"]
+    else:
+        argv = [command, model]
+    if not any(a == "--checkpoint" or a.startswith("--checkpoint=") for a in argv):
+        argv += ["--checkpoint", path]
+    return f"resume with: fpl {shlex.join(argv)} --resume"
+
+
+def saved_seed(path) -> int | None:
+    """The seed a checkpoint was written with (so that ``resume`` needs no seed)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:
+            seed = json.loads(str(z["__header__"])).get("seed")
+    except Exception:
+        return None  # `load` reports what is wrong with the file
+    return None if seed is None else int(seed)

@@ -1,0 +1,279 @@
+"""Well-posedness diagnostics of implicit nodes (``Model.diagnose``, ``fpl diagnose``).
+
+At one point of the params (given, or drawn like the samplers' inits with a fixed
+seed) every top-level implicit node is solved as in the model, and at its solution z*
+(parameters held fixed) the map J of the node is examined, matrix-free:
+
+* ``fix``: J = df/dz.  Its spectral radius by power iteration on JVPs (the mean log
+  growth of ||J^k v|| over the second half of the iterations; exact in the limit for any
+  J, complex dominant pairs included, since the mean of the one-step growths telescopes
+  to the growth over the window).  Radius >= 1 means the fixed point need not be
+  attracting and I - J may be singular: the implicit gradient is meaningless.  And a
+  no-fixed-point detector: Picard iterates z_k from the initial guess; for a
+  nonexpansive map without a fixed point the normalised displacement
+  ||z_k - z_0|| / k tends to the (nonzero) minimal displacement, while it goes to 0 like
+  1/k when the iterates converge.  A node that did not converge whose displacement at
+  step K is still >= DRIFT_RATIO times the one at K/2 (or whose iterates blow up) is
+  reported as having no fixed point in reach.
+* ``root``: J = dF/dz, its extreme singular values (exact, dense, for n <= DENSE_MAX):
+  sigma_min <= SINGULAR * sigma_max is a singular Jacobian.
+* ``argmin``: J = the Hessian of the objective, its eigenvalue range: lambda_min <=
+  SINGULAR * |lambda_max| is not a strict minimum.
+
+And for every node ||J||_F by Hutchinson's estimator: ||J||_F^2 = E ||J v||^2 over
+Rademacher v, averaged over ``probes`` JVPs (fixed seed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fpl.dsl.diagnostics import Diagnostic
+
+DRIFT_RATIO = 0.9  # converging Picard iterates give ~0.5 (1/k decay); a translation 1.0
+SINGULAR = 1.5e-8  # sqrt(float64 eps): relative size below which J counts as singular
+RADIUS_MAX = 1.0 - 1e-9  # a fix is ill-posed at radius >= 1 (less round-off)
+
+
+@dataclass
+class NodeDiagnostics:
+    node_id: int
+    kind: str
+    location: str
+    solver: str
+    residual: float
+    iterations: int
+    converged: bool
+    frobenius: float  # Hutchinson estimate of ||J||_F
+    spectral_radius: float | None = None  # fix: of df/dz
+    sigma_min: float | None = None  # root: singular values of dF/dz
+    sigma_max: float | None = None
+    eig_min: float | None = None  # argmin: eigenvalues of the Hessian
+    eig_max: float | None = None
+    drift: float | None = None  # fix: ||z_K - z_0|| / K of Picard iterates
+    no_fixed_point: bool = False
+    ill_posed: bool = False
+    message: str = ""
+    span: Any = field(default=None, repr=False)
+
+    @property
+    def condition(self) -> float | None:
+        """sigma_max / sigma_min of a root's Jacobian (inf where singular)."""
+        if self.sigma_min is None or self.sigma_max is None:
+            return None
+        return self.sigma_max / self.sigma_min if self.sigma_min > 0 else math.inf
+
+    def warning(self) -> Diagnostic | None:
+        """A located warning for an ill-posed or non-converged node."""
+        if self.ill_posed:
+            return Diagnostic("W0401", f"ill-posed `{self.kind}`: {self.message}", self.span,
+                              help="its implicit gradient is meaningless here; rescale the "
+                              "map or check the model", severity="warning")  # fmt: skip
+        if not self.converged:
+            return Diagnostic("W0402", f"`{self.kind}` did not converge: residual "
+                              f"{self.residual:.3g} after {self.iterations} iterations",
+                              self.span, help="raise `max_iter`, or try another solver",
+                              severity="warning")  # fmt: skip
+        return None
+
+
+@dataclass
+class Diagnosis:
+    """One :class:`NodeDiagnostics` per implicit node, at ``params``."""
+
+    nodes: list[NodeDiagnostics]
+    params: dict[str, np.ndarray]
+
+    @property
+    def ill_posed(self) -> list[NodeDiagnostics]:
+        return [n for n in self.nodes if n.ill_posed]
+
+    def __getitem__(self, node_id: int) -> NodeDiagnostics:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def __str__(self) -> str:
+        if not self.nodes:
+            return "no implicit nodes"
+        head = ("node", "at", "solver", "residual", "iters", "ok", "‖J‖_F", "spectrum", "status")
+        rows = [head]
+        for n in self.nodes:
+            if n.kind == "fix":
+                spec = f"radius {n.spectral_radius:.4g}"
+            elif n.kind == "root":
+                spec = (f"σ [{n.sigma_min:.3g}, {n.sigma_max:.3g}]" if n.sigma_min is not None
+                        else "-")  # fmt: skip
+            else:
+                spec = f"λ [{n.eig_min:.3g}, {n.eig_max:.3g}]" if n.eig_min is not None else "-"
+            status = "ILL-POSED" if n.ill_posed else ("ok" if n.converged else "not converged")
+            rows.append((f"{n.kind}#{n.node_id}", n.location, n.solver, f"{n.residual:.2e}",
+                         str(n.iterations), "yes" if n.converged else "NO",
+                         f"{n.frobenius:.4g}", spec, status))  # fmt: skip
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines += [f"  {n.kind}#{n.node_id}: {n.message}" for n in self.nodes if n.message]
+        return "\n".join(lines)
+
+
+def make_probe(seed: int, power_iters: int, probes: int, drift_steps: int):
+    """The ``lower.run`` probe computing the raw (traced) diagnostics of one node."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.compiler.implicit_solvers import DENSE_MAX, residual_fn
+
+    def probe(node, f, z, z0):
+        n = z.shape[0]
+        g = f if node.kind == "fix" else residual_fn(node.kind, f)
+
+        def jv(v):
+            return jax.jvp(g, (z,), (v,))[1]
+
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), node.node_id)
+        k1, k2 = jax.random.split(key)
+        v0 = jax.random.normal(k1, (n,), z.dtype)
+        v0 = v0 / jnp.linalg.norm(v0)
+        tiny = jnp.finfo(z.dtype).tiny
+
+        def power(v, _):
+            w = jv(v)
+            nw = jnp.linalg.norm(w)
+            return w / jnp.maximum(nw, tiny), jnp.log(nw)
+
+        _, logs = jax.lax.scan(power, v0, None, length=power_iters)
+        out = {"radius": jnp.exp(jnp.mean(logs[power_iters // 2 :]))}
+        V = jax.random.rademacher(k2, (probes, n), z.dtype)
+        out["fro"] = jnp.sqrt(jnp.mean(jnp.sum(jax.vmap(jv)(V) ** 2, axis=1)))
+        if node.kind != "fix" and n <= DENSE_MAX:
+            J = jax.vmap(jv, out_axes=1)(jnp.eye(n, dtype=z.dtype))
+            if node.kind == "root":
+                out["svals"] = jnp.linalg.svd(J, compute_uv=False)
+            else:
+                out["eigs"] = jnp.linalg.eigvalsh(0.5 * (J + J.T))
+        if node.kind == "fix":
+            half = drift_steps // 2
+
+            def picard(x, _):
+                y = f(x)
+                return y, y
+
+            zs = jax.lax.scan(picard, z0, None, length=drift_steps)[1]
+            out["drift"] = jnp.linalg.norm(zs[-1] - z0) / drift_steps
+            out["drift_half"] = jnp.linalg.norm(zs[half - 1] - z0) / half
+        return out
+
+    return probe
+
+
+def _default_point(model, bound, args, seed: int):
+    """Unconstrained params drawn like sampler inits (uniform(-2, 2), fixed seed): the
+    first candidate with a finite log density, else the first candidate (an ill-posed
+    model may have none; it is diagnosed all the same)."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.compiler.lower import from_unconstrained, run
+    from fpl.runtime.sampling import INIT_RADIUS, INIT_TRIES
+
+    shapes = model.unconstrained_shapes(bound)
+    program, static, weights = bound.program, bound.static, bound.weights
+    density = jax.jit(lambda u, a: run(program, {**static, **a, **weights},
+                                       from_unconstrained(u)).target)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    first = None
+    for _ in range(INIT_TRIES if shapes else 1):
+        u = {k: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=s))
+             for k, s in shapes.items()}  # fmt: skip
+        first = first if first is not None else u
+        if np.isfinite(float(density(u, args))):
+            return u
+    return first
+
+
+def diagnose(model, params: Mapping[str, Any] | None = None, data=None, *, weights=None,
+             seed: int = 0, power_iters: int = 200, probes: int = 64,
+             drift_steps: int = 200) -> Diagnosis:  # fmt: skip
+    """Diagnose every implicit node of ``model`` at ``params`` (constrained values by
+    name; default: a point drawn like the samplers' inits with ``seed``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.compiler.implicit import direct
+    from fpl.compiler.implicit_solvers import DEFAULT
+    from fpl.compiler.lower import from_constrained, from_unconstrained, run
+
+    with jax.enable_x64(True):
+        bound = model.bind(data, weights)
+        program = bound.program
+        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+        if params is None:
+            u = _default_point(model, bound, args, seed)
+            make_source = lambda: from_unconstrained(u)  # noqa: E731
+        else:
+            model._check_params(program, params)
+            given = {k: jnp.asarray(v, float) for k, v in params.items()}
+            make_source = lambda: from_constrained(given)  # noqa: E731
+        probe = make_probe(seed, power_iters, probes, drift_steps)
+
+        def evaluate(a):
+            env = {**bound.static, **a, **bound.weights}
+            res = run(program, env, make_source(), probe=probe)
+            values = {p.name: res.env[p.name] for p in program.params}
+            return res.solver_stats, res.probes, values
+
+        stats, probed, values = jax.device_get(jax.jit(evaluate)(args))
+    nodes = []
+    for node in program.implicit_nodes:
+        if node.node_id not in stats:
+            continue
+        st = stats[node.node_id]
+        raw = probed.get(node.node_id)
+        solver = "linear (direct)" if direct(node) else (node.solver or DEFAULT[node.kind])
+        d = NodeDiagnostics(node.node_id, node.kind, node.span.location, solver,
+                            float(st["residual"]), int(st["iterations"]),
+                            bool(st["converged"]), math.nan, span=node.span)  # fmt: skip
+        if raw is not None:
+            _judge(d, node, raw)
+        nodes.append(d)
+    return Diagnosis(nodes, {k: np.asarray(v) for k, v in values.items()})
+
+
+def _judge(d: NodeDiagnostics, node, raw: dict) -> None:
+    d.frobenius = float(raw["fro"])
+    problems = []
+    if node.kind == "fix":
+        d.spectral_radius = float(raw["radius"])
+        d.drift = float(raw["drift"])
+        half = float(raw["drift_half"])
+        blown = not (np.isfinite(d.drift) and np.isfinite(half))
+        drifting = d.drift > SINGULAR and d.drift >= DRIFT_RATIO * half
+        d.no_fixed_point = not d.converged and (blown or drifting)
+        if d.no_fixed_point:
+            what = "blow up" if blown else f"drift at {d.drift:.3g} per step"
+            problems.append(f"no fixed point in reach: the Picard iterates {what}")
+        if not d.spectral_radius < RADIUS_MAX:
+            problems.append(f"spectral radius of df/dz is {d.spectral_radius:.4g} >= 1")
+    elif node.kind == "root" and "svals" in raw:
+        s = np.asarray(raw["svals"])
+        d.sigma_min, d.sigma_max = float(s.min()), float(s.max())
+        if not d.sigma_min > SINGULAR * max(d.sigma_max, 1e-300):
+            problems.append(f"dF/dz is singular (smallest singular value {d.sigma_min:.3g}, "
+                            f"largest {d.sigma_max:.3g})")  # fmt: skip
+    elif node.kind == "argmin" and "eigs" in raw:
+        e = np.asarray(raw["eigs"])
+        d.eig_min, d.eig_max = float(e.min()), float(e.max())
+        if not d.eig_min > SINGULAR * max(abs(d.eig_max), 1e-300):
+            problems.append(f"the Hessian is not positive definite (eigenvalues in "
+                            f"[{d.eig_min:.3g}, {d.eig_max:.3g}])")  # fmt: skip
+    d.ill_posed = bool(problems) and node.grad != "unrolled"
+    d.message = "; ".join(problems)
+
+
+__all__ = ["diagnose", "Diagnosis", "NodeDiagnostics", "make_probe"]

@@ -1,0 +1,179 @@
+"""The standard library reference, rendered from the registries (pure Python, no JAX).
+
+``python -m fpl.stdlib.docs`` prints it as Markdown; ``--write`` writes
+``docs/reference.md``.  A test regenerates it and fails if the file differs, so the
+reference never drifts from the code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from fpl.stdlib.registry import Bound, DistributionEntry, FunctionEntry, SolverEntry, registry
+
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+
+CATEGORIES = {
+    "math": "Elementwise maths",
+    "reduction": "Reductions",
+    "array": "Arrays: shapes, slicing, reshaping",
+    "matrix": "Vectors and matrices",
+    "constructor": "Constructors",
+    "operator": "Operators (the functions behind `+`, `@`, `==`, ...)",
+}
+
+
+def summary(doc: str) -> str:
+    """The docstring as one line (its first paragraph, whitespace collapsed)."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def function_signature(e: FunctionEntry) -> str:
+    """``name(x, y)`` from the implementation's parameter names; size arguments (which
+    must be known before the model runs) are marked ``n: size``."""
+    try:
+        params = list(inspect.signature(e.impl).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    parts = []
+    for i, p in enumerate(params):
+        name = p.name.rstrip("_")
+        if p.kind is p.VAR_POSITIONAL:
+            parts.append(f"{name}...")
+            continue
+        if i in e.static_args:
+            name += ": size"
+        if p.default is not p.empty:
+            name = f"[{name}]"
+        parts.append(name)
+    return f"{e.name}({', '.join(parts)})"
+
+
+def distribution_signature(e: DistributionEntry) -> str:
+    return f"{e.name}({', '.join(e.params)})"
+
+
+def _bound_text(b: Bound | None, params: tuple[str, ...]) -> str:
+    if b is None:
+        return "?"
+    if b.arg is not None:
+        return params[b.arg]
+    v = b.value
+    return str(int(v)) if v is not None and float(v).is_integer() else f"{v:.6g}"
+
+
+def support_text(e: DistributionEntry) -> str:
+    s, p = e.support, e.params
+    if s.kind in ("real",):
+        return "real"
+    if s.kind == "lower":
+        return f"real > {_bound_text(s.lower, p)}"
+    if s.kind == "upper":
+        return f"real < {_bound_text(s.upper, p)}"
+    if s.kind == "interval":
+        return f"real in ({_bound_text(s.lower, p)}, {_bound_text(s.upper, p)})"
+    if s.kind == "binary":
+        return "int in {0, 1}"
+    if s.kind == "int_lower":
+        return f"int >= {_bound_text(s.lower, p)}"
+    if s.kind == "int_interval":
+        hi = _bound_text(s.upper, p) if s.upper is not None else "K"
+        return f"int in {_bound_text(s.lower, p)}..{hi}"
+    return s.kind
+
+
+def solver_options(e: SolverEntry) -> str:
+    return ", ".join(f"{k}={default!r}" for k, (_, default) in e.options.items())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render() -> str:
+    reg = registry()
+    out = [
+        "# FPL standard library reference",
+        "",
+        "<!-- Generated from the registries' docstrings by `python -m fpl.stdlib.docs --write`;",
+        "     do not edit by hand (a test fails if this file is out of date). -->",
+        "",
+        f"{len(reg.distributions)} distributions, {len(reg.functions)} functions "
+        f"(aliases included), {len(reg.solvers)} solvers. Names, argument orders and "
+        "meanings follow Stan's unless noted. Every distribution `d` also gives the "
+        "elementwise functions listed under *forms*: `d_lpdf(y | ...)` (`d_lpmf` for "
+        "integers), `d_cdf`, `d_lcdf`, `d_lccdf` where a CDF exists, and `d_rng(...)` "
+        "(in `gen` statements only).",
+        "",
+        "## Distributions",
+        "",
+        "| distribution | support | forms | description |",
+        "|---|---|---|---|",
+    ]
+    for name in sorted(reg.distributions):
+        e = reg.distributions[name]
+        forms = " ".join(f"`{f}`" for f in e.forms)
+        out.append(
+            f"| `{distribution_signature(e)}` | {_cell(support_text(e))} | {forms} "
+            f"| {_cell(summary(e.doc))} |"
+        )
+    out += ["", "## Functions", ""]
+    for cat, title in CATEGORIES.items():
+        entries = sorted(
+            (e for e in reg.functions.values() if e.category == cat), key=lambda e: e.name
+        )
+        if not entries:
+            continue
+        out += [f"### {title}", "", "| function | description |", "|---|---|"]
+        for e in entries:
+            out.append(f"| `{_cell(function_signature(e))}` | {_cell(summary(e.doc))} |")
+        out.append("")
+    others = sorted({e.category for e in reg.functions.values()} - set(CATEGORIES))
+    if others:
+        raise ValueError(f"function categories without a docs title: {others}")
+    out += [
+        "## Solvers for `fix`, `root`, `argmin`",
+        "",
+        "| solver | solves | options (defaults) | description |",
+        "|---|---|---|---|",
+    ]
+    for name in sorted(reg.solvers):
+        e = reg.solvers[name]
+        out.append(
+            f"| `{name}` | {', '.join(e.kinds)} | {_cell(solver_options(e))} "
+            f"| {_cell(summary(e.doc))} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write beside ``path`` and rename over it, so readers never see half a file
+    (``fpl.runtime.io.write_atomic`` is out of reach: stdlib may not import runtime)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--write" in argv:
+        _write_atomic(REFERENCE, text)
+        print(f"wrote {REFERENCE}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
