@@ -20,8 +20,9 @@ bound to data of length B (the size names become B).  Each ``~`` or ``target +=`
 statement that reads a batched field (directly or through ``let``/``out`` values) is a
 likelihood term and is multiplied by N / B; everything else (priors) is not, so the
 batch objective is an unbiased estimate of the full one when likelihood terms are sums
-over rows (a ``loss mean(...)`` term is itself an average: scaling multiplies its
-gradient by the constant N / B).
+over rows.  A term that is an average at its top (``loss mean(...)``, ``target +=
+-mean(...)``) is not scaled: a batch mean already estimates the full mean without bias.
+Other non-sum terms (e.g. ``loss log(sum(...))``) have no unbiased minibatch estimate.
 
 A non-converged implicit solve during a step is an error (E0406) naming the node and
 the step, unless ``on_failure="skip"``: then that step's update is skipped and counted
@@ -260,6 +261,17 @@ def plan_batches(model, raw: Mapping[str, Any], full, batch_size: int, batch_fie
     return Batching(fields, n, batch_size, sizes)
 
 
+def _is_average(s) -> bool:
+    """A ``loss mean(...)`` / ``target += mean(...)`` term: a batch mean is already an
+    unbiased estimate of the full mean, so it is not scaled by N / B."""
+    if not isinstance(s, ir.Factor):
+        return False
+    e = s.value
+    while isinstance(e, ir.Op) and e.name == "neg":
+        e = e.args[0]
+    return isinstance(e, ir.Op) and e.name == "mean"
+
+
 def likelihood_terms(program: ir.Program, fields: list[str]) -> list[int]:
     """Indices of the ``~`` / ``target +=`` statements that read a batched field,
     directly or through ``let`` / ``out`` values."""
@@ -277,7 +289,7 @@ def likelihood_terms(program: ir.Program, fields: list[str]) -> list[int]:
     for i, s in enumerate(program.statements):
         if isinstance(s, (ir.Let, ir.Out)) and reads(s.value):
             tainted.add(s.name)
-        elif isinstance(s, (ir.Observe, ir.Factor)) and reads(s):
+        elif isinstance(s, (ir.Observe, ir.Factor)) and reads(s) and not _is_average(s):
             out.append(i)
         elif isinstance(s, ir.ParamDecl) and reads(s.constraint):
             raise error(

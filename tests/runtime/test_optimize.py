@@ -144,6 +144,23 @@ def test_minibatch_objective_is_unbiased_over_a_partition():
     assert scaled == ["Observe", "Factor"]
 
 
+def test_minibatch_mean_loss_is_not_rescaled():
+    # `loss mean(...)`: a batch mean already estimates the full mean without bias, so the
+    # batch objective averaged over a partition is the full objective with no N / B factor
+    rng = np.random.default_rng(2)
+    data = {"x": rng.normal(size=12), "y": rng.normal(size=12)}
+    model = fpl.compile(
+        "data N: int\ndata x: real[N]\ndata y: real[N]\nweight a: real init 0.3\n"
+        "loss mean(square(y - a * x))\n"
+    )
+    full = -float(model.log_density({}, data))
+    batches = [
+        minibatch_objective(model, data, rows, {"a": 0.3}) for rows in np.split(np.arange(12), 4)
+    ]
+    assert np.mean(batches) == pytest.approx(full, rel=1e-13)  # rounding of 4 short means
+    assert likelihood_terms(model.bind(data).program, ["x", "y"]) == []
+
+
 def test_minibatch_optimize_reaches_the_full_data_optimum():
     X, y = _regression(n=40)
     model = fpl.compile(REG)
