@@ -5,6 +5,12 @@ potential also reports it to the host through ``jax.debug.callback`` — only wh
 solve failed, under ``lax.cond`` — so every gradient evaluation that met a failure is
 counted, per chain and per node, and shown with the node's source location.
 
+A failed *backward* solve (the linear solve of an implicit node's gradient, where the
+forward solve converged) makes the gradient NaN; the lowering reports it to the host
+(``fpl.compiler.implicit.BACKWARD_LISTENERS``) and it is counted here too, per chain
+and node, apart from the forward failures (as ``~node``, a negative id, in the same
+table, so that checkpoints keep both).
+
 Per draw, ``sample_stats`` also holds each node's ``residual``, ``iterations`` and
 ``converged`` at the draw (the program re-run at the draws, vectorised), named
 ``"<field>:<kind>#<id>@<file>:<line>:<col>"`` (e.g. ``residual:fix#1@model.fpl:7:9``).
@@ -20,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fpl.compiler.implicit import BACKWARD_LISTENERS
+
 
 class FailureCounter:
     def __init__(self) -> None:
@@ -34,14 +42,22 @@ class FailureCounter:
                 if bad:
                     self.counts[(self.chain, node)] += 1
 
-    def per_node(self, chains: int) -> dict[int, list[int]]:
+    def record_backward(self, node: int) -> None:
+        """One failed backward (gradient) solve of ``node`` in the current chain."""
+        with self.lock:
+            self.counts[(self.chain, ~node)] += 1
+
+    def per_node(self, chains: int, backward: bool = False) -> dict[int, list[int]]:
+        """node id -> failed forward (or, with ``backward``, gradient) solves per chain."""
         out: dict[int, list[int]] = {}
         for (chain, node), n in self.counts.items():
-            out.setdefault(node, [0] * chains)[chain] += n
+            if (node < 0) == backward:
+                out.setdefault(~node if backward else node, [0] * chains)[chain] += n
         return out
 
 
 COUNTER = FailureCounter()
+BACKWARD_LISTENERS.append(COUNTER.record_backward)
 
 
 def report(solver_stats: dict[int, dict]) -> None:

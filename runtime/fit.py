@@ -52,6 +52,9 @@ class Fit:
     #: implicit node ("fix#1 at model.fpl:9:9") -> non-converged solves met per chain,
     #: counted over every log-density evaluation of the run (warmup included)
     solver_failures: dict[str, list[int]] = field(default_factory=dict)
+    #: implicit node -> failed backward (gradient) solves per chain, where the forward
+    #: solve had converged (the gradient was NaN there: a divergent transition)
+    gradient_failures: dict[str, list[int]] = field(default_factory=dict)
     #: variational inference: the ELBO after every optimisation step (None otherwise)
     elbo: np.ndarray | None = None
     #: the weights the draws were computed with, where the method fitted them (VI)
@@ -94,12 +97,20 @@ class Fit:
         text = format_summary(rows, self.sample_stats, max_tree_depth=depth)
         tree_depth = self.sample_stats.get("tree_depth", np.zeros((self.chains, 0)))
         sat = np.sum(tree_depth >= depth, axis=1)
-        for node, counts in self.solver_failures.items():
-            per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(counts))
+        for node in {**self.solver_failures, **self.gradient_failures}:
+            fwd = self.solver_failures.get(node, [0] * self.chains)
+            bwd = self.gradient_failures.get(node, [0] * self.chains)
+            per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(fwd))
             text += (
-                f"\nImplicit node {node}: {sum(counts)} non-converged solves "
+                f"\nImplicit node {node}: {sum(fwd)} non-converged solves "
                 f"(the density was -inf there) [{per_chain}]"
             )
+            if any(bwd):
+                per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(bwd))
+                text += (
+                    f"; {sum(bwd)} failed gradient solves (singular or unsolved backward "
+                    f"system: the gradient was NaN there) [{per_chain}]"
+                )
         return Summary(rows, text, [int(x) for x in self.divergences], [int(x) for x in sat])
 
     def to_fitdata(self) -> FitData:
@@ -115,6 +126,7 @@ class Fit:
                 "model": self.model,
                 **self.attrs,
                 **{f"solver_failures {k}": sum(v) for k, v in self.solver_failures.items()},
+                **{f"gradient_failures {k}": sum(v) for k, v in self.gradient_failures.items()},
             },
         )
 

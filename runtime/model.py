@@ -46,7 +46,11 @@ class Model:
     def __repr__(self) -> str:
         return f"<fpl.Model {self.name}: params {', '.join(self.param_names) or '-'}>"
 
-    def bind(self, data: Mapping[str, Any] | str | Path | None, weights=None) -> Bound:
+    def bind(
+        self, data: Mapping[str, Any] | str | Path | None, weights=None, *, weight_seed: int = 0
+    ) -> Bound:
+        """Check and bind data; weights not given are drawn from their ``init`` with
+        ``weight_seed`` (0 by default, so every method sees the same initial weights)."""
         from fpl.runtime.data import bind_data, read_data
 
         if data is None:
@@ -56,9 +60,9 @@ class Model:
         program, values = bind_data(self.ast, self.ir, data, self.name)
         static = {k: v for k, v in values.items() if isinstance(v, int)}
         arrays = {k: v for k, v in values.items() if not isinstance(v, int)}
-        return Bound(program, static, arrays, self._weights(program, values, weights))
+        return Bound(program, static, arrays, self._weights(program, values, weights, weight_seed))
 
-    def _weights(self, program: ir.Program, data: dict, given) -> dict[str, Any]:
+    def _weights(self, program: ir.Program, data: dict, given, seed: int = 0) -> dict[str, Any]:
         import jax
         import jax.numpy as jnp
 
@@ -67,18 +71,32 @@ class Model:
 
         given = dict(given or {})
         out: dict[str, Any] = {}
-        key = jax.random.PRNGKey(0)
-        ev = Evaluator(registry(), dict(data), key)
+        ev = Evaluator(registry(), dict(data), jax.random.PRNGKey(seed))
         for w in program.weights:
             if w.name in given:
                 out[w.name] = jnp.asarray(given[w.name], dtype=jnp.result_type(float))
                 ev.env[w.name] = out[w.name]
                 continue
+            shape = tuple(w.ty.shape)
             if isinstance(w.init, ir.Dist):
-                value = ev.draw(w.init)
+                # an independent draw for every element: `init normal(0, 0.1)` on a
+                # real[D, H] is D*H draws, not one draw copied (that would start every
+                # hidden unit identical, and symmetric units stay identical in training)
+                entry, d = ev.dist(w.init)
+                dshape = tuple(d.batch_shape) + tuple(d.event_shape)
+                lead = len(shape) - len(dshape)
+                if lead < 0 or jnp.broadcast_shapes(shape[lead:], dshape) != shape[lead:]:
+                    raise error(
+                        "E0202",
+                        f"the init of `{w.name}` has shape {dshape}, the weight {shape}",
+                        w.span,
+                    )
+                value = d.sample(ev.next_key(), shape[:lead])
+                if entry.value_offset:
+                    value = value + entry.value_offset
             else:
                 value = ev.expr(w.init)
-            out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), w.ty.shape))
+            out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), shape))
             ev.env[w.name] = out[w.name]
         return out
 

@@ -28,6 +28,7 @@ class ChainsResult:
     warmup_divergences: np.ndarray  # (chains,)
     seconds: float
     solver_failures: dict[int, list[int]]  # implicit node id -> failed solves per chain
+    gradient_failures: dict[int, list[int]]  # ... -> failed backward (gradient) solves
 
 
 class Progress:
@@ -163,6 +164,7 @@ def run_nuts(
         if checkpoint is not None:  # a finished chain is kept at once
             checkpoint.save(c + 1, None, [], [], 0, all_pos, all_stats, warm_div,
                             dict(COUNTER.counts))  # fmt: skip
+    jax.effects_barrier()  # every failure callback has been counted
     positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
     stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
     return ChainsResult(
@@ -171,4 +173,5 @@ def run_nuts(
         np.asarray(warm_div),
         time.perf_counter() - began,
         COUNTER.per_node(len(inits)),
+        COUNTER.per_node(len(inits), backward=True),
     )

@@ -26,7 +26,11 @@ Other non-sum terms (e.g. ``loss log(sum(...))``) have no unbiased minibatch est
 
 A non-converged implicit solve during a step is an error (E0406) naming the node and
 the step, unless ``on_failure="skip"``: then that step's update is skipped and counted
-(as are steps with a non-finite loss or gradient, otherwise E0410).
+(as are steps with a non-finite loss or gradient, otherwise E0410).  A failed backward
+solve (an implicit node's gradient: singular or unsolved linear system, where its
+forward solve converged) makes the gradient NaN; it is an error E0411 naming the node
+and the step, or, with ``on_failure="skip"``, a skipped step, and it is counted per
+node in ``OptimizeResult.gradient_failures``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ class OptimizeResult:
     steps: int
     skipped: int = 0
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: implicit node ("fix#1 at model.fpl:9:9") -> failed backward (gradient) solves met
+    #: during the steps (with on_failure="skip"; otherwise the first one is an error)
+    gradient_failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -86,7 +93,9 @@ class OptimizeResult:
             f"{state} after {self.steps} steps: loss {self.loss:.6g}, "
             f"gradient norm {self.grad_norm:.3g}"
         )
-        return text + (f", {self.skipped} steps skipped" if self.skipped else "")
+        text += f", {self.skipped} steps skipped" if self.skipped else ""
+        failed = sum(self.gradient_failures.values())
+        return text + (f", {failed} failed gradient solves" if failed else "")
 
     def __repr__(self) -> str:
         return f"<OptimizeResult {self.model}: {self.message}>"
@@ -126,6 +135,7 @@ class OptimizeResult:
             "steps": self.steps,
             "skipped": self.skipped,
             "attrs": self.attrs,
+            "gradient_failures": self.gradient_failures,
         }
         text = json.dumps(doc)
         write_atomic(str(path), lambda tmp: Path(tmp).write_text(text))
@@ -163,6 +173,7 @@ def load_result(path: str | Path) -> OptimizeResult:
         loss = float(convert_value(doc["loss"], "loss"))
         grad_norm = float(convert_value(doc["grad_norm"], "grad_norm"))
         steps, skipped = int(doc["steps"]), int(doc.get("skipped", 0))
+        grad_fail = {str(k): int(v) for k, v in dict(doc.get("gradient_failures", {})).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise error("E0404", f"`{path}`: missing or bad field {exc}") from None
     return OptimizeResult(
@@ -176,6 +187,7 @@ def load_result(path: str | Path) -> OptimizeResult:
         steps,
         skipped,
         dict(doc.get("attrs", {})),
+        grad_fail,
     )
 
 
@@ -309,8 +321,8 @@ class Problem:
     from_raw: Any
 
 
-def _problem(model, raw, init_weights, batch_size, batch_fields) -> Problem:
-    full = model.bind(raw, init_weights)
+def _problem(model, raw, init_weights, batch_size, batch_fields, seed: int = 0) -> Problem:
+    full = model.bind(raw, init_weights, weight_seed=seed)
     to_raw, from_raw = _weight_transforms(full.program, {**full.static, **full.arrays})
     if batch_size is None:
         if batch_fields is not None:
@@ -459,7 +471,7 @@ def optimize(
     import jax.numpy as jnp
     import optax
 
-    from fpl.compiler.implicit import warm_state
+    from fpl.compiler.implicit import BACKWARD_LISTENERS, warm_state
     from fpl.runtime import checkpoint as ckpt
     from fpl.runtime.nuts import Progress
     from fpl.runtime.sampling import _float64, find_inits
@@ -491,7 +503,7 @@ def optimize(
             data = read_data(data)
         raw = dict(data or {})
         init_params, init_weights = _split_init(model, init)
-        prob = _problem(model, raw, init_weights, batch_size, batch_fields)
+        prob = _problem(model, raw, init_weights, batch_size, batch_fields, seed)
         full, batching, from_raw, to_raw = prob.full, prob.batching, prob.from_raw, prob.to_raw
         program = prob.program
         args = {k: jnp.asarray(v) for k, v in full.arrays.items()}
@@ -616,6 +628,26 @@ def optimize(
         chunk_len = min(CHUNK, every or CHUNK, steps)
         began = time.perf_counter()
         done, last_saved = start, start
+        # failed backward solves are reported by the lowering through a host callback
+        events: list[int] = []  # their node ids, since the last chunk
+        grad_fail: dict[int, int] = {}
+        listen = events.append
+        grad_at = jax.jit(value_and_grad)
+
+        def backward_failures_at(theta, opt_state, skipped, t0, k):
+            """The nodes whose backward solve fails in step t0 + k of a chunk started at t0
+            (re-run up to it: steps are deterministic)."""
+            if k:
+                (theta, opt_state, _), _ = chunk(
+                    theta, opt_state, jnp.asarray(skipped, jnp.int32), t0, t0 + k, args
+                )
+            jax.effects_barrier()
+            events.clear()
+            jax.block_until_ready(grad_at(theta, batch_of(args, t0 + k), opt_state[1]))
+            jax.effects_barrier()
+            return list(events)
+
+        BACKWARD_LISTENERS.append(listen)
         try:
             while done < steps:
                 # chunks end on multiples of chunk_len, so a resumed run cuts the same way
@@ -624,8 +656,15 @@ def optimize(
                     theta, opt_state, jnp.asarray(skipped, jnp.int32), done, done + n, args
                 )
                 losses, bad = np.asarray(losses)[:n], np.asarray(bad)[:n]
+                jax.effects_barrier()  # every callback of the chunk has run
+                for i in events:
+                    grad_fail[i] = grad_fail.get(i, 0) + 1
                 if on_failure == "error" and bad.any():
                     k = int(np.argmax(bad))
+                    if events and not np.asarray(failed)[k].any():
+                        hit = backward_failures_at(theta, opt_state, skipped, done, k)
+                        if hit:
+                            _raise_backward(done + k + 1, hit[0], nodes)
                     _raise_step(
                         done + k + 1,
                         np.asarray(failed)[k],
@@ -633,6 +672,7 @@ def optimize(
                         nodes,
                         float(np.asarray(losses)[k]),
                     )
+                events.clear()
                 theta, opt_state, skipped = theta_n, state_n, int(skipped_n)
                 trace.append(np.asarray(losses, float))
                 done += n
@@ -664,6 +704,8 @@ def optimize(
                 checkpoint=None if checkpoint is None else str(checkpoint),
                 save=save_later,
             ) from None
+        finally:
+            BACKWARD_LISTENERS.remove(listen)
         if checkpoint is not None:
             write(checkpoint, done, theta, opt_state, trace, skipped)
         seconds = time.perf_counter() - began
@@ -683,6 +725,10 @@ def optimize(
         grad_norm=grad_norm,
         steps=done,
         skipped=skipped,
+        gradient_failures={
+            f"{n.kind}#{n.node_id} at {n.span.location}": grad_fail.get(n.node_id, 0)
+            for n in program.implicit_nodes
+        },
         attrs={
             "seed": seed,
             "optimizer": _optimizer_name(optimizer),
@@ -690,6 +736,22 @@ def optimize(
             "batch_size": batch_size or 0,
             "seconds": round(seconds, 3),
         },
+    )
+
+
+def _raise_backward(step: int, node_id: int, nodes) -> None:
+    node = nodes.get(node_id)
+    what = f"`{node.kind}`" if node is not None else f"implicit node #{node_id}"
+    raise error(
+        "E0411",
+        f"the gradient (backward) solve of the {what} failed at optimization step {step}: "
+        "its linear system (the Jacobian of the residual in the unknown, at the solution) "
+        "is singular or was not solved, so the gradient is NaN",
+        None if node is None else node.span,
+        label="this implicit node",
+        help="the solution must be locally unique (an invertible Jacobian) for its gradient "
+        "to exist: check the model there (`fpl diagnose`), start elsewhere, or pass "
+        "on_failure='skip' (CLI: --on-solver-failure skip) to skip such steps",
     )
 
 

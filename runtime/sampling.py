@@ -134,6 +134,12 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             )
             for n in program.implicit_nodes
         },
+        gradient_failures={
+            f"{n.kind}#{n.node_id} at {n.span.location}": result.gradient_failures.get(
+                n.node_id, [0] * chains
+            )
+            for n in program.implicit_nodes
+        },
     )  # fmt: skip
 
 

@@ -127,7 +127,7 @@ def vi(model, data, *, guide: str | Callable = "normal", steps: int = 5000, opti
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     began = time.perf_counter()
     with _float64():
-        bound = model.bind(data, weights)
+        bound = model.bind(data, weights, weight_seed=seed)
         if not bound.program.params:
             raise error(
                 "E0403", "the model has no params", help="to fit weights alone use `optimize`"

@@ -188,3 +188,21 @@ def test_eager_log_density_with_failed_solve_is_minus_inf_not_an_exception():
         "y ~ normal(x, 1)\n"
     )
     assert np.isfinite(float(ok.log_density({"a": 0.9}, {"y": [0.5, 0.6, 0.7]})))
+
+
+def test_weight_init_distribution_draws_every_element():
+    # `init normal(0, s)` on a matrix is one independent draw per element (identical
+    # entries would start every hidden unit the same, and they would stay the same)
+    model = fpl.compile(
+        "data n: int\nweight W: real[n, 4] init normal(0, 1)\n"
+        "weight b: real[n] init normal([0, 10, 20], 0.1)\nweight c: real init 2\ntarget += 0\n"
+    )
+    w = model.bind({"n": 3}).weights
+    assert w["W"].shape == (3, 4) and len(np.unique(w["W"])) == 12
+    # 12 standard normal draws: their sd is within [0.3, 2] with probability > 1 - 1e-6
+    assert 0.3 < np.std(w["W"]) < 2
+    assert np.all(np.abs(w["b"] - [0, 10, 20]) < 1)  # 10 sds of the init
+    assert float(w["c"]) == 2.0
+    # the default is deterministic (samplers hold weights fixed); a seed changes the draw
+    np.testing.assert_array_equal(model.bind({"n": 3}).weights["W"], w["W"])
+    assert not np.array_equal(model.bind({"n": 3}, weight_seed=1).weights["W"], w["W"])
