@@ -25,8 +25,10 @@ solution when the caller threads a warm state through ``lower.run(..., warm=)``;
 ``probe`` given to ``lower.run`` sees each node's map at its solution
 (``fpl.runtime.diagnose``).  A failed *backward* solve (singular ∂R/∂z at z*) is never
 a silent zero or wrong number: the tangent is NaN (see below), so the gradient of the
-log density is NaN and NUTS treats the step as divergent; ``fpl diagnose`` names the
-node and why.
+log density is NaN and NUTS treats the step as divergent; where the forward solve had
+converged it is also reported to the host (``BACKWARD_LISTENERS``), so NUTS counts it per
+chain and node and ``optimize`` names the node and step; ``fpl diagnose`` names the node
+and why.
 
 Nested implicit nodes (one inside another's body) work: the inner node is just part
 of ``f``; its stats (at the outer solution) are recorded as well, and the outer node
@@ -35,12 +37,15 @@ counts as converged only if the inner ones did.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fpl.compiler import ir
 from fpl.compiler.implicit_solvers import (
@@ -244,6 +249,14 @@ def _warn_float32(node: ir.Implicit) -> None:
 # ||A ż - b|| is checked: if it is not small (singular A, GMRES stalled), ż is NaN -
 # a wrong gradient is never returned silently.  (A tangent cannot mark the node "not
 # converged": stats are primal values; the NaN gradient makes NUTS diverge instead.)
+# Such a failed *backward* solve is also reported to the host, where the forward solve
+# had converged: under `lax.cond`, a `jax.debug.callback` calls every function in
+# BACKWARD_LISTENERS with the node id (fpl.runtime.failures counts them per chain and
+# node; Model.optimize names the node and step).  The callback sits inside the solve
+# functions of `custom_linear_solve`, which JAX evaluates (never differentiates), so it
+# fires for the tangent solve in forward mode and for the transpose solve in reverse
+# mode alike, once per evaluation (per element under vmap, where the flag it carries
+# tells a failed element from a healthy one); it changes no value.
 #
 # Approximate modes use the fixed-point map T: T = f for `fix`, T(z) = z - R(z) for
 # `root`/`argmin` (a unit-step Newton-free map; meaningful when ∂R/∂z ≈ I):
@@ -252,8 +265,26 @@ def _warn_float32(node: ir.Implicit) -> None:
 #   onestep:     ż = ∂T/∂θ θ̇   (Jacobian-free backprop; phantom with k = 1).
 
 
-def _checked_solve(apply, rhs):
-    """Solve apply(x) = rhs (apply linear); NaN where the result does not check out."""
+#: host-side functions ``fn(node_id)`` called once per failed backward solve
+BACKWARD_LISTENERS: list[Callable[[int], None]] = []
+
+
+def _backward_failed(node_id: int, bad) -> None:
+    if bool(np.asarray(bad)):  # under vmap the callback also runs for healthy elements
+        for fn in tuple(BACKWARD_LISTENERS):
+            fn(node_id)
+
+
+def _report_backward(node_id: int, bad) -> None:
+    def send(b):
+        jax.debug.callback(functools.partial(_backward_failed, node_id), b)
+
+    jax.lax.cond(bad, send, lambda b: None, bad)
+
+
+def _checked_solve(apply, rhs, node_id: int, fwd_ok):
+    """Solve apply(x) = rhs (apply linear); NaN where the result does not check out (and
+    then, if the forward solve ``fwd_ok``, a backward failure of ``node_id`` reported)."""
     n = rhs.shape[0]
     dt = rhs.dtype
     if n <= DENSE_MAX:
@@ -268,10 +299,11 @@ def _checked_solve(apply, rhs):
         )
         ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
     ok = ok & jnp.all(jnp.isfinite(x))
+    _report_backward(node_id, jnp.logical_and(fwd_ok, jnp.logical_not(ok)))
     return jnp.where(ok, x, jnp.nan)
 
 
-def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys):
+def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_ok):
     fixed = {key: v for key, v in theta.items() if key not in float_keys}
     th_f = {key: theta[key] for key in float_keys}
     dth = {key: theta_dot[key] for key in float_keys}
@@ -287,8 +319,8 @@ def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys):
         return jax.lax.custom_linear_solve(
             lambda v: jvp_z(R, v),
             b,
-            solve=lambda mv, rhs: _checked_solve(mv, rhs),
-            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs),
+            solve=lambda mv, rhs: _checked_solve(mv, rhs, node_id, fwd_ok),
+            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs, node_id, fwd_ok),
         )
     b = jvp_theta(T)
     if mode == "onestep":
@@ -299,17 +331,18 @@ def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys):
     return zdot
 
 
-def _make_attach(kind, mode, k, R, T, float_keys):
+def _make_attach(kind, mode, k, R, T, float_keys, node_id):
     @jax.custom_jvp
-    def attach(z, theta):
+    def attach(z, theta, fwd_ok):
         return z
 
     @attach.defjvp
     def attach_jvp(primals, tangents):
-        z, theta = primals
-        _, theta_dot = tangents
-        z = attach(z, theta)  # z as a function of theta again, for higher orders
-        return z, _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys)
+        z, theta, fwd_ok = primals
+        _, theta_dot, _ = tangents
+        z = attach(z, theta, fwd_ok)  # z as a function of theta again, for higher orders
+        zdot = _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_ok)
+        return z, zdot
 
     return attach
 
@@ -371,9 +404,6 @@ def lower_implicit(ev, node: ir.Implicit):
             z_sg, res, iters = linear(kind, fun, z0_sg, opts)
         else:
             z_sg, res, iters = solve(kind, name, fun, z0_sg, opts)
-        k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
-        attach = _make_attach(kind, node.grad, k, R, T, float_keys)
-        z = attach(z_sg, theta)
 
     ok = converged(jax.lax.stop_gradient(res), z_sg, opts["tol"])
     if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
@@ -382,6 +412,10 @@ def lower_implicit(ev, node: ir.Implicit):
         for node_id, stats in inner.items():
             ev.solver_stats[node_id] = stats
             ok = ok & stats["converged"]
+    if node.grad != "unrolled":
+        k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
+        attach = _make_attach(kind, node.grad, k, R, T, float_keys, node.node_id)
+        z = attach(z_sg, theta, jax.lax.stop_gradient(ok))
     ev.solver_stats[node.node_id] = {"residual": res, "iterations": iters, "converged": ok}
     if node.warm and warm_in is not None:
         keep = jnp.full_like(z_sg, jnp.nan) if prev is None else jax.lax.stop_gradient(prev)
@@ -400,4 +434,5 @@ __all__ = [
     "direct",
     "warm_state",
     "PrecisionWarning",
+    "BACKWARD_LISTENERS",
 ]

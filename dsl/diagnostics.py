@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E0409": "variational inference failed",
     "E0406": "implicit solve did not converge during optimization",
     "E0410": "optimization diverged (non-finite loss or gradient)",
+    "E0411": "implicit gradient (backward) solve failed during optimization",
     "E0408": "bad or mismatched checkpoint",
     # W04xx: warnings about numerics (printed, never fatal unless asked)
     "W0401": "ill-posed implicit node",
