@@ -98,6 +98,60 @@ def ar1(rng):
     return data, truth
 
 
+def _calibration_fixed_point(a, b, A, u):
+    """x = tanh(a A x + b u) by plain iteration (a contraction: a ||A|| < 1)."""
+    x = np.zeros(len(u))
+    for _ in range(2000):
+        x = np.tanh(a * (A @ x) + b * u)
+    return x
+
+
+def equilibrium_calibration(rng):
+    n = 20
+    a, b = 0.8, 0.5
+    A = rng.normal(size=(n, n))
+    A = 0.6 * A / np.linalg.norm(A, 2)  # spectral norm 0.6 (< 1, as LANGUAGE.md §5 asks)
+    u = rng.normal(size=n)
+    x = _calibration_fixed_point(a, b, A, u)
+    y = x + 0.1 * rng.normal(size=n)
+    data = {"n": n, "A": r(A), "u": r(u), "y": r(y)}
+    truth = {"a": a, "b": b}
+    return data, truth
+
+
+def market_equilibrium(rng):
+    M, K = 8, 3
+    e = np.array([0.6, 1.0, 1.5])  # own-price demand elasticities (inferred)
+    eta, c, sigma = 1.0, 0.4, 0.05  # supply elasticity and price-index elasticity (known)
+    log_d = rng.normal(scale=0.5, size=(M, K))
+    log_s = rng.normal(scale=0.2, size=K)
+    # log demand - log supply = 0  <=>  Q = (log_d - log_s + c log(mean(exp(Q)))) / (e + eta),
+    # a contraction (c / (e + eta) < 1 and log-mean-exp is 1-Lipschitz in the max norm).
+    Q = np.zeros((M, K))
+    for _ in range(500):
+        index = np.log(np.mean(np.exp(Q), axis=1, keepdims=True))
+        Q = (log_d - log_s + c * index) / (e + eta)
+    log_price = Q + sigma * rng.normal(size=(M, K))
+    data = {"M": M, "K": K, "log_d": r(log_d), "log_s": r(log_s), "eta": eta, "c": c,
+            "log_price": r(log_price)}  # fmt: skip
+    truth = {"e": e.tolist(), "sigma": sigma}
+    return data, truth
+
+
+def recursion_fixed_point(rng):
+    T = 40
+    rho, beta, sigma, x0 = 0.7, 0.8, 0.1, 0.0
+    u = rng.normal(size=T)
+    x = np.empty(T)
+    prev = x0
+    for t in range(T):
+        prev = x[t] = np.tanh(rho * prev + beta * u[t])
+    y = x + sigma * rng.normal(size=T)
+    data = {"T": T, "x0": x0, "u": r(u), "y": r(y)}
+    truth = {"rho": rho, "beta": beta, "sigma": sigma}
+    return data, truth
+
+
 SIMULATIONS = {
     "linear_regression": (linear_regression, 101),
     "radon_hierarchical": (radon_hierarchical, 102),
@@ -105,6 +159,9 @@ SIMULATIONS = {
     "poisson_regression": (poisson_regression, 104),
     "garch11": (garch11, 105),
     "ar1": (ar1, 106),
+    "equilibrium_calibration": (equilibrium_calibration, 107),
+    "market_equilibrium": (market_equilibrium, 108),
+    "recursion_fixed_point": (recursion_fixed_point, 109),
 }
 
 

@@ -111,6 +111,26 @@ def test_eight_schools_is_the_language_reference_program():
     }
 
 
+def test_equilibrium_calibration_is_the_language_reference_program():
+    body = [
+        line
+        for line in (EXAMPLES / "equilibrium_calibration.fpl").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert body == [
+        "data n: int",
+        "data A: real[n, n]            # spectral norm < 1",
+        "data u: real[n]",
+        "data y: real[n]",
+        "param a: real<lower=0> ~ lognormal(0, 0.5)",
+        "param b ~ normal(0, 1)",
+        "let x = fix x: real[n] = tanh(a * (A @ x) + b * u)",
+        "y ~ normal(x, 0.1)",
+    ]
+    data = json.loads((EXAMPLES / "equilibrium_calibration.json").read_text())
+    assert np.linalg.norm(np.asarray(data["A"]), 2) < 1
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_example_posterior(name):
     if name in SKIP:
