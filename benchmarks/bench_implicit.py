@@ -187,9 +187,10 @@ def bench_memory(quick: bool) -> dict:
 # ---- (b) solvers -----------------------------------------------------------------------------
 
 
-SOLVERS = (  # (label, extra options); anderson's default memory is 5
+SOLVERS = (  # (label, extra options)
     ("iterate", ""),
-    ("anderson", ""),
+    ("anderson memory=5", ", memory=5"),
+    ("anderson (default memory)", ""),
     ("anderson memory=20", ", memory=20"),
     ("broyden", ""),
     ("newton", ""),

@@ -131,8 +131,11 @@ def anderson(fun, z0, opts, unrolled):
     root-mean-square norm, so ``regularization`` is relative to the residual scale (the
     Tikhonov term does not vanish, nor dominate, as the iteration converges).  Then
     z <- mixing * sum alpha_i f(z_i) + (1 - mixing) * sum alpha_i z_i."""
-    m, beta, reg = opts["memory"], opts["mixing"], opts["regularization"]
+    beta, reg = opts["mixing"], opts["regularization"]
     n = z0.shape[0]
+    # more than n + 1 residuals of n unknowns are affinely dependent: extra memory only
+    # makes the least-squares problem rank-deficient (and slows small problems down)
+    m = max(1, min(opts["memory"], n + 1))
     dt = z0.dtype
     f0 = fun(z0)
     tiny = jnp.finfo(dt).tiny
