@@ -49,7 +49,6 @@ import numpy as np
 
 from fpl.compiler import ir
 from fpl.compiler.implicit_solvers import (
-    DENSE_MAX,
     converged,
     linear,
     norm,
@@ -244,7 +243,7 @@ def _warn_float32(node: ir.Implicit) -> None:
 # `attach` to its primal z, so the z inside A and b depends on θ again and
 # higher-order derivatives (jacfwd of jacrev, hessian) are exact too.
 #
-# Linear solves: n <= DENSE_MAX materialises A (vmap of the matvec over the identity)
+# Linear solves: n <= TANGENT_DENSE_MAX materialises A (vmap of the matvec over the identity)
 # and uses LU; larger n runs GMRES on the matvec.  Either way the residual
 # ||A ż - b|| is checked: if it is not small (singular A, GMRES stalled), ż is NaN -
 # a wrong gradient is never returned silently.  (A tangent cannot mark the node "not
@@ -264,6 +263,15 @@ def _warn_float32(node: ir.Implicit) -> None:
 #                of (I - ∂T/∂z)^{-1} ∂T/∂θ θ̇);
 #   onestep:     ż = ∂T/∂θ θ̇   (Jacobian-free backprop; phantom with k = 1).
 
+
+#: unknowns up to this size get a dense LU tangent solve.  Materialising A costs n
+#: JVPs, while one GMRES solve (one right-hand side in reverse mode) costs about as many
+#: matvecs as the forward solve's iterations; above ~64 unknowns GMRES is cheaper
+#: (benchmarks/bench_implicit.py: gradient / forward time at n = 200).
+TANGENT_DENSE_MAX = 64
+#: relative residual GMRES aims for: two decades below the forward solves' default tol
+#: (1e-8), which bounds the gradient's accuracy anyway
+GMRES_TOL = 1e-10
 
 #: host-side functions ``fn(node_id)`` called once per failed backward solve
 BACKWARD_LISTENERS: list[Callable[[int], None]] = []
@@ -287,7 +295,7 @@ def _checked_solve(apply, rhs, node_id: int, fwd_ok):
     then, if the forward solve ``fwd_ok``, a backward failure of ``node_id`` reported)."""
     n = rhs.shape[0]
     dt = rhs.dtype
-    if n <= DENSE_MAX:
+    if n <= TANGENT_DENSE_MAX:
         A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
         x = jnp.linalg.solve(A, rhs)
         r = A @ x - rhs
@@ -295,7 +303,7 @@ def _checked_solve(apply, rhs, node_id: int, fwd_ok):
         ok = norm(r) <= jnp.sqrt(jnp.finfo(dt).eps) * scale
     else:
         x, _ = jax.scipy.sparse.linalg.gmres(
-            apply, rhs, tol=1e-10, restart=min(n, 50), maxiter=LINEAR_MAXITER
+            apply, rhs, tol=GMRES_TOL, restart=min(n, 50), maxiter=LINEAR_MAXITER
         )
         ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
     ok = ok & jnp.all(jnp.isfinite(x))
