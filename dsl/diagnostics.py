@@ -51,6 +51,7 @@ CODES: dict[str, str] = {
     "E0410": "optimization diverged (non-finite loss or gradient)",
     "E0411": "implicit gradient (backward) solve failed during optimization",
     "E0408": "bad or mismatched checkpoint",
+    "E0412": "sampler chain stuck: its step size collapsed during warmup",
     # W04xx: warnings about numerics (printed, never fatal unless asked)
     "W0401": "ill-posed implicit node",
     "W0402": "implicit solve did not converge at the diagnosed point",

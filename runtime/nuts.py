@@ -20,6 +20,54 @@ import numpy as np
 
 STAT_FIELDS = ("lp", "accept_stat", "step_size", "tree_depth", "n_leapfrog", "diverging", "energy")
 
+# The stuck-chain guard.  Unconstrained params are O(1) (Stan-style inits are
+# uniform(-2, 2) there; before the first mass-matrix window the metric is the identity,
+# after it the step is in units of posterior standard deviations).  For a smooth density
+# the leapfrog energy error at step eps is O((eps / scale)^2), so dual averaging only
+# pushes eps below sqrt(float64 eps) ~ 1.5e-8 if the posterior scale is itself that small
+# or if acceptance fails at every scale: a discontinuous or noisy density (an implicit
+# node jumping between solutions).  Such a chain moves at most eps * 2^max_tree_depth ~
+# 1e-5 per transition at full cost (max-depth trees: no U-turn at that scale) and
+# cannot explore.  A smooth model whose step overshoots below the threshold early in
+# warmup (a burst of rejections) recovers within ~10-40 transitions (the dual-averaging
+# statistic decays like 1/t), hence the streak: only STUCK_STREAK consecutive warmup
+# transitions below STUCK_STEP, each a max-depth or divergent tree, stop a chain.
+STUCK_STEP = 1e-8
+STUCK_STREAK = 50
+
+
+class StuckChainError(Exception):
+    """A chain stopped by the stuck-chain guard: its adapted step size collapsed below
+    ``STUCK_STEP`` for ``STUCK_STREAK`` warmup transitions.  ``position`` is the
+    unconstrained point it sits at; the caller turns this into a coded diagnostic."""
+
+    def __init__(self, chain: int, iteration: int, step_size: float, lp: float,
+                 position: dict[str, np.ndarray]):  # fmt: skip
+        self.chain, self.iteration, self.step_size = chain, iteration, step_size
+        self.lp, self.position = lp, position
+        super().__init__(f"chain {chain + 1} stuck at iteration {iteration}: step size "
+                         f"{step_size:.3g}")  # fmt: skip
+
+
+def _stuck_flags(step_size, depth, diverging, index, warmup: int, max_tree_depth: int):
+    """Per transition: does it count towards the stuck streak (NumPy or JAX arrays)."""
+    return (
+        (index < warmup) & (step_size < STUCK_STEP) & ((depth >= max_tree_depth) | (diverging != 0))
+    )
+
+
+def _trailing_streak(stat_parts, warmup: int, max_tree_depth: int) -> int:
+    """The streak at the end of the transitions so far (host side, from their stats), so
+    a chunk, a resumed run included, continues the count where the last one ended."""
+    if not stat_parts:
+        return 0
+    step = np.concatenate([s[2] for s in stat_parts])
+    depth = np.concatenate([s[3] for s in stat_parts])
+    div = np.concatenate([s[5] for s in stat_parts])
+    flags = _stuck_flags(step, depth, div, np.arange(len(step)), warmup, max_tree_depth)
+    misses = np.flatnonzero(~flags)
+    return int(len(flags) - 1 - misses[-1]) if len(misses) else len(flags)
+
 
 @dataclass
 class ChainsResult:
@@ -82,6 +130,10 @@ def run_nuts(
     finished chains' draws, then the current chain's HMC state (position, step size
     and mass-matrix adaptation, RNG key) and draws so far.  Chunks keep the same
     boundaries, so a resumed run gives the draws of an uninterrupted one exactly.
+
+    A chain whose warmup step size collapses (see ``STUCK_STEP``) stops at once: inside
+    the compiled chunk its state is frozen from the transition completing the streak, so
+    the chunk ends cheaply, and :class:`StuckChainError` is raised at the chunk boundary.
     """
     from numpyro.infer.hmc import hmc
 
@@ -99,15 +151,21 @@ def run_nuts(
             model_args=(args,),
         )
 
-    def step_chunk(state, args, n):
-        def body(s, _):
-            s = sample_kernel(s, model_args=(args,))
+    def step_chunk(state, args, n, streak, offset):
+        def body(carry, index):
+            s, streak = carry
+            stuck = streak >= STUCK_STREAK  # frozen: no more (costly) transitions
+            s = jax.lax.cond(stuck, lambda s: s, lambda s: sample_kernel(s, model_args=(args,)), s)
             depth = jnp.ceil(jnp.log2(s.num_steps + 1.0)).astype(jnp.int32)
             stats = (-s.potential_energy, s.accept_prob, s.adapt_state.step_size, depth,
                      s.num_steps, s.diverging, s.energy)  # fmt: skip
-            return s, (s.z, stats)
+            flag = _stuck_flags(stats[2], depth, s.diverging, index, warmup, max_tree_depth)
+            streak = jnp.where(stuck, streak, jnp.where(flag, streak + 1, 0))
+            return (s, streak), (s.z, stats)
 
-        return jax.lax.scan(body, state, None, length=n)
+        indices = offset + jnp.arange(n)
+        (state, streak), out = jax.lax.scan(body, (state, streak), indices)
+        return state, streak, out
 
     compiled = jax.jit(step_chunk, static_argnums=2)
     began = time.perf_counter()
@@ -140,7 +198,15 @@ def run_nuts(
         try:
             while done < total:
                 n = min(chunk, total - done)
-                new_state, (z, stats) = compiled(state, args, n)
+                streak = _trailing_streak(stat_parts, warmup, max_tree_depth)
+                new_state, streak, (z, stats) = compiled(
+                    state, args, n, jnp.int32(streak), jnp.int32(done)
+                )
+                if int(streak) >= STUCK_STREAK:
+                    s = new_state
+                    raise StuckChainError(c, int(s.i), float(s.adapt_state.step_size),
+                                          -float(s.potential_energy),
+                                          {k: np.asarray(v) for k, v in s.z.items()})  # fmt: skip
                 z, stats = jax.device_get(z), jax.device_get(stats)
                 state, pos_parts, stat_parts, done = (
                     new_state, [*pos_parts, z], [*stat_parts, stats], done + n,

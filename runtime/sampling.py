@@ -4,6 +4,7 @@ quantities for every draw, computed in one vectorised pass."""
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,15 +12,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fpl.compiler import ir
+from fpl.compiler import ir, transforms
 from fpl.compiler.lower import from_constrained, from_unconstrained, run
-from fpl.dsl.diagnostics import error
+from fpl.dsl.diagnostics import FplError, error
 from fpl.runtime.failures import is_stat_name, node_stats_at
 from fpl.runtime.fit import Fit
-from fpl.runtime.nuts import run_nuts
+from fpl.runtime.nuts import StuckChainError, run_nuts
 
 INIT_RADIUS = 2.0  # Stan's default: uniform(-2, 2) on the unconstrained scale
-INIT_TRIES = 100
+INIT_CANDIDATES = 16  # points drawn per chain (per round); the best finite one is kept
+INIT_TRIES = 100  # random points per chain before giving up (rounds of INIT_CANDIDATES)
 
 
 def _float64():
@@ -29,37 +31,47 @@ def _float64():
 
 
 def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, Any] | None):
-    """Stan's initialisation: uniform(-2, 2) on the unconstrained scale, retried until the
-    log density and its gradient are finite.  Candidates come from NumPy (no per-draw JAX
-    dispatch); the density and gradient are one compiled function."""
+    """Initial points, one per chain: the best of ``INIT_CANDIDATES`` random points.
+
+    Each chain draws ``INIT_CANDIDATES`` points uniform(-2, 2) on the unconstrained scale
+    (Stan's range) and starts from the one with the highest finite log density (finite
+    gradient too).  Stan starts from the first finite point; a best-of-K start avoids
+    the far corners of the box where the model may be ill-posed (an implicit node whose
+    map is not a contraction there, with several solutions and a density that jumps
+    between them), in which a chain can strand with a collapsed step size.  Different
+    chains still start from different random points.  Rounds of candidates are drawn
+    until one is finite, ``INIT_TRIES`` points in all.
+
+    ``init`` fixes some or all params (constrained values by name); the others are
+    random, and the given ones are mapped to the unconstrained scale with bounds at each
+    candidate.  Candidates come from NumPy's generator seeded by ``seed`` (reproducible);
+    their unconstrained values, potentials and gradients are one compiled, vectorised
+    function of the whole round."""
     shapes = model.unconstrained_shapes(bound)
-    value_and_grad = jax.jit(jax.value_and_grad(lambda u, a: model.potential_gen(bound)(a)(u)))
-    given = None
+    given: dict[str, Any] = {}
     if init is not None:
         unknown = set(init) - set(shapes)
         if unknown:
             raise error("E0403", f"`init` names unknown params: {', '.join(sorted(unknown))}")
-        given = dict(init)
+        given = {k: jnp.asarray(v, float) for k, v in init.items()}
+    evaluate = _candidate_evaluator(model, bound)
+    all_given = bool(given) and set(given) == set(shapes)
     rng = np.random.default_rng(seed)
+    rounds = -(-INIT_TRIES // INIT_CANDIDATES)
     inits = []
     for c in range(chains):
-        for _attempt in range(INIT_TRIES):
-            u = {
-                name: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=shape))
+        for _round in range(rounds):
+            cand = {
+                name: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *shape))
                 for name, shape in shapes.items()
             }
-            if given is not None:  # the given values, the rest random (bounds recomputed)
-                full = model.constrain(u, _data(bound), weights=bound.weights)
-                params = {n: full[n] for n in shapes} | given
-                u = model.unconstrain(params, _data(bound), weights=bound.weights)
-                u = {n: jnp.asarray(v, float) for n, v in u.items()}
-            pe, g = value_and_grad(u, args)
-            if np.isfinite(float(pe)) and all(
-                np.all(np.isfinite(np.asarray(v))) for v in g.values()
-            ):
-                inits.append(u)
+            u, pe, ok = evaluate(cand, given, args)
+            pe, ok = np.asarray(pe), np.asarray(ok)
+            if ok.any():
+                best = int(np.argmin(np.where(ok, pe, np.inf)))
+                inits.append({k: v[best] for k, v in u.items()})
                 break
-            if given is not None and set(init) == set(shapes):
+            if all_given:
                 raise error(
                     "E0402",
                     "the log density is not finite at the given `init`",
@@ -68,10 +80,47 @@ def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, An
         else:
             raise error(
                 "E0402",
-                f"no finite log density after {INIT_TRIES} random initial points (chain {c + 1})",
+                f"no finite log density after {rounds * INIT_CANDIDATES} random initial "
+                f"points (chain {c + 1})",
                 help="give `init` values, or check priors, constraints and data",
             )
     return inits
+
+
+def _candidate_evaluator(model, bound):
+    """``(random u, given, args) -> (u, potential, finite)`` over a round of candidates:
+    the given params (constrained) replace the random ones, mapped to the unconstrained
+    scale with the bounds at that point; finite means potential and gradient both are."""
+    program = bound.program
+    potential_gen = model.potential_gen(bound)
+
+    def full_u(u, given, args):
+        captured = {}
+
+        def source(decl: ir.ParamDecl, lower, upper):
+            kind = decl.constraint.kind
+            if decl.name not in given:
+                v = u[decl.name]
+                x = v if kind == "real" else transforms.constrain(kind, v, lower, upper)[0]
+            else:
+                x = given[decl.name]
+                v = x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
+                v = jnp.where(transforms.in_support(kind, x, lower, upper), v, jnp.nan)
+            captured[decl.name] = v
+            return x, 0.0, True
+
+        run(program, {**bound.static, **args, **bound.weights}, source)
+        return captured
+
+    def one(u, given, args):
+        u = full_u(u, given, args) if given else u
+        pe, g = jax.value_and_grad(potential_gen(args))(u)
+        finite = jnp.isfinite(pe)
+        for v in jax.tree_util.tree_leaves(g):
+            finite &= jnp.all(jnp.isfinite(v))
+        return u, pe, finite
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
 def _data(bound):
@@ -108,11 +157,14 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             weights_ = {f"weight {k}": v for k, v in bound.weights.items()}
             fp = ckpt.fingerprint(model, {**bound.arrays, **weights_}, settings)
             saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
-        result = run_nuts(
-            model.potential_gen(bound), args, inits, warmup=warmup, draws=draws, key=run_key,
-            target_accept=target_accept, max_tree_depth=max_tree_depth, progress=progress,
-            checkpoint=saver,
-        )  # fmt: skip
+        try:
+            result = run_nuts(
+                model.potential_gen(bound), args, inits, warmup=warmup, draws=draws,
+                key=run_key, target_accept=target_accept, max_tree_depth=max_tree_depth,
+                progress=progress, checkpoint=saver,
+            )  # fmt: skip
+        except StuckChainError as stuck:
+            raise _stuck_error(model, bound, data, weights, stuck, chains, progress) from None
         values = _per_draw(bound, args, result.positions, gen_key, unconstrained=True,
                            solver_stats=True)  # fmt: skip
     program = bound.program
@@ -141,6 +193,49 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             for n in program.implicit_nodes
         },
     )  # fmt: skip
+
+
+def _stuck_error(model, bound, data, weights, stuck: StuckChainError, chains: int, progress):
+    """The coded diagnostic of a chain stopped by the stuck-chain guard: where it sits,
+    its step size, and, for implicit nodes, which one is ill-posed at that point."""
+    from fpl.runtime.diagnose import diagnose
+
+    if progress:
+        sys.stderr.write("\n")  # end the progress line of the stopped chain
+    values = model.constrain(stuck.position, _data(bound), weights=bound.weights)
+    params = {n: np.asarray(values[n]) for n in model.param_names}
+    where = ", ".join(f"{n} = {_show(v)}" for n, v in params.items())
+    message = (
+        f"chain {stuck.chain + 1} of {chains} is stuck: its step size collapsed to "
+        f"{stuck.step_size:.2g} during warmup (iteration {stuck.iteration}) at {where} "
+        f"(log density {stuck.lp:.4g})"
+    )
+    span = None
+    if bound.program.implicit_nodes:
+        try:
+            ill = diagnose(model, params, data, weights=weights).ill_posed
+        except FplError:  # the point itself may defeat the diagnosis: report the rest
+            ill = []
+        if ill:
+            node = ill[0]
+            span = node.span
+            message += f"; `{node.kind}` at {node.location} is ill-posed there: {node.message}"
+        else:
+            message += "; its implicit nodes look well-posed there"
+    return error(
+        "E0412",
+        message,
+        span,
+        help="the density is discontinuous or ill-posed near that point, so no step size "
+        "works; start the chains elsewhere with `init=` (`--init`), or tighten the priors "
+        "to keep the params where the model is well-posed",
+    )
+
+
+def _show(v: np.ndarray) -> str:
+    if v.ndim == 0:
+        return f"{float(v):.4g}"
+    return np.array2string(v, precision=3, threshold=6, separator=", ")
 
 
 def _per_draw(bound, args, positions: dict, key, unconstrained: bool,
