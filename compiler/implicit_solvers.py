@@ -126,38 +126,46 @@ def halpern(fun, z0, opts, unrolled):
 def anderson(fun, z0, opts, unrolled):
     """Anderson acceleration (type II) with ``memory`` past pairs (z_i, f(z_i)).
 
-    Weights alpha minimise ||sum_i alpha_i g_i||^2 + reg ||alpha||^2 subject to
-    sum alpha = 1, with g_i = f(z_i) - z_i.  The residuals are first divided by their
-    root-mean-square norm, so ``regularization`` is relative to the residual scale (the
-    Tikhonov term does not vanish, nor dominate, as the iteration converges).  Then
-    z <- mixing * sum alpha_i f(z_i) + (1 - mixing) * sum alpha_i z_i."""
+    Written in difference form relative to the current iterate z (residual g = f(z) - z):
+    gamma minimises ||g + sum_i gamma_i (g_i - g)||^2 + reg ||gamma||^2, i.e. the affine
+    combination of the current and past residuals of least norm, and then
+    z <- mixing * (f(z) + sum gamma_i (f_i - f(z))) + (1 - mixing) * (z + sum gamma_i (z_i - z)).
+    Differences keep the update's round-off proportional to the (small) differences, not
+    to ||f|| times the size of the weights, which in the plain weighted-sum form limits
+    the attainable residual when the history is nearly collinear.  The differences are
+    divided by their root-mean-square norm, so ``regularization`` is relative to the
+    residual scale (it also keeps the small normal equations solvable when the history is
+    rank-deficient, as whenever the iterates span fewer than ``memory`` directions)."""
     beta, reg = opts["mixing"], opts["regularization"]
     n = z0.shape[0]
-    # more than n + 1 residuals of n unknowns are affinely dependent: extra memory only
+    # more than n differences of n unknowns are linearly dependent: extra memory only
     # makes the least-squares problem rank-deficient (and slows small problems down)
-    m = max(1, min(opts["memory"], n + 1))
+    m = max(1, min(opts["memory"], n))
     dt = z0.dtype
     f0 = fun(z0)
     tiny = jnp.finfo(dt).tiny
 
     def step(s, k):
         z, fz, X, F, c = s
+        g = fz - z
+        valid = (jnp.arange(m) < jnp.minimum(c, m))[:, None]
+        DX = jnp.where(valid, X - z, 0.0)
+        DF = jnp.where(valid, F - fz, 0.0)
+        DG = DF - DX
+        scale = jnp.sqrt(jnp.sum(DG * DG) / jnp.maximum(jnp.sum(valid), 1) + tiny)
+        DGs, gs = DG / scale, g / scale
+        H = DGs @ DGs.T + reg * jnp.eye(m, dtype=dt)
+        gamma = -jnp.linalg.solve(H, DGs @ gs)
+        z2 = beta * (fz + gamma @ DF) + (1.0 - beta) * (z + gamma @ DX)
         slot = c % m
         X = X.at[slot].set(z)
         F = F.at[slot].set(fz)
-        c = c + 1
-        valid = jnp.arange(m) < jnp.minimum(c, m)
-        G = jnp.where(valid[:, None], F - X, 0.0)
-        count = jnp.sum(valid)
-        scale = jnp.sum(G * G) / count
-        G = G / jnp.sqrt(scale + tiny)
-        both = valid[:, None] & valid[None, :]
-        H = jnp.where(both, G @ G.T + reg * jnp.eye(m, dtype=dt), jnp.eye(m, dtype=dt))
-        alpha = jnp.linalg.solve(H, valid.astype(dt))
-        alpha = alpha / jnp.sum(alpha)
-        z2 = beta * (alpha @ F) + (1.0 - beta) * (alpha @ X)
         f2 = fun(z2)
-        return (z2, f2, X, F, c), norm(f2 - z2)
+        r2 = norm(f2 - z2)
+        # safeguard: a step that grew the residual restarts the history (a long memory
+        # of iterates from far away can otherwise stall or diverge the extrapolation)
+        c = jnp.where(r2 > norm(g), 0, c + 1)
+        return (z2, f2, X, F, c), r2
 
     state = (z0, f0, jnp.zeros((m, n), dt), jnp.zeros((m, n), dt), jnp.asarray(0, jnp.int32))
     s, res, it = drive(step, state, lambda s: s[0], norm(f0 - z0), opts["tol"],

@@ -54,6 +54,8 @@ def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, An
         if unknown:
             raise error("E0403", f"`init` names unknown params: {', '.join(sorted(unknown))}")
         given = {k: jnp.asarray(v, float) for k, v in init.items()}
+    if not shapes:  # no params (a weights-only model being optimized): nothing to draw
+        return [{} for _ in range(chains)]
     evaluate = _candidate_evaluator(model, bound)
     all_given = bool(given) and set(given) == set(shapes)
     rng = np.random.default_rng(seed)

@@ -40,7 +40,7 @@ def test_list_json(capsys):
     assert by_name["beta"]["support"] == "real in (0, 1)"
     assert main(["list", "solvers", "--json"]) == EXIT_OK
     solvers = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert solvers["anderson"]["options"]["memory"] == 5
+    assert solvers["anderson"]["options"]["memory"] == 20
     assert main(["list", "functions", "--json"]) == EXIT_OK
     fns = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert fns["dot_product"]["category"] == "matrix"
