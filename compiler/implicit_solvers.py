@@ -138,6 +138,19 @@ def anderson(fun, z0, opts, unrolled):
     rank-deficient, as whenever the iterates span fewer than ``memory`` directions)."""
     beta, reg = opts["mixing"], opts["regularization"]
     n = z0.shape[0]
+    delay = min(int(opts.get("delay", 0)), int(opts["max_iter"]))
+    if delay > 0:
+        # plain Picard steps first: an Anderson step costs a small least-squares solve,
+        # tens of times a cheap map's evaluation, and a fast contraction converges in a
+        # few Picard steps anyway.  If they did not, Anderson continues from where they
+        # got to - or from the start, if the residual grew (the map may not contract).
+        zp, rp, itp = iterate(fun, z0, {"damping": 1.0, "tol": opts["tol"], "max_iter": delay},
+                              unrolled)  # fmt: skip
+        r0 = norm(fun(z0) - z0)
+        z0 = jnp.where(rp <= r0, zp, z0)
+        rest = dict(opts, delay=0, max_iter=int(opts["max_iter"]) - delay)
+        z, res, it = anderson(fun, z0, rest, unrolled)
+        return z, res, it + itp
     # more than n differences of n unknowns are linearly dependent: extra memory only
     # makes the least-squares problem rank-deficient (and slows small problems down)
     m = max(1, min(opts["memory"], n))

@@ -26,10 +26,12 @@ def iterate():
 @s(
     "anderson",
     ("fix",),
-    {**COMMON, "memory": (int, 20), "mixing": (float, 1.0), "regularization": (float, 1e-10)},
+    {**COMMON, "memory": (int, 20), "mixing": (float, 1.0), "regularization": (float, 1e-10),
+     "delay": (int, 10)},
 )
 def anderson():
-    """Anderson acceleration with `memory` past iterates (at most n + 1 are used for n
+    """Anderson acceleration with `memory` past iterates, after `delay` plain Picard steps
+    (cheap; a fast contraction is done by then) (at most n are used for n
     unknowns; the default 20 cuts iterations >= 3x vs `iterate` on DEQ-like maps, see
     docs/benchmarks.md); the least-squares regularisation is relative to the residual
     scale."""

@@ -307,12 +307,17 @@ def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
             )
         value = _constant(c, kw.value)
         typ, _default = spec
-        if typ is int and (not isinstance(value, int) or value < 1):
-            raise error("E0206", f"`{kw.name}` must be a positive integer", kw.value.span)
+        least = 0 if kw.name in ZERO_OK else 1
+        if typ is int and (not isinstance(value, int) or value < least):
+            what = "a non-negative" if least == 0 else "a positive"
+            raise error("E0206", f"`{kw.name}` must be {what} integer", kw.value.span)
         if typ is float and value < 0:
             raise error("E0206", f"`{kw.name}` must not be negative", kw.value.span)
         options.append((kw.name, typ(value)))
     return name, tuple(options)
+
+
+ZERO_OK = ("delay",)  # integer solver options for which 0 is meaningful
 
 
 def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple, bool]:
