@@ -26,8 +26,13 @@ def iterate():
 @s(
     "anderson",
     ("fix",),
-    {**COMMON, "memory": (int, 20), "mixing": (float, 1.0), "regularization": (float, 1e-10),
-     "delay": (int, 10)},
+    {
+        **COMMON,
+        "memory": (int, 20),
+        "mixing": (float, 1.0),
+        "regularization": (float, 1e-10),
+        "delay": (int, 10),
+    },
 )
 def anderson():
     """Anderson acceleration with `memory` past iterates, after `delay` plain Picard steps
