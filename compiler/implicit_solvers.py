@@ -82,19 +82,24 @@ def drive(step, state, z_of, res0, tol: float, max_iter: int, unrolled: bool):
 # ---- fixed points ---------------------------------------------------------------------
 
 
-def iterate(fun, z0, opts, unrolled):
-    """Krasnosel'skii-Mann: z <- z + damping (f(z) - z)."""
-    d = opts["damping"]
-    f0 = fun(z0)
+def _picard(fun, z0, f0, damping, tol, max_iter, unrolled):
+    """z <- z + damping (f(z) - z) from (z0, f(z0)); returns (z, f(z), residual, iterations)."""
 
     def step(s, k):
         z, fz = s
-        z2 = z + d * (fz - z)
+        z2 = z + damping * (fz - z)
         f2 = fun(z2)
         return (z2, f2), norm(f2 - z2)
 
-    (z, _), res, it = drive(step, (z0, f0), lambda s: s[0], norm(f0 - z0), opts["tol"],
-                            opts["max_iter"], unrolled)  # fmt: skip
+    (z, fz), res, it = drive(step, (z0, f0), lambda s: s[0], norm(f0 - z0), tol, max_iter,
+                             unrolled)  # fmt: skip
+    return z, fz, res, it
+
+
+def iterate(fun, z0, opts, unrolled):
+    """Krasnosel'skii-Mann: z <- z + damping (f(z) - z)."""
+    z, _, res, it = _picard(fun, z0, fun(z0), opts["damping"], opts["tol"], opts["max_iter"],
+                            unrolled)  # fmt: skip
     return z, res, it
 
 
@@ -123,7 +128,7 @@ def halpern(fun, z0, opts, unrolled):
     return s[0], res, it
 
 
-def anderson(fun, z0, opts, unrolled):
+def anderson(fun, z0, opts, unrolled, f0=None):
     """Anderson acceleration (type II) with ``memory`` past pairs (z_i, f(z_i)).
 
     Written in difference form relative to the current iterate z (residual g = f(z) - z):
@@ -144,18 +149,18 @@ def anderson(fun, z0, opts, unrolled):
         # tens of times a cheap map's evaluation, and a fast contraction converges in a
         # few Picard steps anyway.  If they did not, Anderson continues from where they
         # got to - or from the start, if the residual grew (the map may not contract).
-        zp, rp, itp = iterate(fun, z0, {"damping": 1.0, "tol": opts["tol"], "max_iter": delay},
-                              unrolled)  # fmt: skip
-        r0 = norm(fun(z0) - z0)
-        z0 = jnp.where(rp <= r0, zp, z0)
+        f0 = fun(z0)
+        zp, fp, rp, itp = _picard(fun, z0, f0, 1.0, opts["tol"], delay, unrolled)
+        keep = rp <= norm(f0 - z0)
         rest = dict(opts, delay=0, max_iter=int(opts["max_iter"]) - delay)
-        z, res, it = anderson(fun, z0, rest, unrolled)
+        z, res, it = anderson(fun, jnp.where(keep, zp, z0), rest, unrolled,
+                              f0=jnp.where(keep, fp, f0))  # fmt: skip
         return z, res, it + itp
     # more than n differences of n unknowns are linearly dependent: extra memory only
     # makes the least-squares problem rank-deficient (and slows small problems down)
     m = max(1, min(opts["memory"], n))
     dt = z0.dtype
-    f0 = fun(z0)
+    f0 = fun(z0) if f0 is None else f0  # f(z0), when the caller already has it
     tiny = jnp.finfo(dt).tiny
 
     def step(s, k):
