@@ -167,9 +167,9 @@ class Evaluator:
     def x_LogProb(self, e: ir.LogProb):
         return self.log_prob(e.dist, self.expr(e.value), e.kind)
 
-    def draw(self, d: ir.Dist):
+    def draw(self, d: ir.Dist, sample_shape: tuple[int, ...] = ()):
         entry, dist = self.dist(d)
-        x = dist.sample(self.next_key())
+        x = dist.sample(self.next_key(), sample_shape)
         return x + entry.value_offset if entry.value_offset else x
 
     def x_Rng(self, e: ir.Rng):

@@ -82,7 +82,7 @@ class Model:
                 # an independent draw for every element: `init normal(0, 0.1)` on a
                 # real[D, H] is D*H draws, not one draw copied (that would start every
                 # hidden unit identical, and symmetric units stay identical in training)
-                entry, d = ev.dist(w.init)
+                _, d = ev.dist(w.init)
                 dshape = tuple(d.batch_shape) + tuple(d.event_shape)
                 lead = len(shape) - len(dshape)
                 if lead < 0 or jnp.broadcast_shapes(shape[lead:], dshape) != shape[lead:]:
@@ -91,9 +91,7 @@ class Model:
                         f"the init of `{w.name}` has shape {dshape}, the weight {shape}",
                         w.span,
                     )
-                value = d.sample(ev.next_key(), shape[:lead])
-                if entry.value_offset:
-                    value = value + entry.value_offset
+                value = ev.draw(w.init, shape[:lead])
             else:
                 value = ev.expr(w.init)
             out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), shape))
