@@ -311,14 +311,21 @@ def test_learning_example(name):
     CHECKS[name]()
 
 
+PLOT_SCRIPTS = sorted(p.name for p in EXAMPLES.glob("plot_*.py"))
+
+
+def test_plot_scripts_found():
+    assert {"plot_bilevel_ridge.py", "plot_deq_classifier.py"} <= set(PLOT_SCRIPTS)
+
+
 @pytest.mark.slow  # a fresh interpreter: ~30 s of imports and compilation
-def test_plot_script_runs(tmp_path):
+@pytest.mark.parametrize("script", PLOT_SCRIPTS)
+def test_plot_script_runs(tmp_path, script):
     import subprocess
     import sys
 
-    out = tmp_path / "bilevel.png"
-    script = EXAMPLES / "plot_bilevel_ridge.py"
-    done = subprocess.run([sys.executable, str(script), "--steps", "20", "-o", str(out)],
+    out = tmp_path / "plot.png"
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--steps", "5", "-o", str(out)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
