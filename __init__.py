@@ -17,6 +17,7 @@ _LAZY = {
     "compile": "fpl.runtime.model",
     "Model": "fpl.runtime.model",
     "Fit": "fpl.runtime.fit",
+    "load_fit": "fpl.runtime.fit",
     "read_data": "fpl.runtime.data",
     "FplError": "fpl.dsl.diagnostics",
     "parse": "fpl.dsl.parser",

@@ -54,7 +54,6 @@ import numpyro.distributions as dist  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
 import fpl  # noqa: E402
-from fpl.compiler.lower import from_constrained, run  # noqa: E402
 from fpl.runtime.io import write_atomic  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -110,17 +109,17 @@ def deq_data(n: int, norm: float, seed: int = 0) -> dict:
 def fpl_density(options: str, data: dict):
     """(log density of (params, arrays), params, arrays) through FPL's lowering; the data
     arrays are arguments of the compiled function, not constants baked into it."""
-    bound = fpl.compile(DEQ.replace("OPTS", options)).bind(data)
+    cm = fpl.compile(DEQ.replace("OPTS", options)).bind(data)
 
     def log_density(params, arrays):
-        return run(bound.program, {**bound.static, **arrays}, from_constrained(params)).target
+        return cm.evaluate(params, constrained=True, jacobian=False, data=arrays).log_density
 
     def stats(params, arrays):
-        env = run(bound.program, {**bound.static, **arrays}, from_constrained(params)).env
-        return env["iterations"], env["residual"]
+        values = cm.evaluate(params, constrained=True, jacobian=False, data=arrays).values
+        return values["iterations"], values["residual"]
 
     params = {"a": jnp.asarray(1.0), "c": jnp.zeros(data["n"])}
-    arrays = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+    arrays = {k: jnp.asarray(v) for k, v in cm.data.items()}
     return log_density, stats, params, arrays
 
 

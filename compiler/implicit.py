@@ -8,25 +8,27 @@
    function and differentiation w.r.t. params, weights and data goes through
    ``theta`` (Python numbers and NumPy constants stay closed over; integer operands
    are carried but never differentiated);
-2. runs a forward solver (``implicit_solvers``) on ``stop_gradient(theta)`` - no
-   derivative ever flows through the iterations, except with ``grad=unrolled``;
+2. runs the node's solver (a ``fpl.stdlib.solvers`` object) on ``stop_gradient(theta)``
+   - no derivative ever flows through the iterations, except with ``grad=unrolled``;
 3. re-attaches the dependence on ``theta`` with a ``jax.custom_jvp`` identity
    ``attach(z*, theta) = z*`` whose JVP rule is the implicit function theorem (or the
    phantom / one-step approximations); reverse mode is JAX's transpose of that JVP;
-4. records ``ev.solver_stats[node.node_id] = {residual, iterations, converged}`` and
-   returns ``where(converged, z*, nan)``: a solve that did not converge makes the value
-   NaN (so a log density built from it is NaN, which NUTS rejects as a divergence).
+4. records ``ev.solver_stats[node.node_id] = {residual, iterations, converged, reason}``
+   (``reason``: the int32 ``fpl.stdlib.solvers.Result`` code; ``converged`` is
+   ``reason == CONVERGED``) and returns ``where(converged, z*, nan)``: a solve that did
+   not converge makes the value NaN (so a log density built from it is NaN, which NUTS
+   rejects as a divergence).
 
 A node that names no solver and whose body is affine in the unknown (an argmin objective
 quadratic in it), decided on the IR by ``degree``, skips step 2's iteration: one direct
-linear solve (``implicit_solvers.linear``; iterations = 1, residual measured), with the
+linear solve (the ``linear`` solver; iterations = 1, residual measured), with the
 same implicit derivative.  A ``warm=true`` node starts from its previous converged
 solution when the caller threads a warm state through ``lower.run(..., warm=)``; a
 ``probe`` given to ``lower.run`` sees each node's map at its solution
 (``fpl.runtime.diagnose``).  A failed *backward* solve (singular ∂R/∂z at z*) is never
 a silent zero or wrong number: the tangent is NaN (see below), so the gradient of the
 log density is NaN and NUTS treats the step as divergent; where the forward solve had
-converged it is also reported to the host (``BACKWARD_LISTENERS``), so NUTS counts it per
+converged it is also reported to the host (``fpl.compiler.reporting``), so NUTS counts it per
 chain and node and ``optimize`` names the node and step; ``fpl diagnose`` names the node
 and why.
 
@@ -37,24 +39,16 @@ counts as converged only if the inner ones did.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from fpl.compiler import ir
-from fpl.compiler.implicit_solvers import (
-    converged,
-    linear,
-    norm,
-    residual_fn,
-    solve,
-)
+from fpl.compiler import ir, reporting
+from fpl.compiler.affine import degree, is_affine
+from fpl.stdlib.solvers import Problem, Result, Solver, default_solver, norm, residual_fn
 
 LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
 
@@ -85,97 +79,18 @@ def _inexact(value) -> bool:
     return jnp.issubdtype(jnp.result_type(value), jnp.inexact)
 
 
-def solver_options(ev, node: ir.Implicit) -> tuple[str, dict[str, Any]]:
-    from fpl.compiler.implicit_solvers import DEFAULT
-
-    name = node.solver or DEFAULT[node.kind]
-    entry = ev.reg.solvers[name]
-    opts = {k: default for k, (_typ, default) in entry.options.items()}
-    opts.update(dict(node.solver_options))
-    return name, opts
+def node_solver(ev, node: ir.Implicit) -> Solver:
+    """The solver object of ``node``: the class it names (else the registry's default for
+    its kind, or the direct ``linear`` solve where ``direct``) with its checked options."""
+    name = node.solver or default_solver(node.kind, affine=direct(node))
+    return ev.reg.solvers[name](**dict(node.solver_options))
 
 
 # ---- affine bodies ----------------------------------------------------------------------
 #
-# A node that names no solver and whose residual is affine in the unknown is solved by one
-# direct linear solve (``implicit_solvers.linear``).  The test is on the IR, exact and
-# conservative: ``degree`` bounds the polynomial degree of an expression in the unknown
-# (0: free of it, 1: affine, 2: quadratic, NONPOLY: anything else or unknown to the
-# table).  ``fix``/``root`` qualify with degree <= 1, ``argmin`` with an objective of
-# degree <= 2 (its gradient is then affine).  A function the table does not know is
-# NONPOLY as soon as an argument depends on the unknown, so a misdetection can only
-# miss an affine body (which is then iterated), never call a nonlinear one affine.
-
-NONPOLY = 1 << 20
-_SUM = frozenset({"add", "sub", "append_row", "append_col", "add_diag"})  # max of args
-_SAME = frozenset({
-    "neg", "pos", "sum", "mean", "transpose", "to_vector", "flatten", "to_matrix", "reverse",
-    "head", "tail", "segment", "cumulative_sum", "diagonal", "diag_matrix", "rep_vector",
-    "rep_matrix", "rep_array",
-})  # fmt: skip
-_PRODUCT = frozenset({
-    "mul", "matmul", "dot_product", "rows_dot_product", "columns_dot_product",
-    "diag_pre_multiply", "diag_post_multiply",
-})  # fmt: skip
-_DOUBLE = frozenset({"square", "dot_self", "crossprod", "tcrossprod"})
-
-
-def degree(e, var: str, local: dict[str, int] | None = None) -> int:
-    """An upper bound of the polynomial degree of ``e`` in the unknown ``var``."""
-    local = local or {}
-    if isinstance(e, ir.Ref):
-        if e.name in local:  # a function's parameter or let (shadows the unknown)
-            return local[e.name]
-        return 1 if e.name == var else 0
-    if isinstance(e, (ir.Const, ir.Attr)):
-        return 0
-    if isinstance(e, ir.Op):
-        ds = [degree(a, var, local) for a in e.args]
-        if max(ds, default=0) == 0:
-            return 0
-        if e.name in _SUM or e.name in _SAME:
-            return max(ds)
-        if e.name in _PRODUCT:
-            return min(NONPOLY, sum(ds))
-        if e.name in _DOUBLE:
-            return min(NONPOLY, 2 * ds[0])
-        if e.name == "div" and ds[1] == 0:
-            return ds[0]
-        if e.name == "mdivide_left" and ds[0] == 0:
-            return ds[1]
-        if e.name == "quad_form":
-            return min(NONPOLY, ds[0] + 2 * ds[1])
-        if e.name == "pow" and ds[1] == 0 and isinstance(e.args[1], ir.Const):
-            p = e.args[1].value
-            if isinstance(p, int) and 0 <= p <= 2:
-                return min(NONPOLY, ds[0] * p)
-        return NONPOLY
-    if isinstance(e, ir.Cond):
-        if degree(e.test, var, local) != 0:
-            return NONPOLY
-        return max(degree(e.then, var, local), degree(e.orelse, var, local))
-    if isinstance(e, ir.Index):
-        items = [x for i in e.items for x in ((i.lo, i.hi) if isinstance(i, ir.Slice) else (i,))]
-        if any(x is not None and degree(x, var, local) != 0 for x in items):
-            return NONPOLY
-        return degree(e.target, var, local)
-    if isinstance(e, ir.ArrayLit):
-        return max((degree(i, var, local) for i in e.items), default=0)
-    if isinstance(e, ir.Apply) and isinstance(e.fn, ir.Lambda):
-        inner = dict(zip(e.fn.params, (degree(a, var, local) for a in e.args)))
-        for name, value in e.fn.lets:
-            inner[name] = degree(value, var, inner)
-        return degree(e.fn.result, var, inner)
-    # anything else (derivatives, map/scan, distributions, nested nodes): affine only if
-    # it does not read the unknown at all
-    names = {var} | {k for k, d in local.items() if d}
-    hit = any(isinstance(x, ir.Ref) and x.name in names for x in ir.walk(e))
-    return NONPOLY if hit else 0
-
-
-def is_affine(node: ir.Implicit) -> bool:
-    """Whether the residual of ``node`` is affine in its unknown (decided on the IR)."""
-    return degree(node.body, node.var) <= (2 if node.kind == "argmin" else 1)
+# A node that names no solver and whose residual is affine in the unknown (an argmin whose
+# objective is quadratic) is solved by one direct linear solve (the `linear` solver of
+# fpl.stdlib.solvers); the degree analysis on the IR is compiler/affine.py.
 
 
 def direct(node: ir.Implicit) -> bool:
@@ -187,6 +102,16 @@ def direct(node: ir.Implicit) -> bool:
 # ---- warm starts ------------------------------------------------------------------------
 
 
+def _shape(node: ir.Implicit) -> tuple[int, ...]:
+    """The unknown's shape (sizes are numbers once data are bound)."""
+    dims = []
+    for d in node.ty.shape:
+        if isinstance(d, str) or d is None:
+            raise AssertionError(f"size {d!r} of an implicit unknown is unresolved")
+        dims.append(int(d))
+    return tuple(dims)
+
+
 def warm_state(program: ir.Program) -> dict[int, Any]:
     """The initial warm-start state of ``program`` (at bound sizes): one all-NaN flat
     vector per ``warm=true`` node, meaning "no previous solution yet".  Pass it as
@@ -195,7 +120,7 @@ def warm_state(program: ir.Program) -> dict[int, Any]:
     state = {}
     for node in program.implicit_nodes:
         if node.warm:
-            n = math.prod(int(d) for d in node.ty.shape)
+            n = math.prod(_shape(node))
             state[node.node_id] = jnp.full((n,), jnp.nan, jnp.result_type(float))
     return state
 
@@ -249,9 +174,9 @@ def _warn_float32(node: ir.Implicit) -> None:
 # a wrong gradient is never returned silently.  (A tangent cannot mark the node "not
 # converged": stats are primal values; the NaN gradient makes NUTS diverge instead.)
 # Such a failed *backward* solve is also reported to the host, where the forward solve
-# had converged: under `lax.cond`, a `jax.debug.callback` calls every function in
-# BACKWARD_LISTENERS with the node id (fpl.runtime.failures counts them per chain and
-# node; Model.optimize names the node and step).  The callback sits inside the solve
+# had converged: under `lax.cond`, a `jax.debug.callback` tells the run's
+# `fpl.compiler.reporting.SolverEvents` (chosen at trace time) the node id (counted per
+# chain and node; Model.optimize names the node and step).  The callback sits inside the solve
 # functions of `custom_linear_solve`, which JAX evaluates (never differentiates), so it
 # fires for the tangent solve in forward mode and for the transpose solve in reverse
 # mode alike, once per evaluation (per element under vmap, where the flag it carries
@@ -273,21 +198,9 @@ TANGENT_DENSE_MAX = 64
 #: (1e-8), which bounds the gradient's accuracy anyway
 GMRES_TOL = 1e-10
 
-#: host-side functions ``fn(node_id)`` called once per failed backward solve
-BACKWARD_LISTENERS: list[Callable[[int], None]] = []
-
-
-def _backward_failed(node_id: int, bad) -> None:
-    if bool(np.asarray(bad)):  # under vmap the callback also runs for healthy elements
-        for fn in tuple(BACKWARD_LISTENERS):
-            fn(node_id)
-
 
 def _report_backward(node_id: int, bad) -> None:
-    def send(b):
-        jax.debug.callback(functools.partial(_backward_failed, node_id), b)
-
-    jax.lax.cond(bad, send, lambda b: None, bad)
+    reporting.report_backward(node_id, bad)
 
 
 def _checked_solve(apply, rhs, node_id: int, fwd_ok):
@@ -361,7 +274,7 @@ def _make_attach(kind, mode, k, R, T, float_keys, node_id):
 def lower_implicit(ev, node: ir.Implicit):
     from fpl.compiler.lower import Evaluator
 
-    shape = tuple(int(d) for d in node.ty.shape)
+    shape = _shape(node)
     n = math.prod(shape)
     dt = jnp.result_type(float)
     kind = node.kind
@@ -400,31 +313,36 @@ def lower_implicit(ev, node: ir.Implicit):
         prev = jnp.ravel(jnp.asarray(warm_in[node.node_id], dt))
         z0 = jnp.where(jnp.all(jnp.isfinite(prev)), prev, z0)
 
-    name, opts = solver_options(ev, node)
+    solver = node_solver(ev, node)
     th_sg = jax.tree.map(jax.lax.stop_gradient, theta)
     if node.grad == "unrolled":
-        z, res, iters = solve(kind, name, lambda zz: body(zz, theta), z0, opts, unrolled=True)
+        sol = solver.solve(Problem(kind, lambda zz: body(zz, theta), unrolled=True), z0)
+        z = sol.z
         z_sg = jax.lax.stop_gradient(z)
     else:
         fun = lambda zz: body(zz, th_sg)  # noqa: E731
-        z0_sg = jax.lax.stop_gradient(z0)
-        if direct(node):
-            z_sg, res, iters = linear(kind, fun, z0_sg, opts)
-        else:
-            z_sg, res, iters = solve(kind, name, fun, z0_sg, opts)
+        sol = solver.solve(Problem(kind, fun), jax.lax.stop_gradient(z0))
+        z_sg = sol.z
+    res, iters, reason = sol.residual, sol.iterations, sol.result
 
-    ok = converged(jax.lax.stop_gradient(res), z_sg, opts["tol"])
     if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
         inner: dict[int, dict[str, Any]] = {}
         body(z_sg, th_sg, inner)
         for node_id, stats in inner.items():
             ev.solver_stats[node_id] = stats
-            ok = ok & stats["converged"]
+            failed = (reason == Result.CONVERGED) & ~stats["converged"]
+            reason = jnp.where(failed, jnp.int32(Result.NESTED_FAILED), reason)
+    ok = reason == Result.CONVERGED
     if node.grad != "unrolled":
         k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
         attach = _make_attach(kind, node.grad, k, R, T, float_keys, node.node_id)
         z = attach(z_sg, theta, jax.lax.stop_gradient(ok))
-    ev.solver_stats[node.node_id] = {"residual": res, "iterations": iters, "converged": ok}
+    ev.solver_stats[node.node_id] = {
+        "residual": res,
+        "iterations": iters,
+        "converged": ok,
+        "reason": reason,
+    }
     if node.warm and warm_in is not None:
         keep = jnp.full_like(z_sg, jnp.nan) if prev is None else jax.lax.stop_gradient(prev)
         ev.warm_out[node.node_id] = jnp.where(ok, z_sg, keep)  # the last converged one
@@ -442,5 +360,4 @@ __all__ = [
     "direct",
     "warm_state",
     "PrecisionWarning",
-    "BACKWARD_LISTENERS",
 ]

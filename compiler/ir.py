@@ -3,15 +3,67 @@
 The IR is a list of statements in source order over typed expression trees.  It
 models only what JAX cannot see: random variables and their constraints, observed
 data, implicit nodes, generated quantities, and source spans.  ``format_program``
-prints it (``fpl compile --emit ir``).
+(compiler/printer.py) prints it losslessly (``fpl compile --emit ir``) and ``digest``
+hashes its structure.
+
+Every node kind is one frozen dataclass here; the ``kind`` fields are ``Literal`` types
+(plain strings at run time, so printed IR and messages are unchanged), with the valid
+values as tuples beside them (``IMPLICIT_KINDS`` ...).  Walkers over the IR are ``match``
+statements over the node classes that end in ``typing.assert_never``, so a node kind a
+walker forgets is a type error (checked by mypy in tests/test_typecheck.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import numbers
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Literal, TypeVar, assert_never, get_args
 
+from fpl.dsl import ast
 from fpl.dsl.spans import Span
 from fpl.stdlib.types import Ty
+
+# ---- the kinds ----------------------------------------------------------------------
+
+#: What a ``Ref`` names: a declaration's kind, ``arg`` (a function parameter) or
+#: ``unknown`` (an implicit node's unknown).
+RefKind = Literal["data", "param", "weight", "local", "out", "gen", "arg", "unknown"]
+LogProbKind = Literal["lpdf", "lcdf", "lccdf", "cdf"]
+DerivativeKind = Literal["grad", "jacobian", "hessian", "jvp", "vjp"]
+HigherOrderKind = Literal["map", "scan", "fold"]
+ImplicitKind = ast.ImplicitKind
+#: How an implicit node is differentiated (LANGUAGE.md §4).
+GradMode = Literal["implicit", "phantom", "onestep", "unrolled"]
+AttrName = Literal["residual", "iterations"]
+#: Bounds, or a structured kind (a transform in compiler/transforms.py).
+BoundKind = Literal["real", "lower", "upper", "interval"]
+StructuredKind = Literal[
+    "simplex", "ordered", "positive_ordered", "cholesky_corr", "corr_matrix", "cov_matrix",
+    "cholesky_cov",
+]  # fmt: skip
+ConstraintKind = BoundKind | StructuredKind
+
+REF_KINDS: tuple[RefKind, ...] = get_args(RefKind)
+LOG_PROB_KINDS: tuple[LogProbKind, ...] = get_args(LogProbKind)
+DERIVATIVE_KINDS: tuple[DerivativeKind, ...] = get_args(DerivativeKind)
+HIGHER_ORDER_KINDS: tuple[HigherOrderKind, ...] = get_args(HigherOrderKind)
+IMPLICIT_KINDS: tuple[ImplicitKind, ...] = get_args(ImplicitKind)
+GRAD_MODES: tuple[GradMode, ...] = get_args(GradMode)
+ATTR_NAMES: tuple[AttrName, ...] = get_args(AttrName)
+_K = TypeVar("_K", bound=str)
+STRUCTURED_KINDS: tuple[StructuredKind, ...] = get_args(StructuredKind)
+CONSTRAINT_KINDS: tuple[ConstraintKind, ...] = (*get_args(BoundKind), *STRUCTURED_KINDS)
+
+
+def literal(value: object, options: tuple[_K, ...]) -> _K | None:
+    """``value`` as one of the ``options`` of a kind (``literal(name, GRAD_MODES)``), or None."""
+    for option in options:
+        if value == option:
+            return option
+    return None
+
 
 # ---- expressions ----------------------------------------------------------------
 
@@ -29,7 +81,7 @@ class Ref:
     gen, arg (function parameter) or unknown (an implicit node's unknown)."""
 
     name: str
-    kind: str
+    kind: RefKind
     ty: Ty
     span: Span = field(compare=False)
 
@@ -90,7 +142,7 @@ class Dist:
 class LogProb:
     """``name_lpdf(value | args)`` and its cdf forms: elementwise over the batch."""
 
-    kind: str  # "lpdf" | "lcdf" | "lccdf" | "cdf"
+    kind: LogProbKind
     dist: Dist
     value: Expr
     ty: Ty
@@ -122,7 +174,7 @@ class Lambda:
 class Derivative:
     """``grad(f)``, ``jacobian(f, k)``, ``hessian(f)``, ``jvp(f)``, ``vjp(f)`` as a function."""
 
-    kind: str
+    kind: DerivativeKind
     fn: Lambda
     argnum: int
     ty: Ty
@@ -146,7 +198,7 @@ class Apply:
 class HigherOrder:
     """``map(f, xs...)``, ``scan(f, init, xs...)``, ``fold(f, init, xs...)``."""
 
-    kind: str
+    kind: HigherOrderKind
     fn: Lambda
     args: tuple[Expr, ...]
     ty: Ty
@@ -157,13 +209,13 @@ class HigherOrder:
 class Implicit:
     """A fixed point, root or argmin in the unknown ``var`` (see compiler/implicit.py)."""
 
-    kind: str  # fix | root | argmin
+    kind: ImplicitKind
     var: str
     body: Expr
     init: Expr | None
     solver: str
     solver_options: tuple[tuple[str, float | int], ...]
-    grad: str  # implicit | phantom | onestep | unrolled
+    grad: GradMode
     grad_options: tuple[tuple[str, float | int], ...]
     ty: Ty
     span: Span = field(compare=False)
@@ -176,7 +228,7 @@ class Attr:
     """``z.residual`` / ``z.iterations`` of a name bound to an implicit node."""
 
     target: Ref
-    name: str
+    name: AttrName
     ty: Ty
     span: Span = field(compare=False)
 
@@ -205,7 +257,7 @@ class Constraint:
     structured kind (simplex, ordered, positive_ordered, cholesky_corr, corr_matrix,
     cov_matrix, cholesky_cov).  Bounds are expressions of data and earlier params."""
 
-    kind: str = "real"
+    kind: ConstraintKind = "real"
     lower: Expr | None = None
     upper: Expr | None = None
 
@@ -283,13 +335,17 @@ class GenLet:
 Stmt = DataDecl | ParamDecl | WeightDecl | Let | Out | Observe | Factor | GenDraw | GenLet
 
 
+Node = Expr | Slice | Dist | Lambda | Derivative | Constraint | Stmt
+_S = TypeVar("_S", bound=Stmt)
+
+
 @dataclass(frozen=True)
 class Program:
     statements: tuple[Stmt, ...]
     functions: tuple[str, ...]  # user function names, for printing
     name: str = "model"
 
-    def decls(self, cls) -> list:
+    def decls(self, cls: type[_S]) -> list[_S]:
         return [s for s in self.statements if isinstance(s, cls)]
 
     @property
@@ -322,28 +378,139 @@ class Program:
         return found
 
 
-def children(node) -> list:
-    """The direct sub-expressions of an IR node (for generic walks)."""
-    out = []
-    for name in getattr(node, "__dataclass_fields__", ()):
-        if name in ("span", "ty"):
-            continue
-        value = getattr(node, name)
-        if isinstance(value, tuple):
-            for v in value:
-                if isinstance(v, tuple):  # (name, expr) pairs
-                    out.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
-                elif hasattr(v, "__dataclass_fields__"):
-                    out.append(v)
-        elif hasattr(value, "__dataclass_fields__") and not isinstance(value, Ty):
-            out.append(value)
-    return out
+# ---- walking ----------------------------------------------------------------------------
 
 
-def walk(node):
-    """Every IR node under ``node``, itself included (iterative, pre-order)."""
+def _present(*nodes: Node | None) -> list[Node]:
+    return [n for n in nodes if n is not None]
+
+
+def children(node: Node) -> list[Node]:
+    """The direct sub-nodes of an IR node, in field order (types and spans are not nodes)."""
+    match node:
+        case Const() | Ref():
+            return []
+        case Op(args=args) | ArrayLit(items=args):
+            return [*args]
+        case Cond():
+            return [node.test, node.then, node.orelse]
+        case Slice():
+            return _present(node.lo, node.hi)
+        case Index():
+            return [node.target, *node.items]
+        case Dist():
+            return [*node.args]
+        case LogProb():
+            return [node.dist, node.value]
+        case Rng():
+            return [node.dist]
+        case Lambda():
+            return [*(value for _, value in node.lets), node.result]
+        case Derivative():
+            return [node.fn]
+        case Apply():
+            return [node.fn, *node.args]
+        case HigherOrder():
+            return [node.fn, *node.args]
+        case Implicit():
+            return _present(node.body, node.init)
+        case Attr():
+            return [node.target]
+        case Constraint():
+            return _present(node.lower, node.upper)
+        case DataDecl() | ParamDecl():
+            return [node.constraint]
+        case WeightDecl():
+            return [node.constraint, node.init]
+        case Let() | Out() | GenLet() | Factor():
+            return [node.value]
+        case Observe():
+            return [node.value, node.dist]
+        case GenDraw():
+            return [node.dist]
+        case _:
+            assert_never(node)
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every IR node under ``node``, itself included (iterative, pre-order).  A function
+    body is visited at every use of the function."""
     stack = [node]
     while stack:
         n = stack.pop()
         yield n
         stack.extend(reversed(children(n)))
+
+
+def functions(program: Program) -> list[Lambda]:
+    """The distinct function instances (``Lambda`` objects) the program uses, each once,
+    callees before their callers (the order the printer defines them in)."""
+    seen: set[int] = set()
+    order: list[Lambda] = []
+    # (node, expanded): a Lambda is appended after its body's functions
+    stack: list[tuple[Node, bool]] = [(s, False) for s in reversed(program.statements)]
+    while stack:
+        node, expanded = stack.pop()
+        if isinstance(node, Lambda):
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+        stack.extend((c, False) for c in reversed(children(node)))
+    return order
+
+
+# ---- digest -----------------------------------------------------------------------------
+
+
+def digest(program: Program) -> str:
+    """A SHA-256 (hex) of the program's structure: every node's class and fields, values
+    included, recursively; spans are left out (they do not change meaning), and so are
+    the program's name and the list of function names (a function's body is hashed where
+    it is used).  Equal programs (``==``) have equal digests; any change of a constant,
+    a distribution, a solver option, a type or a function body changes it.
+
+    The encoding is a stream of tagged, length-prefixed tokens (so no two structures
+    share one), built iteratively; a function instance used more than once is encoded
+    at its first use and referred to by its number afterwards.
+    """
+    h = hashlib.sha256()
+
+    def put(tag: str, text: str = "") -> None:
+        data = text.encode()
+        h.update(f"{tag}{len(data)}:".encode())
+        h.update(data)
+
+    numbered: dict[int, int] = {}
+    stack: list[object] = list(reversed(program.statements))
+    put("program", str(len(program.statements)))
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Lambda):
+            if id(value) in numbered:
+                put("lambda-ref", str(numbered[id(value)]))
+                continue
+            numbered[id(value)] = len(numbered)
+        if is_dataclass(value) and not isinstance(value, type):
+            names = [f.name for f in fields(value) if f.name != "span"]
+            put("node", type(value).__name__ + "(" + ",".join(names) + ")")
+            stack.extend(reversed([getattr(value, n) for n in names]))
+        elif isinstance(value, tuple):
+            put("tuple", str(len(value)))
+            stack.extend(reversed(value))
+        elif value is None:
+            put("none")
+        elif isinstance(value, bool):
+            put("bool", str(value))
+        elif isinstance(value, numbers.Integral):
+            put("int", str(int(value)))
+        elif isinstance(value, numbers.Real):
+            put("float", float(value).hex())
+        elif isinstance(value, str):
+            put("str", value)
+        else:
+            raise TypeError(f"digest: unexpected {type(value).__name__} in the IR")
+    return h.hexdigest()

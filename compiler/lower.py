@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
 
@@ -47,6 +47,11 @@ class Evaluator:
         self.env = env
         self.rng_key = rng_key
         self.solver_stats: dict[int, dict[str, Any]] = {}
+        # set by `run` on the top-level evaluator only (see `run`'s `warm` and `probe`)
+        self.warm: dict[int, Any] | None = None
+        self.warm_out: dict[int, Any] = {}
+        self.probe: Callable | None = None
+        self.probes: dict[int, Any] = {}
 
     def next_key(self):
         if self.rng_key is None:
@@ -60,8 +65,34 @@ class Evaluator:
         return ev
 
     # ---- expressions ----
-    def expr(self, e):
-        return getattr(self, "x_" + type(e).__name__)(e)
+    def expr(self, e: ir.Expr) -> Any:
+        match e:
+            case ir.Const():
+                return self.x_Const(e)
+            case ir.Ref():
+                return self.x_Ref(e)
+            case ir.Op():
+                return self.x_Op(e)
+            case ir.Cond():
+                return self.x_Cond(e)
+            case ir.Index():
+                return self.x_Index(e)
+            case ir.ArrayLit():
+                return self.x_ArrayLit(e)
+            case ir.LogProb():
+                return self.x_LogProb(e)
+            case ir.Rng():
+                return self.x_Rng(e)
+            case ir.Apply():
+                return self.x_Apply(e)
+            case ir.HigherOrder():
+                return self.x_HigherOrder(e)
+            case ir.Implicit():
+                return self.x_Implicit(e)
+            case ir.Attr():
+                return self.x_Attr(e)
+            case _:
+                assert_never(e)
 
     def x_Const(self, e: ir.Const):
         return e.value
@@ -153,16 +184,21 @@ class Evaluator:
                 return entry, entry.build(*args, event_shape=event)
             return entry, entry.build(*args)
 
-    def log_prob(self, d: ir.Dist, value, kind: str = "lpdf"):
+    def log_prob(self, d: ir.Dist, value, kind: ir.LogProbKind = "lpdf"):
         entry, dist = self.dist(d, value)
         if entry.value_offset:
             value = value - entry.value_offset
-        if kind == "lpdf":
-            return dist.log_prob(value)
-        cdf = dist.cdf(value)
-        if kind == "cdf":
-            return cdf
-        return jnp.log(cdf) if kind == "lcdf" else jnp.log1p(-cdf)
+        match kind:
+            case "lpdf":
+                return dist.log_prob(value)
+            case "cdf":
+                return dist.cdf(value)
+            case "lcdf":
+                return jnp.log(dist.cdf(value))
+            case "lccdf":
+                return jnp.log1p(-dist.cdf(value))
+            case _:
+                assert_never(kind)
 
     def x_LogProb(self, e: ir.LogProb):
         return self.log_prob(e.dist, self.expr(e.value), e.kind)
@@ -189,31 +225,34 @@ class Evaluator:
             return call
         f = self.callable(fn.fn)
         k = fn.argnum
-        if fn.kind == "grad":
-            return lambda *a: jax.grad(f, argnums=k)(*_float_at(a, k))
-        if fn.kind == "jacobian":
-            return lambda *a: jax.jacrev(f, argnums=k)(*_float_at(a, k))
-        if fn.kind == "hessian":
-            return lambda *a: jax.hessian(f, argnums=k)(*_float_at(a, k))
 
         def partial(a):
             a = _float_at(a, k)
             return lambda xk: f(*a[:k], xk, *a[k + 1 :]), a[k]
 
-        if fn.kind == "jvp":
-
-            def jvp(*a):
-                g, x = partial(a[:-1])
-                return jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),))[1]
-
-            return jvp
+        def jvp(*a):
+            g, x = partial(a[:-1])
+            return jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),))[1]
 
         def vjp(*a):
             g, x = partial(a[:-1])
             out, pull = jax.vjp(g, x)
             return pull(jnp.asarray(a[-1], out.dtype))[0]
 
-        return vjp
+        kind: ir.DerivativeKind = fn.kind
+        match kind:
+            case "grad":
+                return lambda *a: jax.grad(f, argnums=k)(*_float_at(a, k))
+            case "jacobian":
+                return lambda *a: jax.jacrev(f, argnums=k)(*_float_at(a, k))
+            case "hessian":
+                return lambda *a: jax.hessian(f, argnums=k)(*_float_at(a, k))
+            case "jvp":
+                return jvp
+            case "vjp":
+                return vjp
+            case _:
+                assert_never(kind)
 
     def x_Apply(self, e: ir.Apply):
         return self.callable(e.fn)(*[self.expr(a) for a in e.args])

@@ -7,8 +7,11 @@ the written type expressions.  The compiler turns it into the IR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fpl.dsl.spans import Span
+
+ImplicitKind = Literal["fix", "root", "argmin"]
 
 # ---- expressions ------------------------------------------------------------
 
@@ -100,7 +103,7 @@ class ArrayLit:
 class Implicit:
     """``fix``/``root``/``argmin`` with the unknown ``var`` bound in ``body``."""
 
-    kind: str  # "fix" | "root" | "argmin"
+    kind: ImplicitKind
     var: str
     type: TypeExpr
     body: Expr

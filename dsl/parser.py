@@ -4,7 +4,9 @@ the parse tree, so deeply nested programs cannot overflow the stack here)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import lark
 from lark import Token, Transformer, v_args
@@ -50,9 +52,9 @@ class NewlineFilter:
             yield tok
 
 
-def _span(source: Source, meta_or_tok) -> Span:
+def _span(source: Source, meta_or_tok: Any) -> Span:
     if isinstance(meta_or_tok, Token):
-        t = meta_or_tok
+        t: Any = meta_or_tok  # lark types its positions as optional; tokens always have them
         return Span(source, t.line, t.column, t.end_line, max(t.column, t.end_column - 1))
     m = meta_or_tok
     if getattr(m, "empty", True):
@@ -164,7 +166,7 @@ class _Build(Transformer):
         return tuple(dims)
 
     # ---- implicit forms ----
-    def _implicit(self, kind, meta, name, typ, body, opts):
+    def _implicit(self, kind: ast.ImplicitKind, meta, name, typ, body, opts):
         init = solver = None
         keywords = []
         for opt in opts:
@@ -204,8 +206,9 @@ class _Build(Transformer):
     def cond(self, meta, test, then, orelse):
         return self._expr(ast.Cond(test, then, orelse, self.sp(meta)), test, then, orelse)
 
-    def _binary(op):  # noqa: N805 - a factory used in the class body
-        def build(self, meta, left, right):
+    def _binary(op: str) -> Callable[..., ast.Binary]:  # type: ignore[misc]  # noqa: N805
+        # a factory used in the class body (so its first argument is not ``self``)
+        def build(self: _Build, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Binary:
             return self._expr(ast.Binary(op, left, right, self.sp(meta)), left, right)
 
         return build
@@ -226,8 +229,8 @@ class _Build(Transformer):
     matmul = _binary("matmul")
     pow = _binary("pow")
 
-    def _unary(op):  # noqa: N805
-        def build(self, meta, operand):
+    def _unary(op: str) -> Callable[..., ast.Unary]:  # type: ignore[misc]  # noqa: N805
+        def build(self: _Build, meta: Any, operand: ast.Expr) -> ast.Unary:
             return self._expr(ast.Unary(op, operand, self.sp(meta)), operand)
 
         return build
@@ -339,10 +342,12 @@ def _describe_expected(expected) -> str:
     return "one of " + ", ".join(names) if len(names) > 1 else (names[0] if names else "")
 
 
-def _syntax_error(source: Source, exc: UnexpectedInput) -> FplError:
+def _syntax_error(source: Source, exc: Any) -> FplError:
+    """``exc`` is a lark ``UnexpectedInput``; its attributes vary by subclass."""
     line = getattr(exc, "line", 0) or 0
     col = getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedCharacters):
+        exc = cast(Any, exc)
         ch = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
         span = Span(source, line, col, line, col)
         return error("E0101", f"unexpected character `{ch}`", span, label="not valid here")
@@ -366,7 +371,7 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> FplError:
     )
     if tok.type == "_NL":
         span = Span(source, line, col, line, col)
-    expected = getattr(exc, "expected", None) or getattr(exc, "accepts", set())
+    expected: Any = getattr(exc, "expected", None) or getattr(exc, "accepts", set())
     hint = None
     if expected:
         hint = "expected " + _describe_expected(expected)

@@ -56,12 +56,13 @@ class Interrupted(KeyboardInterrupt):
 
 
 def fingerprint(model, arrays: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
-    """A hash of the model (its checked IR, printed), the data and the settings that
-    decide the result.  Array contents are hashed exactly (dtype, shape, bytes)."""
-    from fpl.compiler.printer import format_program
+    """A hash of the model (its checked IR itself, function bodies included: ``ir.digest``),
+    the data and the settings that decide the result.  Array contents are hashed exactly
+    (dtype, shape, bytes)."""
+    from fpl.compiler import ir
 
     h = hashlib.sha256()
-    h.update(format_program(model.ir).encode())
+    h.update(ir.digest(model.ir).encode())
     for name in sorted(arrays):
         a = np.ascontiguousarray(np.asarray(arrays[name]))
         h.update(f"\0{name}:{a.dtype.str}:{a.shape}\0".encode())

@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok, 1 model or data error, 2 usage error, 3 internal error.  Errors are
 rendered as located diagnostics; a Python traceback is shown only with FPL_DEBUG=1.
-``fpl check`` and ``fpl compile`` never import JAX.
+``fpl check`` and ``fpl compile`` never import JAX.  One command per inference method
+(``fpl sample``, ``optimize``, ``laplace``, ``pathfinder``, ``vi``, ``predict``,
+``diagnose``) is built from the methods table (``fpl.runtime.cli_methods``).
 """
 
 from __future__ import annotations
@@ -38,31 +40,18 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="print a compilation stage")
     c.add_argument("model")
-    c.add_argument("--emit", choices=["ast", "ir", "python"], default="ir")
+    c.add_argument("--emit", choices=["ast", "ir", "jaxpr"], default="ir",
+                   help="ast: the syntax tree; ir: the typed IR; jaxpr: the JAX program of the "
+                   "log density (needs --data where the model has data)")  # fmt: skip
+    c.add_argument("--data", help="data file (for --emit jaxpr)")
 
-    c = sub.add_parser("sample", help="sample the posterior with NUTS")
-    c.add_argument("model")
-    c.add_argument("--data", help="CmdStan-style JSON data file")
-    c.add_argument("--chains", type=int, default=4)
-    c.add_argument("--warmup", type=int, default=1000)
-    c.add_argument("--draws", type=int, default=1000)
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--target-accept", type=float, default=0.8)
-    c.add_argument("--max-tree-depth", type=int, default=10)
-    c.add_argument("--init", help="JSON file of initial param values")
-    c.add_argument("-o", "--output", help="write the fit: .nc (ArviZ netCDF), .csv or .json")
-    c.add_argument("--quiet", action="store_true", help="no progress bars")
-    c.add_argument("--checkpoint", help="checkpoint file (after each chain and on Ctrl-C)")
-    c.add_argument("--every", type=int, default=None, help="also checkpoint every N iterations")
-    c.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    from fpl.runtime import cli_list, cli_methods  # each adds its commands (no JAX import)
 
+    COMMANDS.update(cli_methods.add_parsers(sub))
     c = sub.add_parser("summary", help="summarise a saved fit (.nc, .csv, .json)")
     c.add_argument("fit")
 
-    import importlib
-
-    for plugin in PLUGINS:  # further commands, each module owning its own (no JAX import here)
-        COMMANDS.update(importlib.import_module(f"fpl.runtime.{plugin}").add_parsers(sub))
+    COMMANDS.update(cli_list.add_parsers(sub))
     return p
 
 
@@ -93,13 +82,15 @@ def _load(path: str):
 
 
 def cmd_check(args) -> int:
-    from fpl.compiler.passes.check import check
+    from fpl.compiler import check
 
-    program = check(_load(args.model), None)
+    tree = _load(args.model)
+    program = check(tree, None)
     if args.data:
-        from fpl.runtime.data import bind_data, read_data
+        from fpl.compiler.compiled import compile_model
+        from fpl.runtime.data import read_data
 
-        bind_data(_load(args.model), program, read_data(args.data), program.name)
+        compile_model(tree, program, read_data(args.data))
     n = len(program.params)
     print(f"{args.model}: ok ({len(program.data)} data, {n} params, "
           f"{len(program.weights)} weights, {len(program.outs)} outs)")  # fmt: skip
@@ -113,50 +104,34 @@ def cmd_compile(args) -> int:
 
         print(dump(tree))
         return EXIT_OK
-    from fpl.compiler.passes.check import check
+    from fpl.compiler import check
 
     program = check(tree, None, Path(args.model).stem)
     if args.emit == "ir":
         from fpl.compiler.printer import format_program
 
         print(format_program(program), end="")
-    else:
-        from fpl.compiler.emit_python import emit_python
-
-        print(emit_python(program), end="")
+        return EXIT_OK
+    _setup_jax()
+    print(emit_jaxpr(tree, program, args.data), end="")
     return EXIT_OK
 
 
-def cmd_sample(args) -> int:
-    _setup_jax()
-    import fpl
+def emit_jaxpr(tree, program, data_path: str | None) -> str:
+    """``jax.make_jaxpr`` of the compiled log density (unconstrained scale, Jacobian
+    included) at the data's sizes: the program the samplers run, so it cannot drift
+    from the lowering."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.compiler.compiled import compile_model
     from fpl.runtime.data import read_data
 
-    model = fpl.load(args.model)
-    data = read_data(args.data) if args.data else {}
-    init = read_data(args.init) if args.init else None
-    if (args.every is not None or args.resume) and not args.checkpoint:
-        print("fpl: error: --every and --resume need --checkpoint", file=sys.stderr)
-        return EXIT_USAGE
-    from fpl.runtime.checkpoint import Interrupted, resume_hint
-
-    try:
-        fit = model.sample(
-            data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-            target_accept=args.target_accept, max_tree_depth=args.max_tree_depth, init=init,
-            progress=not args.quiet, checkpoint=args.checkpoint, every=args.every,
-            resume=args.resume,
-        )  # fmt: skip
-    except Interrupted as exc:
-        print(f"\nfpl: {exc.message.split('; resume with')[0]}\n"
-              + resume_hint("sample", args.model, exc.checkpoint), file=sys.stderr)  # fmt: skip
-        return 130
-    if args.output:
-        fit.save(args.output)
-    print(fit.summary())
-    if args.output:
-        print(f"\nwrote {args.output}")
-    return EXIT_OK
+    cm = compile_model(tree, program, read_data(data_path) if data_path else {})
+    theta = jnp.zeros((cm.param_unc_num(),), jnp.result_type(float))
+    data = {k: jnp.asarray(v) for k, v in cm.data.items()}
+    jaxpr = jax.make_jaxpr(lambda t, d: cm.log_density(t, data=d))(theta, data)
+    return f"{jaxpr}\n"
 
 
 def cmd_summary(args) -> int:
@@ -169,11 +144,9 @@ def cmd_summary(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "compile": cmd_compile, "sample": cmd_sample,
-            "summary": cmd_summary}  # fmt: skip
-
-# Modules adding commands: each has ``add_parsers(sub) -> {name: handler}``.
-PLUGINS = ("cli_optimize", "cli_infer", "cli_diagnose", "cli_list")
+# further commands come from ``cli_methods`` (one per inference method of the table) and
+# ``cli_list``: each has ``add_parsers(sub) -> {name: handler}``
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ def entries(kind: str) -> list[dict]:
     """The registry's entries of ``kind`` as plain records, sorted by name."""
     from fpl.stdlib import docs
     from fpl.stdlib.registry import registry
+    from fpl.stdlib.solvers import options
 
     reg = registry()
     if kind == "distributions":
@@ -48,7 +49,8 @@ def entries(kind: str) -> list[dict]:
             "name": e.name,
             "signature": f"{e.name}({docs.solver_options(e)})",
             "kinds": list(e.kinds),
-            "options": {k: default for k, (_, default) in e.options.items()},
+            "options": {o.name: None if o.required else o.default for o in options(e).values()},
+            "unrollable": e.unrollable,
             "summary": docs.summary(e.doc),
         }
         for e in sorted(reg.solvers.values(), key=lambda e: e.name)

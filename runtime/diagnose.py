@@ -1,5 +1,10 @@
 """Well-posedness diagnostics of implicit nodes (``Model.diagnose``, ``fpl diagnose``).
 
+``fpl diagnose`` prints one row per implicit node and, on stderr, a located warning
+(W0401) for each ill-posed node and (W0402) for each that did not converge at the
+point; its exit code is 0 unless ``--strict`` and a node is ill-posed or did not
+converge (then 1).
+
 At one point of the params (given, or drawn like the samplers' inits with a fixed
 seed) every top-level implicit node is solved as in the model, and at its solution z*
 (parameters held fixed) the map J of the node is examined, matrix-free:
@@ -34,7 +39,9 @@ from typing import Any
 import numpy as np
 
 from fpl.dsl.diagnostics import Diagnostic
+from fpl.runtime.methods import CommandOptions, Input, Method, Settings, option
 
+DENSE_MAX = 200  # root/argmin nodes up to this size get exact singular values/eigenvalues
 DRIFT_RATIO = 0.9  # converging Picard iterates give ~0.5 (1/k decay); a translation 1.0
 SINGULAR = 1.5e-8  # sqrt(float64 eps): relative size below which J counts as singular
 RADIUS_MAX = 1.0 - 1e-9  # a fix is ill-posed at radius >= 1 (less round-off)
@@ -127,11 +134,10 @@ def make_probe(seed: int, power_iters: int, probes: int, drift_steps: int):
     import jax
     import jax.numpy as jnp
 
-    from fpl.compiler.implicit_solvers import DENSE_MAX, residual_fn
-
     def probe(node, f, z, z0):
         n = z.shape[0]
-        g = f if node.kind == "fix" else residual_fn(node.kind, f)
+        # the map examined: f itself (fix), the residual (root), the objective's gradient
+        g = f if node.kind == "fix" else (f if node.kind == "root" else jax.grad(f))
 
         def jv(v):
             return jax.jvp(g, (z,), (v,))[1]
@@ -172,25 +178,22 @@ def make_probe(seed: int, power_iters: int, probes: int, drift_steps: int):
     return probe
 
 
-def _default_point(model, bound, args, seed: int):
+def _default_point(cm, args, seed: int):
     """Unconstrained params drawn like sampler inits (uniform(-2, 2), fixed seed): the
     first candidate with a finite log density, else the first candidate (an ill-posed
     model may have none; it is diagnosed all the same)."""
     import jax
     import jax.numpy as jnp
 
-    from fpl.compiler.lower import from_unconstrained, run
     from fpl.runtime.sampling import INIT_RADIUS, INIT_TRIES
 
-    shapes = model.unconstrained_shapes(bound)
-    program, static, weights = bound.program, bound.static, bound.weights
-    density = jax.jit(lambda u, a: run(program, {**static, **a, **weights},
-                                       from_unconstrained(u)).target)  # fmt: skip
+    n = cm.param_unc_num()
+    density = jax.jit(lambda u, a: cm.log_density(u, data=a))
     rng = np.random.default_rng(seed)
     first = None
-    for _ in range(INIT_TRIES if shapes else 1):
-        u = {k: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=s))
-             for k, s in shapes.items()}  # fmt: skip
+    for _ in range(INIT_TRIES if n else 1):
+        u = cm.ravel({k: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=s))
+                      for k, s in cm.param_unc_shapes.items()})  # fmt: skip
         first = first if first is not None else u
         if np.isfinite(float(density(u, args))):
             return u
@@ -205,38 +208,31 @@ def diagnose(model, params: Mapping[str, Any] | None = None, data=None, *, weigh
     import jax
     import jax.numpy as jnp
 
-    from fpl.compiler.implicit import direct
-    from fpl.compiler.implicit_solvers import DEFAULT
-    from fpl.compiler.lower import from_constrained, from_unconstrained, run
-
     with jax.enable_x64(True):
-        bound = model.bind(data, weights)
-        program = bound.program
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+        cm = model.bind(data, weights)
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
         if params is None:
-            u = _default_point(model, bound, args, seed)
-            make_source = lambda: from_unconstrained(u)  # noqa: E731
+            point, constrained = _default_point(cm, args, seed), False
         else:
-            model._check_params(program, params)
-            given = {k: jnp.asarray(v, float) for k, v in params.items()}
-            make_source = lambda: from_constrained(given)  # noqa: E731
+            cm.check_params(params)
+            point = {k: jnp.asarray(v, float) for k, v in params.items()}
+            constrained = True
         probe = make_probe(seed, power_iters, probes, drift_steps)
 
         def evaluate(a):
-            env = {**bound.static, **a, **bound.weights}
-            res = run(program, env, make_source(), probe=probe)
-            values = {p.name: res.env[p.name] for p in program.params}
-            return res.solver_stats, res.probes, values
+            ev = cm.evaluate(point, constrained=constrained, jacobian=False, data=a,
+                             probe=probe, report=False)  # fmt: skip
+            values = {p.name: ev.values[p.name] for p in cm.params}
+            return ev.stats, ev.probes, values
 
         stats, probed, values = jax.device_get(jax.jit(evaluate)(args))
     nodes = []
-    for node in program.implicit_nodes:
+    for node in cm.nodes:
         if node.node_id not in stats:
             continue
         st = stats[node.node_id]
         raw = probed.get(node.node_id)
-        solver = "linear (direct)" if direct(node) else (node.solver or DEFAULT[node.kind])
-        d = NodeDiagnostics(node.node_id, node.kind, node.span.location, solver,
+        d = NodeDiagnostics(node.node_id, node.kind, node.location, node.solver,
                             float(st["residual"]), int(st["iterations"]),
                             bool(st["converged"]), math.nan, span=node.span)  # fmt: skip
         if raw is not None:
@@ -276,4 +272,56 @@ def _judge(d: NodeDiagnostics, node, raw: dict) -> None:
     d.message = "; ".join(problems)
 
 
-__all__ = ["diagnose", "Diagnosis", "NodeDiagnostics", "make_probe"]
+# ---- the method: settings, ``Model.diagnose`` and ``fpl diagnose`` --------------------
+
+
+@dataclass(frozen=True)
+class DiagnoseSettings(Settings):
+    seed: int = option(0, "seed of the init point and the probes", min=0)
+    weights: Any = option(None, "weight values (none: their init)", file=True)
+    power_iters: int = option(200, "power iterations for a fix's spectral radius", min=1)
+    probes: int = option(64, "Hutchinson probes of ‖J‖_F", min=1)
+    drift_steps: int = option(200, "Picard steps of the no-fixed-point detector", min=2)
+
+
+@dataclass(frozen=True)
+class DiagnoseCommand(CommandOptions):
+    strict: bool = option(False, "exit 1 if a node is ill-posed or did not converge")
+
+
+def run(model, data, s: DiagnoseSettings, *, params=None) -> Diagnosis:
+    return diagnose(model, params, data, weights=s.weights, seed=s.seed,
+                    power_iters=s.power_iters, probes=s.probes,
+                    drift_steps=s.drift_steps)  # fmt: skip
+
+
+def report(model, result: Diagnosis, args) -> int:
+    """The table on stdout and, on stderr, a located warning (W0401) for each ill-posed
+    node and (W0402) for each that did not converge; exit 1 for those with ``--strict``."""
+    import json
+    import sys
+
+    print(result)
+    warnings = [w for w in (n.warning() for n in result.nodes) if w is not None]
+    for w in warnings:
+        if args.error_format == "json":
+            print(json.dumps(w.to_json()), file=sys.stderr)
+        else:
+            print("\n" + w.render(), file=sys.stderr)
+    return 1 if args.strict and warnings else 0
+
+
+METHOD = Method(
+    name="diagnose",
+    help="residuals and spectral radii of implicit nodes",
+    settings=DiagnoseSettings,
+    run="fpl.runtime.diagnose:run",
+    inputs=(Input("params", "param values (none: a random init point, with --seed)", file=True),),
+    command=DiagnoseCommand,
+    report=report,
+    output=None,
+    quiet=None,
+)
+
+__all__ = ["METHOD", "DiagnoseSettings", "Diagnosis", "NodeDiagnostics", "diagnose",
+           "make_probe", "run"]  # fmt: skip

@@ -1,82 +1,31 @@
-"""Counting non-converged implicit solves inside compiled sampling loops.
+"""How implicit-node solver failures reach the user.
 
-A failed solve makes the log density -inf at that point (NUTS rejects it); the
-potential also reports it to the host through ``jax.debug.callback`` — only when a
-solve failed, under ``lax.cond`` — so every gradient evaluation that met a failure is
-counted, per chain and per node, and shown with the node's source location.
+A failed solve makes the log density -inf at that point (NUTS rejects it); inside a
+run, the compiled potential also reports it to the run's own
+``fpl.compiler.reporting.SolverEvents`` (chosen when the code is traced, so two runs in
+one process never share counts) — only when a solve failed, under ``lax.cond`` — so
+every gradient evaluation that met a failure is counted, per chain and per node, and
+shown with the node's source location.  A failed *backward* solve (the linear solve of
+an implicit node's gradient, where the forward solve converged) makes the gradient NaN
+and is counted too, apart from the forward failures.
 
-A failed *backward* solve (the linear solve of an implicit node's gradient, where the
-forward solve converged) makes the gradient NaN; the lowering reports it to the host
-(``fpl.compiler.implicit.BACKWARD_LISTENERS``) and it is counted here too, per chain
-and node, apart from the forward failures (as ``~node``, a negative id, in the same
-table, so that checkpoints keep both).
-
-Per draw, ``sample_stats`` also holds each node's ``residual``, ``iterations`` and
-``converged`` at the draw (the program re-run at the draws, vectorised), named
-``"<field>:<kind>#<id>@<file>:<line>:<col>"`` (e.g. ``residual:fix#1@model.fpl:7:9``).
+Per draw, ``sample_stats`` also holds each node's ``residual``, ``iterations``,
+``converged`` and failure ``reason`` at the draw (the program re-run at the draws,
+vectorised), named ``"<field>:<kind>#<id>@<file>:<line>:<col>"`` (e.g.
+``residual:fix#1@model.fpl:7:9``).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from fpl.compiler.compiled import NodeInfo
+from fpl.compiler.reporting import SolverEvents, collecting
 
-from fpl.compiler.implicit import BACKWARD_LISTENERS
-
-
-class FailureCounter:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.chain = 0
-        self.counts: dict[tuple[int, int], int] = defaultdict(int)  # (chain, node) -> n
-
-    def record(self, node_ids: tuple[int, ...], flags) -> None:
-        flags = np.asarray(flags)
-        with self.lock:
-            for node, bad in zip(node_ids, flags.reshape(-1, len(node_ids))[-1]):
-                if bad:
-                    self.counts[(self.chain, node)] += 1
-
-    def record_backward(self, node: int) -> None:
-        """One failed backward (gradient) solve of ``node`` in the current chain."""
-        with self.lock:
-            self.counts[(self.chain, ~node)] += 1
-
-    def per_node(self, chains: int, backward: bool = False) -> dict[int, list[int]]:
-        """node id -> failed forward (or, with ``backward``, gradient) solves per chain."""
-        out: dict[int, list[int]] = {}
-        for (chain, node), n in self.counts.items():
-            if (node < 0) == backward:
-                out.setdefault(~node if backward else node, [0] * chains)[chain] += n
-        return out
+NODE_STATS = ("residual", "iterations", "converged", "reason")
 
 
-COUNTER = FailureCounter()
-BACKWARD_LISTENERS.append(COUNTER.record_backward)
-
-
-def report(solver_stats: dict[int, dict]) -> None:
-    """Inside a traced potential: send the failed-node flags to the host, if any."""
-    if not solver_stats:
-        return
-    ids = tuple(solver_stats)
-    flags = jnp.stack([jnp.logical_not(solver_stats[i]["converged"]) for i in ids])
-
-    def send(f):
-        jax.debug.callback(lambda x: COUNTER.record(ids, x), f)
-
-    jax.lax.cond(jnp.any(flags), send, lambda f: None, flags)
-
-
-NODE_STATS = ("residual", "iterations", "converged")
-
-
-def stat_name(node, field: str) -> str:
+def stat_name(node: NodeInfo, field: str) -> str:
     """The ``sample_stats`` name of one node's per-draw ``field`` (no ``/``: netCDF-safe)."""
     sp = node.span
     return f"{field}:{node.kind}#{node.node_id}@{Path(sp.source.name).name}:{sp.line}:{sp.col}"
@@ -86,14 +35,40 @@ def is_stat_name(key: str) -> bool:
     return key.split(":", 1)[0] in NODE_STATS and "#" in key
 
 
-def node_stats_at(program, solver_stats: dict[int, dict]) -> dict:
-    """Per-node stats of one evaluation, by :func:`stat_name` (traced values)."""
-    out = {}
-    for node in program.implicit_nodes:
-        st = solver_stats.get(node.node_id)
-        if st is None:  # a node inside a function body: not evaluated at top level
-            continue
-        out[stat_name(node, "residual")] = jnp.asarray(st["residual"], float)
-        out[stat_name(node, "iterations")] = jnp.asarray(st["iterations"], jnp.int32)
-        out[stat_name(node, "converged")] = jnp.asarray(st["converged"], bool)
-    return out
+def name_stats(nodes, node_stats: dict[int, dict]) -> dict:
+    """The per-node stats of ``CompiledModel.generate(stats=True)`` as ``sample_stats``
+    entries named by :func:`stat_name`."""
+    by_id = {n.node_id: n for n in nodes}
+    return {
+        stat_name(by_id[node_id], field): value
+        for node_id, fields in node_stats.items()
+        for field, value in fields.items()
+    }
+
+
+def by_label(nodes, counts: dict[int, list[int]], chains: int) -> dict[str, list[int]]:
+    """Failure counts keyed by the node's label (``fix#1 at model.fpl:7:9``)."""
+    return {n.label: counts.get(n.node_id, [0] * chains) for n in nodes}
+
+
+def reasons_by_label(nodes, reasons: dict[int, dict[int, int]]) -> dict[str, dict[str, int]]:
+    """Forward failures by node label and reason name (``max_iter_reached``, ...)."""
+    from fpl.stdlib.solvers import reason_name
+
+    return {
+        n.label: {reason_name(code): k for code, k in sorted(reasons[n.node_id].items())}
+        for n in nodes
+        if n.node_id in reasons
+    }
+
+
+__all__ = [
+    "NODE_STATS",
+    "SolverEvents",
+    "by_label",
+    "collecting",
+    "is_stat_name",
+    "name_stats",
+    "reasons_by_label",
+    "stat_name",
+]

@@ -1,4 +1,4 @@
-"""Results of sampling: draws by name, a Stan-style summary, ArviZ and files."""
+"""Results of sampling: draws by name, a Stan-style summary, ArviZ data and files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fpl.runtime.io import FitData, save_fit
+from fpl.runtime.io import FitData, save_fit, to_arviz
 from fpl.runtime.summary import Row, format_summary, summarize
 
 
@@ -55,6 +55,8 @@ class Fit:
     #: implicit node -> failed backward (gradient) solves per chain, where the forward
     #: solve had converged (the gradient was NaN there: a divergent transition)
     gradient_failures: dict[str, list[int]] = field(default_factory=dict)
+    #: implicit node -> {failure reason (``max_iter_reached``, ...): count}, all chains
+    solver_failure_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     #: variational inference: the ELBO after every optimisation step (None otherwise)
     elbo: np.ndarray | None = None
     #: the weights the draws were computed with, where the method fitted them (VI)
@@ -101,9 +103,11 @@ class Fit:
             fwd = self.solver_failures.get(node, [0] * self.chains)
             bwd = self.gradient_failures.get(node, [0] * self.chains)
             per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(fwd))
+            why = self.solver_failure_reasons.get(node)
+            why_text = f"; {', '.join(f'{r}: {k}' for r, k in why.items())}" if why else ""
             text += (
                 f"\nImplicit node {node}: {sum(fwd)} non-converged solves "
-                f"(the density was -inf there) [{per_chain}]"
+                f"(the density was -inf there{why_text}) [{per_chain}]"
             )
             if any(bwd):
                 per_chain = ", ".join(f"chain {i + 1}: {c}" for i, c in enumerate(bwd))
@@ -112,6 +116,21 @@ class Fit:
                     f"system: the gradient was NaN there) [{per_chain}]"
                 )
         return Summary(rows, text, [int(x) for x in self.divergences], [int(x) for x in sat])
+
+    @classmethod
+    def from_fitdata(cls, fd: FitData) -> Fit:
+        """A fit read back from a file (the I/O layer's :class:`FitData`): draws, sample
+        statistics and attributes as saved; failure counts are kept as totals in
+        ``attrs`` (per-chain counts are not saved)."""
+        attrs = {k: v for k, v in fd.attrs.items() if k != "model"}
+        return cls(
+            model=str(fd.attrs.get("model", "model")),
+            posterior=dict(fd.posterior),
+            generated={**fd.log_likelihood, **fd.posterior_predictive},
+            sample_stats=dict(fd.sample_stats),
+            observed=dict(fd.observed_data),
+            attrs=attrs,
+        )
 
     def to_fitdata(self) -> FitData:
         loglik = {k: v for k, v in self.generated.items() if k.startswith("log_lik")}
@@ -130,27 +149,23 @@ class Fit:
             },
         )
 
-    def to_arviz(self):
-        """An ``arviz.InferenceData`` (posterior, sample_stats, observed_data, and
-        log_likelihood / posterior_predictive from ``gen`` values)."""
-        import arviz as az
+    def to_arviz(self) -> Any:
+        """The fit as ArviZ data: an ``xarray.DataTree`` on ArviZ >= 1, an
+        ``arviz.InferenceData`` on ArviZ 0.x (see :func:`fpl.runtime.io.to_arviz`).
 
-        fd = self.to_fitdata()
-        names = {"lp": "lp", "accept_stat": "acceptance_rate", "step_size": "step_size",
-                 "tree_depth": "tree_depth", "n_leapfrog": "n_steps", "diverging": "diverging",
-                 "energy": "energy"}  # fmt: skip
-        stats = {names.get(k, k): v for k, v in fd.sample_stats.items()}
-        if "diverging" in stats:
-            stats["diverging"] = stats["diverging"].astype(bool)
-        return az.from_dict(
-            posterior=fd.posterior,
-            sample_stats=stats or None,
-            observed_data=fd.observed_data or None,
-            log_likelihood=fd.log_likelihood or None,
-            posterior_predictive=fd.posterior_predictive or None,
-            attrs={k: str(v) for k, v in fd.attrs.items()},
-        )
+        Groups: posterior, sample_stats, observed_data, and log_likelihood /
+        posterior_predictive from ``gen`` values; the same as a saved ``.nc`` file.
+        """
+        return to_arviz(self.to_fitdata())
 
     def save(self, path: str) -> None:
         """Write the fit atomically: ``.nc`` (ArviZ netCDF), ``.csv`` or ``.json``."""
         save_fit(path, self.to_fitdata())
+
+
+def load_fit(path: str) -> Fit:
+    """Read a saved fit (``.nc``, ``.csv`` or ``.json``) back as a :class:`Fit`, with
+    ``summary()``, ``draws()``, ``to_arviz()`` and ``save()``."""
+    from fpl.runtime.io import load_fit as load_fitdata
+
+    return Fit.from_fitdata(load_fitdata(str(path)))

@@ -1,15 +1,20 @@
-"""Fit files: writing them atomically and reading them back.
+"""Fit files: writing them atomically and reading them back, and the fit as ArviZ data.
 
 A fit is a :class:`FitData`; :func:`save_fit` picks the format from the file
 extension and :func:`load_fit` reads any of them back:
 
 ``.nc``
-    ArviZ ``InferenceData`` in netCDF (groups ``posterior``, ``sample_stats``,
-    ``observed_data``, ``log_likelihood``, ``posterior_predictive``); the
-    dimensions of a variable ``v`` beyond chain and draw are ``v_dim_0``, ...
-    Sample statistics take ArviZ's names there (``accept_stat`` is
-    ``acceptance_rate``, ``n_leapfrog`` is ``n_steps``).  ``attrs`` are the
-    posterior group's attributes.
+    ArviZ's groups in netCDF-4 (HDF5, written with h5netcdf): one netCDF group
+    per ArviZ group (``posterior``, ``sample_stats``, ``observed_data``,
+    ``log_likelihood``, ``posterior_predictive``, those present), each one
+    xarray Dataset; the dimensions of a variable ``v`` beyond chain and draw
+    are ``v_dim_0``, ...  Sample statistics take ArviZ's names there
+    (``accept_stat`` is ``acceptance_rate``, ``n_leapfrog`` is ``n_steps``).
+    ``attrs`` are the posterior group's attributes.  This is the layout both
+    ArviZ majors use, so ``arviz.from_netcdf`` reads the file as an
+    ``InferenceData`` on ArviZ 0.x and as an ``xarray.DataTree`` on ArviZ 1.x,
+    and :func:`load_fit` reads files written by either (checked by tests with
+    a committed file from each major).
 ``.csv``
     A Stan-CSV-like draws table (see :func:`save_csv`).
 ``.json``
@@ -18,8 +23,12 @@ extension and :func:`load_fit` reads any of them back:
     "attrs": {...}}``, non-finite reals written as ``"NaN"``, ``"Inf"``, ``"-Inf"``.
 
 Every file is written to a temporary file in the same folder and renamed over
-the target, so a crash never leaves a half-written fit behind.  arviz is
-imported only when a ``.nc`` file is written or read.
+the target, so a crash never leaves a half-written fit behind.
+
+:func:`arviz_datasets` builds the ArviZ groups as xarray Datasets; ``.nc``
+files are those Datasets, and :func:`to_arviz` wraps them in the installed
+ArviZ's container.  xarray and h5netcdf are imported only when a ``.nc`` file
+is written or read, arviz only by :func:`to_arviz`.
 """
 
 from __future__ import annotations
@@ -207,55 +216,121 @@ def _write_text(path: str, text: str) -> None:
     write_atomic(path, write)
 
 
-# --- netCDF -----------------------------------------------------------------------------
+# --- ArviZ and netCDF ------------------------------------------------------------------
 
 
-def save_netcdf(path: str, fit: FitData) -> None:
-    """Write ``fit`` as ArviZ ``InferenceData`` in netCDF (h5netcdf), atomically."""
-    import arviz as az
+def arviz_datasets(fit: FitData) -> dict[str, Any]:
+    """The fit's ArviZ groups, ``{group: xarray.Dataset}``, in :data:`GROUPS` order.
+
+    Groups without variables are left out, except that an empty fit still has a
+    ``posterior`` (holding only the attributes).  Per-draw groups get ``chain``
+    and ``draw`` coordinates counted from 0; sample statistics take ArviZ's names
+    (:data:`ARVIZ_NAMES`) and ``diverging`` is boolean.  The attributes, made
+    plain (:func:`_plain_attr`), are the posterior's.
+
+    Raises:
+        InternalError: the per-draw arrays disagree on chains and draws.
+    """
     import xarray as xr
 
-    groups: dict[str, Any] = {}
     shape = fit.draw_shape()
+    attrs = {str(k): _plain_attr(v) for k, v in fit.attrs.items()}
+    groups: dict[str, Any] = {}
     for group in GROUPS:
         variables = getattr(fit, group)
         if not variables:
             continue
+        lead = ("chain", "draw") if group in DRAW_GROUPS else ()
         data_vars = {}
         for name, value in variables.items():
             arr = np.asarray(value)
-            lead = ("chain", "draw") if group in DRAW_GROUPS else ()
-            key = ARVIZ_NAMES.get(name, name) if group == "sample_stats" else name
+            key = name
+            if group == "sample_stats":
+                key = ARVIZ_NAMES.get(name, name)
+                arr = arr.astype(bool) if name == "diverging" else arr
             extra = tuple(f"{key}_dim_{i}" for i in range(arr.ndim - len(lead)))
             data_vars[key] = (lead + extra, arr)
         coords = {}
-        if group in DRAW_GROUPS and shape is not None:
+        if lead and shape is not None:
             coords = {"chain": np.arange(shape[0]), "draw": np.arange(shape[1])}
-        attrs = dict(fit.attrs) if group == "posterior" else {}
-        groups[group] = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        group_attrs = attrs if group == "posterior" else {}
+        groups[group] = xr.Dataset(data_vars, coords=coords, attrs=group_attrs)
     if not groups:
-        groups["posterior"] = xr.Dataset(attrs=dict(fit.attrs))
-    idata = az.InferenceData(**groups)
-    write_atomic(path, lambda temp: idata.to_netcdf(temp, engine="h5netcdf"))
+        groups["posterior"] = xr.Dataset(attrs=attrs)
+    return groups
+
+
+def to_arviz(fit: FitData) -> Any:
+    """The fit in the installed ArviZ's container, built from :func:`arviz_datasets`.
+
+    ArviZ 1.x: an ``xarray.DataTree`` whose children are the groups (the root is
+    empty); ArviZ 0.x: an ``arviz.InferenceData``.  Either way ``result.posterior``,
+    ``result.sample_stats``, ... hold the same variables, and ``arviz.summary``
+    and the plots take it directly.
+    """
+    import arviz as az
+
+    groups = arviz_datasets(fit)
+    if arviz_major(az.__version__) >= 1:
+        import xarray as xr
+
+        return xr.DataTree.from_dict(groups)
+    return az.InferenceData(**groups)
+
+
+def arviz_major(version: str) -> int:
+    """The major version in an ArviZ version string (``"0.23.4"`` -> 0, ``"1.3.0"`` -> 1)."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def save_netcdf(path: str, fit: FitData) -> None:
+    """Write ``fit``'s :func:`arviz_datasets` as netCDF-4 groups (h5netcdf), atomically.
+
+    Numeric variables are zlib-compressed, as ``InferenceData.to_netcdf`` does.
+    The file does not depend on the installed ArviZ (arviz is not imported).
+    """
+    groups = arviz_datasets(fit)
+
+    def write(temp: str) -> None:
+        mode = "w"  # the first group creates the file, the others are added to it
+        for group, dataset in groups.items():
+            encoding = {
+                name: {"zlib": True}
+                for name, variable in dataset.data_vars.items()
+                if variable.dtype.kind in "biuf"
+            }
+            dataset.to_netcdf(temp, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+            mode = "a"
+
+    write_atomic(path, write)
 
 
 def load_netcdf(path: str) -> FitData:
-    """Read an ArviZ netCDF file into a :class:`FitData`."""
-    import arviz as az
+    """Read the groups of an ArviZ netCDF file (written by either ArviZ major) into a fit.
 
+    Groups other than :data:`GROUPS` (``warmup_posterior``, ``prior``, ...) are
+    ignored; a file without any gives an empty fit.
+    """
+    import h5netcdf
+    import xarray as xr
+
+    groups: dict[str, Any] = {}
     try:
-        idata = az.from_netcdf(path, engine="h5netcdf")
-    except Exception as exc:  # h5py, xarray and arviz raise many kinds here
+        with h5netcdf.File(path, "r") as handle:
+            present = set(handle.groups)
+        for group in GROUPS:
+            if group in present:
+                with xr.open_dataset(path, group=group, engine="h5netcdf") as dataset:
+                    groups[group] = dataset.load()
+    except Exception as exc:  # h5py, h5netcdf and xarray raise many kinds here
         raise _bad(path, f"it is not an ArviZ netCDF file ({type(exc).__name__}: {exc})") from None
     fit = FitData()
     from_arviz = {v: k for k, v in ARVIZ_NAMES.items()}
-    for group in GROUPS:
-        if group not in idata.groups():
-            continue
-        ds = idata[group]
+    for group, dataset in groups.items():
         out: dict[str, np.ndarray] = getattr(fit, group)
-        for name in ds.data_vars:
-            var = ds[name]
+        for name in dataset.data_vars:
+            var = dataset[name]
             if group in DRAW_GROUPS:
                 if "chain" not in var.dims or "draw" not in var.dims:
                     raise _bad(path, f"`{group}.{name}` has no chain and draw dimensions")
@@ -263,7 +338,7 @@ def load_netcdf(path: str) -> FitData:
             key = from_arviz.get(str(name), str(name)) if group == "sample_stats" else str(name)
             out[key] = np.asarray(var.values)
         if group == "posterior":
-            fit.attrs = {str(k): _plain_attr(v) for k, v in ds.attrs.items()}
+            fit.attrs = {str(k): _plain_attr(v) for k, v in dataset.attrs.items()}
     return fit
 
 
@@ -489,7 +564,9 @@ _FORMATS: dict[str, tuple[Callable[[str, FitData], None], Callable[[str], FitDat
 
 __all__ = [
     "FitData",
+    "arviz_datasets",
     "load_fit",
     "save_fit",
+    "to_arviz",
     "write_atomic",
 ]

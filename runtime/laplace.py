@@ -32,19 +32,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.flatten_util import ravel_pytree
 
-from fpl.compiler.lower import from_unconstrained, run
+from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import error
 from fpl.runtime.fit import Fit
-from fpl.runtime.sampling import _float64, _per_draw, find_inits
+from fpl.runtime.methods import Method, Settings, option
+from fpl.stdlib.lazy import LazyModule
+
+# JAX loads when the method runs, not when the CLI lists its settings
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
+optax = LazyModule("optax")
 
 DEFAULT_TOL = 1e-8  # relative gradient tolerance (Stan's tol_rel_grad is ~2e-9)
 DEFAULT_MAX_ITER = 2000
+
+
+@dataclass(frozen=True)
+class LaplaceSettings(Settings):
+    draws: int = option(4000, "draws from the approximation", min=1)
+    seed: int | None = option(None, "random seed", min=0)
+    init: Any = option(None, "initial param values for the mode search", file=True)
+    weights: Any = option(None, "weight values by name (unset: their init)", file=True)
+    tol: float = option(DEFAULT_TOL, "relative gradient tolerance", gt=0)
+    max_iter: int = option(DEFAULT_MAX_ITER, "L-BFGS iterations at most", min=1)
 
 
 @dataclass(frozen=True)
@@ -76,15 +88,16 @@ def laplace_approximation(
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> LaplaceApproximation:
     """The mode and covariance alone (no draws): the Gaussian :func:`laplace` draws from."""
+    from fpl.runtime.sampling import _float64
+
     with _float64():
-        bound = model.bind(data, weights)
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
-        return approximate(model, bound, args, seed=seed, init=init, tol=tol, max_iter=max_iter)
+        cm = model.bind(data, weights)
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
+        return approximate(cm, args, seed=seed, init=init, tol=tol, max_iter=max_iter)
 
 
 def approximate(
-    model,
-    bound,
+    cm: CompiledModel,
     args: Mapping[str, Any],
     *,
     seed: int,
@@ -93,14 +106,16 @@ def approximate(
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> LaplaceApproximation:
     """The mode and the Hessian there (call inside :func:`_float64`)."""
-    start = find_inits(model, bound, args, 1, seed, init)[0]
+    from fpl.runtime.sampling import find_inits
+
+    start = find_inits(cm, args, 1, seed, init)[0]
+    from jax.flatten_util import ravel_pytree
+
     x0, unravel = ravel_pytree(start)
     names = _component_names(start)
-    program, static, weights = bound.program, bound.static, bound.weights
 
     def log_density(x, a):
-        res = run(program, {**static, **a, **weights}, from_unconstrained(unravel(x)))
-        return res.target
+        return cm.log_density(cm.ravel(unravel(x)), data=a)
 
     x, f, gnorm, iterations = _maximise(log_density, x0, args, tol, max_iter)
     x, f, gnorm, iterations = np.asarray(x), float(f), float(gnorm), int(iterations)
@@ -203,24 +218,25 @@ def _component_names(start: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def laplace(model, data, *, draws: int = 4000, seed: int | None = None,
-            init: Mapping[str, Any] | None = None, weights: Mapping[str, Any] | None = None,
-            tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER) -> Fit:  # fmt: skip
+def run(model, data, s: LaplaceSettings) -> Fit:
     """Laplace approximation: ``draws`` draws of params, outs and gens as a :class:`Fit`
     (one chain).  ``attrs`` record the method, the mode and the log density there."""
-    for name, value, lo in (("draws", draws, 1), ("max_iter", max_iter, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise error("E0403", f"`{name}` must be an integer >= {lo}, got {value!r}")
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise error("E0403", f"`tol` must be a positive number, got {tol!r}")
+    return laplace(model, data, draws=s.draws, seed=s.seed, init=s.init, weights=s.weights,
+                   tol=s.tol, max_iter=s.max_iter)  # fmt: skip
+
+
+def laplace(model, data, *, draws: int, seed: int | None, init: Mapping[str, Any] | None,
+            weights: Mapping[str, Any] | None, tol: float, max_iter: int) -> Fit:  # fmt: skip
+    from fpl.runtime.sampling import _float64, _observed, _per_draw
+
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     began = time.perf_counter()
     with _float64():
-        bound = model.bind(data, weights)
-        if not bound.program.params:
+        cm = model.bind(data, weights)
+        if not cm.params:
             raise error("E0403", "the model has no params", help="Laplace needs a `param`")
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
-        approx = approximate(model, bound, args, seed=seed, init=init, tol=tol, max_iter=max_iter)
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
+        approx = approximate(cm, args, seed=seed, init=init, tol=tol, max_iter=max_iter)
         draw_key, gen_key = jax.random.split(jax.random.PRNGKey(seed))
         z = jax.random.normal(draw_key, (draws, approx.mode.size), dtype=jnp.float64)
         # x = mode + L⁻ᵀ z has covariance L⁻ᵀ L⁻¹ = (L Lᵀ)⁻¹ = (−H)⁻¹
@@ -228,19 +244,18 @@ def laplace(model, data, *, draws: int = 4000, seed: int | None = None,
         # the mode rides along as an extra first draw: one compiled pass constrains both
         positions = jax.vmap(approx.unravel)(jnp.concatenate([approx.mode[None], x]))
         positions = {k: np.asarray(v)[None] for k, v in positions.items()}
-        values = _per_draw(bound, args, positions, gen_key, unconstrained=True)
+        values = _per_draw(cm, args, positions, gen_key, unconstrained=True)
         mode = {k: v[0, 0] for k, v in values.items()}
         values = {k: v[:, 1:] for k, v in values.items()}
-        lp = _log_density_at(bound, args, approx.unravel, x)
+        lp = _log_density_at(cm, args, approx.unravel, x)
         half = np.sum(np.asarray(z) ** 2, axis=1) / 2
         lp_approx = approx.log_density - half  # the quadratic (Gaussian) approximation of lp
-    program = bound.program
     return Fit(
         model=model.name,
         posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g.name: values[g.name] for g in program.gens},
+        generated={g: values[g] for g in cm.gen_names},
         sample_stats={"lp": lp[None], "lp_approx": lp_approx[None]},
-        observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
+        observed=_observed(cm),
         attrs={
             "method": "laplace",
             "seed": seed,
@@ -254,10 +269,22 @@ def laplace(model, data, *, draws: int = 4000, seed: int | None = None,
     )
 
 
-def _log_density_at(bound, args, unravel, x) -> np.ndarray:
-    program, static, weights = bound.program, bound.static, bound.weights
-
+def _log_density_at(cm: CompiledModel, args, unravel, x) -> np.ndarray:
     def one(xi, a):
-        return run(program, {**static, **a, **weights}, from_unconstrained(unravel(xi))).target
+        return cm.log_density(cm.ravel(unravel(xi)), data=a)
 
     return np.asarray(jax.jit(jax.vmap(one, in_axes=(0, None)))(x, args))
+
+
+def headline(fit) -> str:
+    return (f"mode found in {fit.attrs['mode_iterations']} L-BFGS iterations, "
+            f"log density there {fit.attrs['log_density_at_mode']:.6g}\n")  # fmt: skip
+
+
+METHOD = Method(
+    name="laplace",
+    help="Laplace approximation: the mode and a Gaussian there",
+    settings=LaplaceSettings,
+    run="fpl.runtime.laplace:run",
+    headline=headline,
+)

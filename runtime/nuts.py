@@ -1,22 +1,26 @@
 """NUTS over an unconstrained potential, on NumPyro's functional HMC kernel.
 
 Every chain runs the same jitted chunk of iterations (compiled once per process, then
-reused by each chain and, with JAX's persistent cache, by later processes).  Chunks
-give progress reports between them without host callbacks inside the compiled loop.
+reused by each chain and, with JAX's persistent cache, by later processes), driven by
+the chunked loop of ``fpl.runtime.loop``: progress reports, checkpoints and Ctrl-C
+between chunks, without host callbacks inside the compiled loop.
 Data are passed as arguments of the compiled function, never baked in as constants.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+from fpl.runtime.loop import Progress, run_chunks
+from fpl.stdlib.lazy import LazyModule
+
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
 
 STAT_FIELDS = ("lp", "accept_stat", "step_size", "tree_depth", "n_leapfrog", "diverging", "energy")
 
@@ -79,32 +83,6 @@ class ChainsResult:
     gradient_failures: dict[int, list[int]]  # ... -> failed backward (gradient) solves
 
 
-class Progress:
-    """A one-line progress report on stderr (silent when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled = enabled and total > 0
-        self.total = total
-        self.label = label
-        self.done = 0
-        self.start = time.perf_counter()
-
-    def update(self, n: int, extra: str = "") -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-            f" {rate:,.0f} it/s {extra}   "
-        )
-        sys.stderr.flush()
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-
-
 def run_nuts(
     potential_gen: Callable[[Any], Callable[[Any], Any]],
     args: Any,
@@ -118,6 +96,7 @@ def run_nuts(
     progress: bool = True,
     chunk: int = 100,
     checkpoint=None,
+    events=None,
 ) -> ChainsResult:
     """Run one NUTS chain per entry of ``inits`` (sequentially, one compilation).
 
@@ -170,67 +149,46 @@ def run_nuts(
     compiled = jax.jit(step_chunk, static_argnums=2)
     began = time.perf_counter()
     keys = jax.random.split(key, len(inits))
-    all_pos: list[dict[str, np.ndarray]] = []
-    all_stats: list[list[np.ndarray]] = []
-    warm_div = []
-    from fpl.runtime.failures import COUNTER
+    from fpl.runtime.failures import SolverEvents, collecting
 
-    COUNTER.counts.clear()
+    events = SolverEvents() if events is None else events
+    with collecting(events):  # the potential reports failed solves to this run only
+        return _run_chains(start, compiled, args, keys, inits, warmup, total, chunk,
+                           max_tree_depth, progress, checkpoint, events, began)  # fmt: skip
+
+
+def _run_chains(start, compiled, args, keys, inits, warmup, total, chunk, max_tree_depth,
+                progress, checkpoint, events, began) -> ChainsResult:  # fmt: skip
+    done_chains = _Chains([], [], [])
     resumed = checkpoint.load() if checkpoint is not None else None
     if checkpoint is not None and checkpoint.every:
         chunk = min(chunk, checkpoint.every)
     if resumed is not None:
-        all_pos, all_stats, warm_div = resumed.pos, resumed.stats, resumed.warm_div
-        COUNTER.counts.update(resumed.failures)
+        done_chains = _Chains(resumed.pos, resumed.stats, resumed.warm_div)
+        events.counts.update(resumed.failures)
     for c, init in enumerate(inits):
-        if c < len(all_pos):
+        if c < len(done_chains.pos):
             continue  # finished before the checkpoint
-        COUNTER.chain = c
+        events.chain = c
         bar = Progress(progress, total, f"chain {c + 1}/{len(inits)}")
         state = start(init, keys[c], args)
-        pos_parts, stat_parts = [], []
-        done = saved = 0
+        run = _Chain(c, state, [], [], 0)
         if resumed is not None and resumed.chain == c and resumed.done:
             state = checkpoint.state_like(state, resumed)
-            pos_parts, stat_parts, done = [resumed.cur_pos], [resumed.cur_stats], resumed.done
-            saved = done
-            bar.update(done)
-        try:
-            while done < total:
-                n = min(chunk, total - done)
-                streak = _trailing_streak(stat_parts, warmup, max_tree_depth)
-                new_state, streak, (z, stats) = compiled(
-                    state, args, n, jnp.int32(streak), jnp.int32(done)
-                )
-                if int(streak) >= STUCK_STREAK:
-                    s = new_state
-                    raise StuckChainError(c, int(s.i), float(s.adapt_state.step_size),
-                                          -float(s.potential_energy),
-                                          {k: np.asarray(v) for k, v in s.z.items()})  # fmt: skip
-                z, stats = jax.device_get(z), jax.device_get(stats)
-                state, pos_parts, stat_parts, done = (
-                    new_state, [*pos_parts, z], [*stat_parts, stats], done + n,
-                )  # fmt: skip
-                div = int(sum(np.sum(s[5]) for s in stat_parts))
-                bar.update(n, f"divergences {div}" if div else "")
-                if checkpoint is not None and checkpoint.every and done - saved >= checkpoint.every:
-                    checkpoint.save(c, state, pos_parts, stat_parts, done, all_pos, all_stats,
-                                    warm_div, dict(COUNTER.counts))  # fmt: skip
-                    saved = done
-        except KeyboardInterrupt:
-            if checkpoint is None:
-                raise
-            snapshot = (c, state, pos_parts, stat_parts, done, all_pos, all_stats, warm_div)
-            raise checkpoint.interrupted(snapshot, dict(COUNTER.counts)) from None
-        pos = {k: np.concatenate([p[k] for p in pos_parts])[warmup:] for k in pos_parts[0]}
-        stats_full = [np.concatenate([s[i] for s in stat_parts]) for i in range(len(STAT_FIELDS))]
-        warm_div.append(int(np.sum(stats_full[5][:warmup])))
-        all_pos.append(pos)
-        all_stats.append([s[warmup:] for s in stats_full])
+            run = _Chain(c, state, [resumed.cur_pos], [resumed.cur_stats], resumed.done)
+            bar.update(run.done)
+        _run_chain(run, compiled, args, warmup, total, chunk, max_tree_depth, bar, checkpoint,
+                   events, done_chains)  # fmt: skip
+        pos = {k: np.concatenate([p[k] for p in run.pos_parts])[warmup:] for k in run.pos_parts[0]}
+        stats_full = [np.concatenate([s[i] for s in run.stat_parts])
+                      for i in range(len(STAT_FIELDS))]  # fmt: skip
+        done_chains.warm_div.append(int(np.sum(stats_full[5][:warmup])))
+        done_chains.pos.append(pos)
+        done_chains.stats.append([s[warmup:] for s in stats_full])
         if checkpoint is not None:  # a finished chain is kept at once
-            checkpoint.save(c + 1, None, [], [], 0, all_pos, all_stats, warm_div,
-                            dict(COUNTER.counts))  # fmt: skip
+            checkpoint.save(c + 1, None, [], [], 0, *done_chains, dict(events.counts))
     jax.effects_barrier()  # every failure callback has been counted
+    all_pos, all_stats, warm_div = done_chains
     positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
     stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
     return ChainsResult(
@@ -238,6 +196,61 @@ def run_nuts(
         stats,
         np.asarray(warm_div),
         time.perf_counter() - began,
-        COUNTER.per_node(len(inits)),
-        COUNTER.per_node(len(inits), backward=True),
+        events.per_node(len(inits)),
+        events.per_node(len(inits), backward=True),
     )
+
+
+class _Chains(NamedTuple):
+    """The finished chains: draws by name, stats, warmup divergences."""
+
+    pos: list[dict[str, np.ndarray]]
+    stats: list[list[np.ndarray]]
+    warm_div: list[int]
+
+
+@dataclass
+class _Chain:
+    """The chain being run: its HMC state and the chunks of positions and stats so far
+    (replaced, never mutated in place, as each chunk completes)."""
+
+    chain: int
+    state: Any
+    pos_parts: list
+    stat_parts: list
+    done: int
+
+
+def _run_chain(run: _Chain, compiled, args, warmup, total, chunk, max_tree_depth, bar,
+               checkpoint, events, finished: _Chains) -> None:  # fmt: skip
+    """Advance ``run`` to ``total`` iterations in chunks (see ``fpl.runtime.loop``)."""
+
+    def advance(done: int, n: int) -> str:
+        streak = _trailing_streak(run.stat_parts, warmup, max_tree_depth)
+        new_state, streak, (z, stats) = compiled(
+            run.state, args, n, jnp.int32(streak), jnp.int32(done)
+        )
+        if int(streak) >= STUCK_STREAK:
+            s = new_state
+            raise StuckChainError(run.chain, int(s.i), float(s.adapt_state.step_size),
+                                  -float(s.potential_energy),
+                                  {k: np.asarray(v) for k, v in s.z.items()})  # fmt: skip
+        z, stats = jax.device_get(z), jax.device_get(stats)
+        run.state, run.pos_parts, run.stat_parts, run.done = (
+            new_state, [*run.pos_parts, z], [*run.stat_parts, stats], done + n,
+        )  # fmt: skip
+        div = int(sum(np.sum(s[5]) for s in run.stat_parts))
+        return f"divergences {div}" if div else ""
+
+    def snapshot():
+        return (run.chain, run.state, run.pos_parts, run.stat_parts, run.done, *finished)
+
+    def save(done: int) -> None:
+        checkpoint.save(*snapshot(), dict(events.counts))
+
+    def interrupted(done: int) -> BaseException:
+        return checkpoint.interrupted(snapshot(), dict(events.counts))
+
+    run_chunks(advance, done=run.done, total=total, chunk=chunk, bar=bar,
+               every=checkpoint.every if checkpoint is not None else None,
+               save=save, interrupted=interrupted if checkpoint is not None else None)  # fmt: skip

@@ -1,23 +1,28 @@
 """``Model.sample`` and ``Model.generate``: NUTS, then params, outs and generated
-quantities for every draw, computed in one vectorised pass."""
+quantities for every draw, computed in one vectorised pass.  ``sample``'s settings and
+its entry in the methods table (``fpl sample``) are here too."""
 
 from __future__ import annotations
 
 import secrets
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fpl.compiler import ir, transforms
-from fpl.compiler.lower import from_constrained, from_unconstrained, run
+from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import FplError, error
-from fpl.runtime.failures import is_stat_name, node_stats_at
+from fpl.runtime.failures import SolverEvents, by_label, name_stats, reasons_by_label
 from fpl.runtime.fit import Fit
-from fpl.runtime.nuts import StuckChainError, run_nuts
+from fpl.runtime.methods import Method, Settings, option
+from fpl.stdlib.lazy import LazyModule
+
+# JAX loads when a method runs, not when the CLI lists its settings
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
 
 INIT_RADIUS = 2.0  # Stan's default: uniform(-2, 2) on the unconstrained scale
 INIT_CANDIDATES = 16  # points drawn per chain (per round); the best finite one is kept
@@ -30,7 +35,7 @@ def _float64():
     return jax.enable_x64(True)
 
 
-def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, Any] | None):
+def find_inits(cm: CompiledModel, args, chains: int, seed: int, init: Mapping[str, Any] | None):
     """Initial points, one per chain: the best of ``INIT_CANDIDATES`` random points.
 
     Each chain draws ``INIT_CANDIDATES`` points uniform(-2, 2) on the unconstrained scale
@@ -42,13 +47,18 @@ def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, An
     chains still start from different random points.  Rounds of candidates are drawn
     until one is finite, ``INIT_TRIES`` points in all.
 
-    ``init`` fixes some or all params (constrained values by name); the others are
+    ``init`` fixes some or all params (constrained values by name), or is a fit (e.g.
+    Pathfinder's) whose draws, evenly spaced, start the chains; the others are
     random, and the given ones are mapped to the unconstrained scale with bounds at each
     candidate.  Candidates come from NumPy's generator seeded by ``seed`` (reproducible);
     their unconstrained values, potentials and gradients are one compiled, vectorised
     function of the whole round."""
-    shapes = model.unconstrained_shapes(bound)
+    shapes = cm.param_unc_shapes
     given: dict[str, Any] = {}
+    per_chain = None
+    if init is not None and hasattr(init, "posterior"):  # a Fit: a draw per chain
+        per_chain = _draws_for_chains(cm, init, chains)
+        init = per_chain[0]
     if init is not None:
         unknown = set(init) - set(shapes)
         if unknown:
@@ -56,12 +66,14 @@ def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, An
         given = {k: jnp.asarray(v, float) for k, v in init.items()}
     if not shapes:  # no params (a weights-only model being optimized): nothing to draw
         return [{} for _ in range(chains)]
-    evaluate = _candidate_evaluator(model, bound)
+    evaluate = _candidate_evaluator(cm)
     all_given = bool(given) and set(given) == set(shapes)
     rng = np.random.default_rng(seed)
     rounds = -(-INIT_TRIES // INIT_CANDIDATES)
     inits = []
     for c in range(chains):
+        if per_chain is not None:
+            given = {k: jnp.asarray(v, float) for k, v in per_chain[c].items()}
         for _round in range(rounds):
             cand = {
                 name: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *shape))
@@ -89,33 +101,38 @@ def find_inits(model, bound, args, chains: int, seed: int, init: Mapping[str, An
     return inits
 
 
-def _candidate_evaluator(model, bound):
+def _draws_for_chains(cm: CompiledModel, fit, chains: int) -> list[dict[str, np.ndarray]]:
+    """Constrained params of ``chains`` draws of ``fit``, evenly spaced over its draws
+    (Pathfinder or Laplace draws as NUTS inits, one per chain)."""
+    missing = [p.name for p in cm.params if p.name not in fit.posterior]
+    if missing:
+        raise error("E0403", f"the `init` fit has no draws of param `{missing[0]}`")
+    flat = {p.name: np.reshape(np.asarray(fit.posterior[p.name], float), (-1, *p.shape))
+            for p in cm.params}  # fmt: skip
+    n = len(next(iter(flat.values())))
+    picks = np.linspace(0, n - 1, chains).round().astype(int)
+    return [{k: v[i] for k, v in flat.items()} for i in picks]
+
+
+def potential(cm: CompiledModel):
+    """``args -> (u -> -log density(u))`` on the unconstrained scale, Jacobian included,
+    over positions by name (as NumPyro's kernels move them) with the data as ``args``."""
+
+    def gen(args):
+        return lambda u: -cm.log_density(cm.ravel(u), data=args)
+
+    return gen
+
+
+def _candidate_evaluator(cm: CompiledModel):
     """``(random u, given, args) -> (u, potential, finite)`` over a round of candidates:
     the given params (constrained) replace the random ones, mapped to the unconstrained
     scale with the bounds at that point; finite means potential and gradient both are."""
-    program = bound.program
-    potential_gen = model.potential_gen(bound)
-
-    def full_u(u, given, args):
-        captured = {}
-
-        def source(decl: ir.ParamDecl, lower, upper):
-            kind = decl.constraint.kind
-            if decl.name not in given:
-                v = u[decl.name]
-                x = v if kind == "real" else transforms.constrain(kind, v, lower, upper)[0]
-            else:
-                x = given[decl.name]
-                v = x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
-                v = jnp.where(transforms.in_support(kind, x, lower, upper), v, jnp.nan)
-            captured[decl.name] = v
-            return x, 0.0, True
-
-        run(program, {**bound.static, **args, **bound.weights}, source)
-        return captured
+    potential_gen = potential(cm)
 
     def one(u, given, args):
-        u = full_u(u, given, args) if given else u
+        if given:
+            u = cm.unravel(cm.complete(cm.ravel(u), given, data=args))
         pe, g = jax.value_and_grad(potential_gen(args))(u)
         finite = jnp.isfinite(pe)
         for v in jax.tree_util.tree_leaves(g):
@@ -125,8 +142,38 @@ def _candidate_evaluator(model, bound):
     return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
-def _data(bound):
-    return {**bound.static, **bound.arrays}
+@dataclass(frozen=True)
+class SampleSettings(Settings):
+    chains: int = option(4, "chains, run one after another", min=1)
+    warmup: int = option(1000, "warmup (adaptation) iterations per chain", min=0)
+    draws: int = option(1000, "draws per chain after warmup", min=1)
+    seed: int | None = option(None, "random seed", min=0)
+    target_accept: float = option(0.8, "target acceptance rate of step-size adaptation",
+                                  gt=0, lt=1)  # fmt: skip
+    max_tree_depth: int = option(10, "NUTS tree depth at most", min=1)
+    init: Any = option(None, "initial param values (constrained, by name) or a fit", file=True)
+    weights: Any = option(None, "weight values held fixed (none: their init)", file=True)
+    checkpoint: str | Path | None = option(
+        None, "checkpoint file (written after each chain, every `every` iterations, on Ctrl-C)"
+    )
+    every: int | None = option(None, "also checkpoint every N iterations of a chain", min=1)
+    resume: bool = option(False, "continue from the checkpoint")
+    progress: bool = option(True, "a progress line per chain on stderr", cli=False)
+
+    def check(self) -> None:
+        if (self.every is not None or self.resume) and self.checkpoint is None:
+            raise error("E0403", "`every` and `resume` need a `checkpoint` file")
+
+
+def run(model, data, s: SampleSettings) -> Fit:
+    """NUTS with ``s``: a :class:`Fit` of ``chains`` chains of ``draws`` draws."""
+    weights = s.weights
+    if weights is not None and not isinstance(weights, Mapping):
+        weights = getattr(weights, "weights", weights)  # an OptimizeResult
+    return sample(model, data, chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
+                  target_accept=s.target_accept, max_tree_depth=s.max_tree_depth, init=s.init,
+                  progress=s.progress, weights=weights, checkpoint=s.checkpoint, every=s.every,
+                  resume=s.resume)  # fmt: skip
 
 
 def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_depth, init,
@@ -135,19 +182,21 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
         from fpl.runtime.checkpoint import saved_seed
 
         seed = saved_seed(checkpoint)
+    from fpl.runtime.nuts import StuckChainError, run_nuts
+
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     with _float64():
-        bound = model.bind(data, weights)
-        if not bound.program.params:
+        cm = model.bind(data, weights)
+        if not cm.params:
             raise error(
                 "E0403",
                 "the model has no params to sample",
                 help="`fpl sample` needs at least one `param`",
             )
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
         key = jax.random.PRNGKey(seed)
         key, run_key, gen_key = jax.random.split(key, 3)
-        inits = find_inits(model, bound, args, chains, seed, init)
+        inits = find_inits(cm, args, chains, seed, init)
         saver = None
         if checkpoint is not None:
             from fpl.runtime import checkpoint as ckpt
@@ -156,55 +205,50 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             settings = {"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
                         "target_accept": target_accept, "max_tree_depth": max_tree_depth,
                         "init": given}  # fmt: skip
-            weights_ = {f"weight {k}": v for k, v in bound.weights.items()}
-            fp = ckpt.fingerprint(model, {**bound.arrays, **weights_}, settings)
+            weights_ = {f"weight {k}": v for k, v in cm.weights.items()}
+            fp = ckpt.fingerprint(model, {**cm.data, **weights_}, settings)
             saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
+        events = SolverEvents()
         try:
             result = run_nuts(
-                model.potential_gen(bound), args, inits, warmup=warmup, draws=draws,
+                potential(cm), args, inits, warmup=warmup, draws=draws,
                 key=run_key, target_accept=target_accept, max_tree_depth=max_tree_depth,
-                progress=progress, checkpoint=saver,
+                progress=progress, checkpoint=saver, events=events,
             )  # fmt: skip
         except StuckChainError as stuck:
-            raise _stuck_error(model, bound, data, weights, stuck, chains, progress) from None
-        values = _per_draw(bound, args, result.positions, gen_key, unconstrained=True,
-                           solver_stats=True)  # fmt: skip
-    program = bound.program
-    node_stats = {k: values.pop(k) for k in list(values) if is_stat_name(k)}
+            raise _stuck_error(model, cm, data, weights, stuck, chains, progress) from None
+        values, node_stats = _per_draw(cm, args, result.positions, gen_key, unconstrained=True,
+                                       solver_stats=True)  # fmt: skip
     posterior = {n: values[n] for n in [*model.param_names, *model.out_names]}
-    gens = {g.name: values[g.name] for g in program.gens}
+    gens = {g: values[g] for g in cm.gen_names}
     return Fit(
         model=model.name,
         posterior=posterior,
         generated=gens,
         sample_stats={**result.stats, **node_stats},
-        observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
+        observed=_observed(cm),
         attrs={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
                "max_tree_depth": max_tree_depth, "seconds": round(result.seconds, 3)},
         warmup_divergences=result.warmup_divergences,
-        solver_failures={
-            f"{n.kind}#{n.node_id} at {n.span.location}": result.solver_failures.get(
-                n.node_id, [0] * chains
-            )
-            for n in program.implicit_nodes
-        },
-        gradient_failures={
-            f"{n.kind}#{n.node_id} at {n.span.location}": result.gradient_failures.get(
-                n.node_id, [0] * chains
-            )
-            for n in program.implicit_nodes
-        },
+        solver_failures=by_label(cm.nodes, result.solver_failures, chains),
+        gradient_failures=by_label(cm.nodes, result.gradient_failures, chains),
+        solver_failure_reasons=reasons_by_label(cm.nodes, events.reasons_per_node()),
     )  # fmt: skip
 
 
-def _stuck_error(model, bound, data, weights, stuck: StuckChainError, chains: int, progress):
+def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
+    return {**{k: np.asarray(v) for k, v in cm.static.items()}, **cm.data}
+
+
+def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int,
+                 progress):  # fmt: skip
     """The coded diagnostic of a chain stopped by the stuck-chain guard: where it sits,
     its step size, and, for implicit nodes, which one is ill-posed at that point."""
     from fpl.runtime.diagnose import diagnose
 
     if progress:
         sys.stderr.write("\n")  # end the progress line of the stopped chain
-    values = model.constrain(stuck.position, _data(bound), weights=bound.weights)
+    values = cm.constrain(cm.ravel(stuck.position))
     params = {n: np.asarray(values[n]) for n in model.param_names}
     where = ", ".join(f"{n} = {_show(v)}" for n, v in params.items())
     message = (
@@ -213,7 +257,7 @@ def _stuck_error(model, bound, data, weights, stuck: StuckChainError, chains: in
         f"(log density {stuck.lp:.4g})"
     )
     span = None
-    if bound.program.implicit_nodes:
+    if cm.nodes:
         try:
             ill = diagnose(model, params, data, weights=weights).ill_posed
         except FplError:  # the point itself may defeat the diagnosis: report the rest
@@ -240,95 +284,66 @@ def _show(v: np.ndarray) -> str:
     return np.array2string(v, precision=3, threshold=6, separator=", ")
 
 
-def _per_draw(bound, args, positions: dict, key, unconstrained: bool,
-              solver_stats: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
-    """Params, outs and gens for every (chain, draw), vectorised; with ``solver_stats``
-    also each implicit node's residual, iterations and converged flag at the draw (keys
-    from ``fpl.runtime.failures.stat_name``)."""
-    program: ir.Program = bound.program
-    names = [p.name for p in program.params] + [o.name for o in program.outs]
-    names += [g.name for g in program.gens]
+def _per_draw(cm: CompiledModel, args, positions: dict, key, unconstrained: bool,
+              solver_stats: bool = False):  # fmt: skip
+    """Params, outs and gens for every (chain, draw), vectorised (one compiled program);
+    with ``solver_stats`` returns ``(values, stats)`` with also
+    each implicit node's residual, iterations, converged flag and reason at the draw
+    (keys from ``fpl.runtime.failures.stat_name``)."""
     lead = next(iter(positions.values())).shape[:2]
     flat = {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in positions.items()}
     n = lead[0] * lead[1]
     keys = jax.random.split(key, n)
 
     def one(u, k, a):
-        env = {**bound.static, **a, **bound.weights}
-        source = from_unconstrained(u) if unconstrained else from_constrained(u)
-        res = run(program, env, source, rng_key=k, generate=True)
-        out = {name: jnp.asarray(res.env[name]) for name in names}
-        if solver_stats:
-            out.update(node_stats_at(program, res.solver_stats))
-        return out
+        return cm.generate(u, k, constrained=not unconstrained, data=a, stats=solver_stats)
 
     out = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))(flat, keys, args)
-    return {k: np.asarray(v).reshape(*lead, *v.shape[1:]) for k, v in out.items()}
+    if solver_stats:
+        out, stats = out
+        stats = name_stats(cm.nodes, stats)
+        return _reshape(out, lead), _reshape(stats, lead)
+    return _reshape(out, lead)
+
+
+def _reshape(values: dict, lead) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v).reshape(*lead, *v.shape[1:]) for k, v in values.items()}
 
 
 def generate(model, fit_or_params, data, *, seed, weights) -> dict[str, np.ndarray]:
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     with _float64():
-        bound = model.bind(data, weights)
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+        cm = model.bind(data, weights)
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
         if isinstance(fit_or_params, Fit):
             params = {p: fit_or_params.posterior[p] for p in model.param_names}
-            values = _per_draw(bound, args, params, jax.random.PRNGKey(seed), unconstrained=False)
+            values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
         else:
-            model._check_params(bound.program, fit_or_params)
+            cm.check_params(fit_or_params)
             params = {k: np.asarray(v, float)[None, None] for k, v in fit_or_params.items()
                       if k in model.param_names}  # fmt: skip
-            values = _per_draw(bound, args, params, jax.random.PRNGKey(seed), unconstrained=False)
+            values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
             values = {k: v[0, 0] for k, v in values.items()}
-    names = set(model.out_names) | {g.name for g in bound.program.gens}
+    names = set(model.out_names) | set(cm.gen_names)
     return {k: v for k, v in values.items() if k in names}
 
 
-def predict(model, fit, data, *, seed, weights) -> Fit:
-    """Outs and gens for every draw of ``fit`` (a :class:`Fit`, a ``FitData`` or a fit
-    file) with ``data`` (typically new data); a :class:`Fit` of the same draws."""
-    import json
+def report(model, fit, args) -> int:
+    """``fpl sample``'s output: the summary (``--quiet`` only silences the progress)."""
+    if args.output:
+        fit.save(args.output)
+    print(fit.summary())
+    if args.output:
+        print(f"\nwrote {args.output}")
+    return 0
 
-    from fpl.runtime.io import FitData, load_fit
 
-    source = str(fit) if not isinstance(fit, (Fit, FitData)) else "the fit"
-    if not isinstance(fit, (Fit, FitData)):
-        fit = load_fit(source)
-    if weights is None and isinstance(fit, Fit) and fit.weights:
-        weights = fit.weights  # the weights a VI fit was computed with
-    elif weights is None and "weights" in fit.attrs:  # ... as saved with it
-        weights = json.loads(str(fit.attrs["weights"]))
-    posterior = fit.posterior
-    missing = [p for p in model.param_names if p not in posterior]
-    if missing:
-        raise error(
-            "E0404",
-            f"{source} has no draws of param `{missing[0]}`",
-            help="predict needs a fit of this model: it has " + (", ".join(posterior) or "none"),
-        )
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    with _float64():
-        bound = model.bind(data, weights)
-        for p in bound.program.params:
-            got = tuple(np.shape(posterior[p.name])[2:])
-            if got != tuple(p.ty.shape):
-                raise error(
-                    "E0405",
-                    f"param `{p.name}` has shape {got} in {source}, the model with this data "
-                    f"needs {tuple(p.ty.shape)}",
-                    p.span,
-                    help="sizes that params depend on must be the same as in the fitted data",
-                )
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
-        params = {p: np.asarray(posterior[p], float) for p in model.param_names}
-        values = _per_draw(bound, args, params, jax.random.PRNGKey(seed), unconstrained=False)
-    attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
-    return Fit(
-        model=model.name,
-        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g.name: values[g.name] for g in bound.program.gens},
-        sample_stats={},
-        observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
-        attrs={**attrs, "method": "predict"},
-        weights={k: np.asarray(v) for k, v in bound.weights.items()},
-    )
+METHOD = Method(
+    name="sample",
+    help="sample the posterior with NUTS",
+    settings=SampleSettings,
+    run="fpl.runtime.sampling:run",
+    report=report,
+    output="write the fit: .nc (ArviZ netCDF), .csv or .json",
+    quiet="no progress bars",
+)

@@ -25,19 +25,23 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fpl.compiler.lower import from_unconstrained, run
+from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import error
 from fpl.runtime.fit import Fit
-from fpl.runtime.nuts import Progress
-from fpl.runtime.sampling import _float64, _per_draw, find_inits
+from fpl.runtime.loop import Progress, run_chunks
+from fpl.runtime.methods import Method, Settings, option
+from fpl.runtime.optimizers import StochasticOptimizerOptions
+from fpl.runtime.sampling import _float64, _observed, _per_draw, find_inits
+from fpl.stdlib.lazy import LazyModule
+
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
 
 GUIDES = {
     "normal": "AutoNormal",
@@ -50,30 +54,70 @@ DEFAULT_LEARNING_RATE = 1e-2
 CHUNK = 500  # steps per compiled call; progress is reported between calls
 
 
-def numpyro_model(bound) -> Callable:
-    """The NumPyro model of a bound FPL model: ``model(args)`` with ``args`` the data arrays."""
+@dataclass(frozen=True)
+class VISettings(Settings):
+    guide: str | Callable = option("normal", "the autoguide (or, in Python, a callable "
+                                   "numpyro_model -> guide)", choices=tuple(GUIDES))  # fmt: skip
+    steps: int = option(5000, "SVI steps", min=1)
+    optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))",
+                            cli=False)  # fmt: skip
+    particles: int = option(1, "ELBO samples per step", min=1)
+    draws: int = option(4000, "draws from the fitted guide", min=1)
+    seed: int | None = option(None, "random seed", min=0)
+    init: Any = option(None, "initial param values (constrained, by name)", file=True)
+    weights: Any = option(None, "initial weight values (none: their init)", file=True)
+    progress: bool = option(True, "a progress line on stderr", cli=False)
+
+    def check(self) -> None:
+        if self.optimizer is not None:
+            _optimizer(self.optimizer)  # E0403 unless an optax (or NumPyro) optimizer
+
+
+def run(model, data, s: VISettings) -> Fit:
+    return vi(model, data, guide=s.guide, steps=s.steps, optimizer=s.optimizer, draws=s.draws,
+              seed=s.seed, particles=s.particles, init=s.init, weights=s.weights,
+              progress=s.progress)  # fmt: skip
+
+
+def report(model, fit: Fit, args) -> int:
+    """``fpl vi``'s output: the loss plot (``--plot``), then unless ``--quiet`` the ELBO
+    and the summary."""
+    from fpl.runtime.cli_methods import report as default_report
+    from fpl.runtime.optimizers import plot_loss
+
+    if args.plot:
+        plot_loss(args.plot, -fit.elbo, f"{model.name}: vi ({args.guide}), loss = -ELBO")
+    code = default_report(METHOD, fit, args)
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return code
+
+
+def headline(fit: Fit) -> str:
+    steps = fit.attrs["steps"]
+    return f"ELBO {fit.attrs['elbo']:.6g} (mean over the last tenth of {steps} steps)\n"
+
+
+def numpyro_model(cm: CompiledModel) -> Callable:
+    """The NumPyro model of a compiled FPL model: ``model(args)`` with ``args`` the data
+    arrays."""
     import numpyro
     import numpyro.distributions as dist
 
-    from fpl.compiler.transforms import unconstrained_shape
-
-    program, static = bound.program, bound.static
-    shapes = {
-        p.name: unconstrained_shape(p.constraint.kind, tuple(p.ty.shape)) for p in program.params
-    }
+    shapes = cm.param_unc_shapes
 
     # Compiled once: NumPyro runs the model eagerly while setting a guide up, and an eager
     # walk of the FPL program would dispatch (and compile) every operation one by one.
     @jax.jit
     def log_density(u, w, args):
-        return run(program, {**static, **args, **w}, from_unconstrained(u)).target
+        return cm.log_density(cm.ravel(u), data=args, weights=w)
 
     def model(args):
         u = {
             name: numpyro.sample(name, dist.ImproperUniform(dist.constraints.real, (), shape))
             for name, shape in shapes.items()
         }
-        w = {name: numpyro.param(name, jnp.asarray(v)) for name, v in bound.weights.items()}
+        w = {name: numpyro.param(name, jnp.asarray(v)) for name, v in cm.weights.items()}
         numpyro.factor("fpl_log_density", log_density(u, w, args))
 
     return model
@@ -112,29 +156,24 @@ def _optimizer(optimizer):
     )
 
 
-def vi(model, data, *, guide: str | Callable = "normal", steps: int = 5000, optimizer=None,
-       draws: int = 4000, seed: int | None = None, particles: int = 1,
-       init: Mapping[str, Any] | None = None, weights: Mapping[str, Any] | None = None,
-       progress: bool = True) -> Fit:  # fmt: skip
+def vi(model, data, *, guide: str | Callable, steps: int, optimizer, draws: int,
+       seed: int | None, particles: int, init, weights, progress: bool) -> Fit:  # fmt: skip
     """Fit ``guide`` by SVI (``Trace_ELBO`` with ``particles`` samples per step) for
     ``steps`` steps; returns a :class:`Fit` (one chain of ``draws`` draws from the guide)
     with ``.elbo`` (the ELBO estimate at every step) and ``.weights`` (fitted)."""
     from numpyro.infer import SVI, Trace_ELBO
 
-    for name, value, lo in (("steps", steps, 1), ("draws", draws, 1), ("particles", particles, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise error("E0403", f"`{name}` must be an integer >= {lo}, got {value!r}")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     began = time.perf_counter()
     with _float64():
-        bound = model.bind(data, weights, weight_seed=seed)
-        if not bound.program.params:
+        cm = model.bind(data, weights, weight_seed=seed)
+        if not cm.params:
             raise error(
                 "E0403", "the model has no params", help="to fit weights alone use `optimize`"
             )
-        args = {k: jnp.asarray(v) for k, v in bound.arrays.items()}
-        start = find_inits(model, bound, args, 1, seed, init)[0]
-        np_model = numpyro_model(bound)
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
+        start = find_inits(cm, args, 1, seed, init)[0]
+        np_model = numpyro_model(cm)
         q = _guide(guide, np_model, start)
         svi = SVI(np_model, q, _optimizer(optimizer), Trace_ELBO(num_particles=particles))
         key, run_key, draw_key, gen_key = jax.random.split(jax.random.PRNGKey(seed), 4)
@@ -144,18 +183,18 @@ def vi(model, data, *, guide: str | Callable = "normal", steps: int = 5000, opti
             return jax.lax.scan(lambda c, _: svi.update(c, a), s, None, length=n)
 
         compiled = jax.jit(chunk, static_argnums=2)
-        bar = Progress(progress, steps, "vi")
-        losses = []
-        done = 0
-        while done < steps:
-            n = min(CHUNK, steps - done)
-            state, loss = compiled(state, args, n)
-            losses.append(np.asarray(loss))
-            done += n
-            bar.update(n, f"elbo {-float(np.mean(losses[-1][-min(n, 50) :])):.6g}")
-        elbo = -np.concatenate(losses)
+        run = {"state": state, "losses": []}
+
+        def advance(done: int, n: int) -> str:
+            state, loss = compiled(run["state"], args, n)
+            run["state"], run["losses"] = state, [*run["losses"], np.asarray(loss)]
+            return f"elbo {-float(np.mean(run['losses'][-1][-min(n, 50) :])):.6g}"
+
+        run_chunks(advance, done=0, total=steps, chunk=CHUNK, bar=Progress(progress, steps, "vi"))
+        state = run["state"]
+        elbo = -np.concatenate(run["losses"])
         params = svi.get_params(state)
-        fitted = {name: np.asarray(params[name]) for name in bound.weights}
+        fitted = {name: np.asarray(params[name]) for name in cm.weights}
         bad = [k for k, v in params.items() if not np.all(np.isfinite(np.asarray(v)))]
         if bad:
             raise error(
@@ -166,16 +205,15 @@ def vi(model, data, *, guide: str | Callable = "normal", steps: int = 5000, opti
             )
         latent = q.sample_posterior(draw_key, params, args, sample_shape=(draws,))
         positions = {name: np.asarray(latent[name])[None] for name in start}
-        fitted_bound = replace(bound, weights={k: jnp.asarray(v) for k, v in fitted.items()})
-        values = _per_draw(fitted_bound, args, positions, gen_key, unconstrained=True)
-    program = bound.program
+        fitted_cm = cm.with_weights({k: jnp.asarray(v) for k, v in fitted.items()})
+        values = _per_draw(fitted_cm, args, positions, gen_key, unconstrained=True)
     tail = elbo[-max(1, steps // 10) :]
     return Fit(
         model=model.name,
         posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g.name: values[g.name] for g in program.gens},
+        generated={g: values[g] for g in cm.gen_names},
         sample_stats={},
-        observed={**{k: np.asarray(v) for k, v in bound.static.items()}, **bound.arrays},
+        observed=_observed(cm),
         attrs={
             "method": "vi",
             "guide": guide if isinstance(guide, str) else getattr(guide, "__name__", "custom"),
@@ -195,3 +233,17 @@ def vi(model, data, *, guide: str | Callable = "normal", steps: int = 5000, opti
         elbo=elbo,
         weights=fitted,
     )
+
+
+METHOD = Method(
+    name="vi",
+    help="variational inference (NumPyro SVI with an autoguide)",
+    settings=VISettings,
+    run="fpl.runtime.vi:run",
+    headline=headline,
+    command=StochasticOptimizerOptions,
+    report=report,
+    quiet="no progress bar and no summary",
+)
+
+__all__ = ["GUIDES", "METHOD", "VISettings", "numpyro_model", "run", "vi"]

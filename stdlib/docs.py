@@ -12,8 +12,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fpl.stdlib.registry import Bound, DistributionEntry, FunctionEntry, SolverEntry, registry
+from fpl.stdlib.registry import Bound, DistributionEntry, FunctionEntry, registry
+
+if TYPE_CHECKING:
+    from fpl.stdlib.solvers import Solver
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 
@@ -86,8 +90,11 @@ def support_text(e: DistributionEntry) -> str:
     return s.kind
 
 
-def solver_options(e: SolverEntry) -> str:
-    return ", ".join(f"{k}={default!r}" for k, (_, default) in e.options.items())
+def solver_options(solver: type[Solver]) -> str:
+    """A solver class's options with their defaults: ``tol=1e-08, max_iter=500``."""
+    from fpl.stdlib.solvers import defaults_text
+
+    return defaults_text(solver)
 
 
 def _cell(text: str) -> str:
@@ -115,11 +122,11 @@ def render() -> str:
         "|---|---|---|---|",
     ]
     for name in sorted(reg.distributions):
-        e = reg.distributions[name]
-        forms = " ".join(f"`{f}`" for f in e.forms)
+        dist = reg.distributions[name]
+        forms = " ".join(f"`{f}`" for f in dist.forms)
         out.append(
-            f"| `{distribution_signature(e)}` | {_cell(support_text(e))} | {forms} "
-            f"| {_cell(summary(e.doc))} |"
+            f"| `{distribution_signature(dist)}` | {_cell(support_text(dist))} | {forms} "
+            f"| {_cell(summary(dist.doc))} |"
         )
     out += ["", "## Functions", ""]
     for cat, title in CATEGORIES.items():
@@ -129,8 +136,8 @@ def render() -> str:
         if not entries:
             continue
         out += [f"### {title}", "", "| function | description |", "|---|---|"]
-        for e in entries:
-            out.append(f"| `{_cell(function_signature(e))}` | {_cell(summary(e.doc))} |")
+        for fn in entries:
+            out.append(f"| `{_cell(function_signature(fn))}` | {_cell(summary(fn.doc))} |")
         out.append("")
     others = sorted({e.category for e in reg.functions.values()} - set(CATEGORIES))
     if others:
@@ -138,14 +145,18 @@ def render() -> str:
     out += [
         "## Solvers for `fix`, `root`, `argmin`",
         "",
-        "| solver | solves | options (defaults) | description |",
-        "|---|---|---|---|",
+        "A node names its solver with `with name(option=value, ...)`; options without a "
+        "default must be given. `grad=unrolled` needs a solver marked *unrollable*.",
+        "",
+        "| solver | solves | options (defaults) | unrollable | description |",
+        "|---|---|---|---|---|",
     ]
     for name in sorted(reg.solvers):
-        e = reg.solvers[name]
+        solver = reg.solvers[name]
+        kinds = ", ".join(solver.kinds) + (" (one unknown)" if solver.scalar else "")
         out.append(
-            f"| `{name}` | {', '.join(e.kinds)} | {_cell(solver_options(e))} "
-            f"| {_cell(summary(e.doc))} |"
+            f"| `{name}` | {kinds} | {_cell(solver_options(solver))} "
+            f"| {'yes' if solver.unrollable else 'no'} | {_cell(summary(solver.doc))} |"
         )
     return "\n".join(out) + "\n"
 

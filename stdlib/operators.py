@@ -10,25 +10,25 @@ from fpl.stdlib.types import Ty, broadcast
 fn = REGISTRY.function
 
 
-@fn("add", rule=rules.elementwise_keep, args=2, category="operator")
+@fn("add", rule=rules.elementwise_keep, args=2, category="operator", linearity="sum")
 def add(a, b):
     """`a + b`, broadcasting."""
     return a + b
 
 
-@fn("sub", rule=rules.elementwise_keep, args=2, category="operator")
+@fn("sub", rule=rules.elementwise_keep, args=2, category="operator", linearity="sum")
 def sub(a, b):
     """`a - b`, broadcasting."""
     return a - b
 
 
-@fn("mul", rule=rules.elementwise_keep, args=2, category="operator")
+@fn("mul", rule=rules.elementwise_keep, args=2, category="operator", linearity="product")
 def mul(a, b):
     """`a * b` (and `a .* b`): elementwise, broadcasting; `@` is the matrix product."""
     return a * b
 
 
-@fn("div", rule=rules.elementwise_real, args=2, category="operator")
+@fn("div", rule=rules.elementwise_real, args=2, category="operator", linearity="quotient")
 def div(a, b):
     """`a / b`: true division, always real (unlike Stan's integer division)."""
     return jnp.true_divide(a, b)
@@ -40,19 +40,19 @@ def mod(a, b):
     return jnp.mod(a, b)
 
 
-@fn("matmul", rule=rules.matmul, args=2, category="operator")
+@fn("matmul", rule=rules.matmul, args=2, category="operator", linearity="product")
 def matmul(a, b):
     """`a @ b`: matrix product (NumPy semantics)."""
     return jnp.matmul(a, b)
 
 
-@fn("neg", rule=rules.elementwise_keep, args=1, category="operator")
+@fn("neg", rule=rules.elementwise_keep, args=1, category="operator", linearity="same")
 def neg(a):
     """`-a`."""
     return -a
 
 
-@fn("pos", rule=rules.elementwise_keep, args=1, category="operator")
+@fn("pos", rule=rules.elementwise_keep, args=1, category="operator", linearity="same")
 def pos(a):
     """`+a`."""
     return a
@@ -67,7 +67,7 @@ def _transpose_rule(args: list[Arg]) -> Ty:
     )
 
 
-@fn("transpose", rule=_transpose_rule, args=1, category="operator")
+@fn("transpose", rule=_transpose_rule, args=1, category="operator", linearity="same")
 def transpose(a):
     """`a'`: transpose (the last two axes)."""
     a = jnp.asarray(a)

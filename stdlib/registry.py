@@ -9,11 +9,15 @@ test table only.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fpl.stdlib.types import Dim, Ty
+
+if TYPE_CHECKING:
+    from fpl.stdlib.solvers import Solver
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class Arg:
 
 Rule = Callable[[list[Arg]], Ty]
 
+#: How a function combines the polynomial degrees of its arguments (in an implicit node's
+#: unknown); the table and the maths are in compiler/affine.py.  ``None``: not polynomial.
+Linearity = Literal["sum", "same", "product", "double", "quotient", "solve", "quad_form", "power"]
+
 
 @dataclass(frozen=True)
 class FunctionEntry:
@@ -38,6 +46,7 @@ class FunctionEntry:
     max_args: int | None  # None: variadic
     static_args: tuple[int, ...] = ()  # positions that must be static integers (sizes)
     category: str = "math"
+    linearity: Linearity | None = None  # for the affine test of implicit bodies
 
 
 @dataclass(frozen=True)
@@ -88,20 +97,12 @@ class DistributionEntry:
         return (*lp, *(("_cdf", "_lcdf", "_lccdf") if self.cdf else ()), "_rng")
 
 
-@dataclass(frozen=True)
-class SolverEntry:
-    name: str
-    kinds: tuple[str, ...]  # which implicit forms it solves: fix, root, argmin
-    options: dict[str, tuple[type, Any]]  # option -> (type, default)
-    impl: Callable[..., Any]
-    doc: str
-
-
 @dataclass
 class Registry:
     functions: dict[str, FunctionEntry] = field(default_factory=dict)
     distributions: dict[str, DistributionEntry] = field(default_factory=dict)
-    solvers: dict[str, SolverEntry] = field(default_factory=dict)
+    # name -> solver class (fpl.stdlib.solvers.Solver): its fields are its options
+    solvers: dict[str, type[Solver]] = field(default_factory=dict)
 
     def function(
         self,
@@ -112,15 +113,17 @@ class Registry:
         static: tuple[int, ...] = (),
         category: str = "math",
         aliases: tuple[str, ...] = (),
-    ):
+        linearity: Linearity | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(impl: Callable[..., Any]) -> Callable[..., Any]:
             lo, hi = (args, args) if isinstance(args, int) else args
             for key in (name or impl.__name__.rstrip("_"), *aliases):
                 if key in self.functions:
                     raise ValueError(f"function {key} registered twice")
                 self.functions[key] = FunctionEntry(
-                    key, impl, rule, (impl.__doc__ or "").strip(), lo, hi, static, category
-                )
+                    key, impl, rule, (impl.__doc__ or "").strip(), lo, hi, static, category,
+                    linearity,
+                )  # fmt: skip
             return impl
 
         return register
@@ -160,14 +163,14 @@ class Registry:
 
         return register
 
-    def solver(self, name: str, kinds: tuple[str, ...], options: dict[str, tuple[type, Any]]):
-        def register(impl: Callable[..., Any]) -> Callable[..., Any]:
-            self.solvers[name] = SolverEntry(
-                name, kinds, options, impl, (impl.__doc__ or "").strip()
-            )
-            return impl
-
-        return register
+    def solver(self, cls: type[Solver]) -> type[Solver]:
+        """Register a solver class (a decorator) under its ``name``; its docstring is
+        its documentation."""
+        if cls.name in self.solvers:
+            raise ValueError(f"solver {cls.name} registered twice")
+        cls.doc = inspect.cleandoc(cls.__doc__ or "")
+        self.solvers[cls.name] = cls
+        return cls
 
 
 REGISTRY = Registry()
@@ -175,10 +178,6 @@ REGISTRY = Registry()
 
 def registry() -> Registry:
     """The populated registry (importing the entry modules registers them)."""
-    from fpl.stdlib import distributions, functions, operators  # noqa: F401
+    from fpl.stdlib import distributions, functions, operators, solvers  # noqa: F401
 
-    try:
-        from fpl.stdlib import solvers  # noqa: F401
-    except ImportError:  # solvers are optional while the implicit layer is absent
-        pass
     return REGISTRY

@@ -109,6 +109,6 @@ def sizes_shape(args: list[Arg], first: int = 0) -> tuple[Dim, ...]:
     shape = []
     for i, a in enumerate(args[first:], start=first):
         if a.ty.base != "int" or a.ty.rank != 0:
-            raise RuleError("a size must be an integer", arg=i)
+            raise RuleError("a size must be an integer", arg=i, kind="shape")
         shape.append(a.dim)
     return tuple(shape)

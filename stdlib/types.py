@@ -10,6 +10,7 @@ sizes are integers).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 Dim = int | str | None
 
@@ -44,14 +45,26 @@ def dim_text(d: Dim) -> str:
     return "?" if d is None else str(d)
 
 
-class RuleError(Exception):
-    """Raised by a type rule; the checker attaches the location."""
+#: What a type rule found wrong: a type (E0201) or a shape or size (E0202).
+RuleErrorKind = Literal["type", "shape"]
 
-    def __init__(self, message: str, arg: int | None = None, help: str | None = None):
+
+class RuleError(Exception):
+    """Raised by a type rule; the checker attaches the location, and the code from
+    ``kind``: ``"type"`` (the default) or ``"shape"`` for shapes and sizes."""
+
+    def __init__(
+        self,
+        message: str,
+        arg: int | None = None,
+        help: str | None = None,
+        kind: RuleErrorKind = "type",
+    ):
         super().__init__(message)
         self.message = message
         self.arg = arg  # which argument is at fault, if one is
         self.help = help
+        self.kind = kind
 
 
 def dims_equal(a: Dim, b: Dim) -> bool | None:
@@ -68,7 +81,9 @@ def dims_equal(a: Dim, b: Dim) -> bool | None:
 def unify_dim(a: Dim, b: Dim, what: str) -> Dim:
     eq = dims_equal(a, b)
     if eq is False:
-        raise RuleError(f"{what}: size {dim_text(a)} does not match size {dim_text(b)}")
+        raise RuleError(
+            f"{what}: size {dim_text(a)} does not match size {dim_text(b)}", kind="shape"
+        )
     if isinstance(a, int) or a is not None and b is None:
         return a
     return b
@@ -90,7 +105,7 @@ def broadcast(*shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:
             eq = dims_equal(result, d)
             if eq is False:
                 texts = " and ".join("(" + ", ".join(dim_text(x) for x in s) + ")" for s in shapes)
-                raise RuleError(f"shapes {texts} cannot be broadcast together")
+                raise RuleError(f"shapes {texts} cannot be broadcast together", kind="shape")
             if not isinstance(result, int) and (isinstance(d, int) or result is None):
                 result = d
         out.append(result)

@@ -46,3 +46,35 @@ def test_check_does_not_import_jax(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "NOJAX 0", out.stdout + out.stderr
+
+
+# The runtime builds every inference method on `fpl.compiler.compiled.CompiledModel`;
+# the lowering, its evaluator, the checker's passes, the transforms and the implicit
+# machinery are the compiler's own business.
+COMPILER_INTERNALS = re.compile(
+    r"^\s*(from|import)\s+fpl\.compiler\.(lower|passes|transforms|implicit|binding)\b"
+    r"|^\s*from\s+fpl\.compiler\s+import\s+.*\b(lower|transforms|implicit|binding)\b"
+    r"|\bEvaluator\("
+)
+
+
+def test_runtime_does_not_reach_compiler_internals():
+    bad = []
+    for path in sorted((ROOT / "runtime").rglob("*.py")):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if COMPILER_INTERNALS.search(line):
+                bad.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not bad, "the runtime reaches into the compiler:\n" + "\n".join(bad)
+
+
+def test_the_internals_rule_catches_a_violation():
+    """The pattern above is live: each forbidden form matches, allowed ones do not."""
+    for line in ("from fpl.compiler.lower import run", "from fpl.compiler.passes.check import x",
+                 "import fpl.compiler.transforms", "ev = Evaluator(reg, env)",
+                 "from fpl.compiler import lower",
+                 "from fpl.compiler.implicit import warm_state"):  # fmt: skip
+        assert COMPILER_INTERNALS.search(line), line
+    for line in ("from fpl.compiler.compiled import CompiledModel", "from fpl.compiler import ir",
+                 "from fpl.compiler.reporting import collecting",
+                 "data are checked in ``fpl.compiler.binding`` (a docstring)"):  # fmt: skip
+        assert not COMPILER_INTERNALS.search(line), line

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from fpl.compiler import ir
 from fpl.dsl import ast
@@ -15,13 +15,16 @@ from fpl.stdlib.types import RuleError, Ty, broadcast, dim_text, dims_equal
 if TYPE_CHECKING:
     from fpl.compiler.passes.check import Checker
 
-DIST_SUFFIXES = {
+DIST_SUFFIXES: dict[str, ir.LogProbKind | Literal["rng"]] = {
     "_lpdf": "lpdf", "_lpmf": "lpdf", "_lupdf": "lpdf", "_lupmf": "lpdf",
     "_lcdf": "lcdf", "_lccdf": "lccdf", "_cdf": "cdf", "_rng": "rng",
 }  # fmt: skip
-HIGHER_ORDER = ("map", "scan", "fold")
-DERIVATIVES = ("grad", "jacobian", "hessian", "jvp", "vjp")
-GRAD_MODES = {"implicit": (), "phantom": ("k",), "onestep": (), "unrolled": ()}
+HIGHER_ORDER = ir.HIGHER_ORDER_KINDS
+DERIVATIVES = ir.DERIVATIVE_KINDS
+#: grad mode -> its options
+GRAD_MODES: dict[ir.GradMode, tuple[str, ...]] = {
+    "implicit": (), "phantom": ("k",), "onestep": (), "unrolled": (),
+}  # fmt: skip
 
 
 def check_call(c: Checker, e: ast.Call) -> ir.Expr:
@@ -36,8 +39,9 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
             f"`{name}(f)` is a function: call it with arguments, e.g. `{name}(f)(x)`",
             e.span,
         )
-    if name in HIGHER_ORDER:
-        return _higher_order(c, e, name)
+    higher_order = ir.literal(name, HIGHER_ORDER)
+    if higher_order is not None:
+        return _higher_order(c, e, higher_order)
     for suffix, kind in DIST_SUFFIXES.items():
         base = name[: -len(suffix)]
         if name.endswith(suffix) and base in c.reg.distributions:
@@ -80,14 +84,14 @@ def function_value(c: Checker, node: ast.Expr, tys: list[Ty], span) -> ir.Lambda
         return c.instantiate(name, tys, span)
     if name in c.reg.functions:
         params = tuple(f"_x{i}" for i in range(len(tys)))
-        refs = [ir.Ref(p, "arg", t, node.span) for p, t in zip(params, tys)]
+        refs: list[ir.Expr] = [ir.Ref(p, "arg", t, node.span) for p, t in zip(params, tys)]
         result = c.op(name, refs, span)
         return ir.Lambda(name, params, (), result, result.ty, node.span)
     known = set(c.functions) | set(c.reg.functions)
     raise error("E0104", f"unknown function `{name}`", node.span, help=did_you_mean(name, known))
 
 
-def _higher_order(c: Checker, e: ast.Call, kind: str) -> ir.Expr:
+def _higher_order(c: Checker, e: ast.Call, kind: ir.HigherOrderKind) -> ir.Expr:
     need = 2 if kind == "map" else 3
     if len(e.args) < need:
         usage = "map(f, xs...)" if kind == "map" else f"{kind}(f, init, xs...)"
@@ -129,9 +133,10 @@ def _higher_order(c: Checker, e: ast.Call, kind: str) -> ir.Expr:
 
 def _apply_derivative(c: Checker, e: ast.Call) -> ir.Expr:
     inner = e.func
-    if not (isinstance(inner.func, ast.Name) and inner.func.id in DERIVATIVES):
+    assert isinstance(inner, ast.Call)  # check_call dispatches on it
+    kind = ir.literal(inner.func.id, DERIVATIVES) if isinstance(inner.func, ast.Name) else None
+    if kind is None:
         raise error("E0201", "only grad/jacobian/hessian/jvp/vjp(...) return functions", inner.span)
-    kind = inner.func.id
     if not 1 <= len(inner.args) <= 2 or inner.kwargs:
         raise error(
             "E0203", f"`{kind}` takes a function and optionally an argument number", inner.span
@@ -172,7 +177,9 @@ def _apply_derivative(c: Checker, e: ast.Call) -> ir.Expr:
     return ir.Apply(deriv, tuple(args), ty, e.span)
 
 
-def _dist_function(c: Checker, e: ast.Call, base: str, kind: str) -> ir.Expr:
+def _dist_function(
+    c: Checker, e: ast.Call, base: str, kind: ir.LogProbKind | Literal["rng"]
+) -> ir.Expr:
     entry = c.reg.distributions[base]
     if e.kwargs:
         raise error("E0203", "distribution functions take positional arguments", e.kwargs[0].span)
@@ -220,7 +227,7 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
             "E0201", f"the unknown of `{e.kind}` must be an unconstrained real", e.type.span
         )
     init = c.expr(e.init) if e.init is not None else None
-    if init is not None:
+    if init is not None and e.init is not None:
         try:
             if broadcast(init.ty.shape, ty.shape) != ty.shape and init.ty.rank > ty.rank:
                 raise RuleError("init is larger than the unknown")
@@ -261,8 +268,9 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
             "E0206",
             f"`grad=unrolled` cannot go through `{solver or DEFAULT_SOLVER[e.kind]}`",
             e.solver.span if e.solver is not None else e.span,
-            help="its line search is a while loop, which reverse mode cannot differentiate; "
-            "use `with gradient_descent(...)` for an unrolled argmin",
+            help="its loop has an inner while loop (a line search or a bracket search), "
+            "which reverse mode cannot differentiate; use an unrollable solver: "
+            + ", ".join(f"`{n}`" for n in UNROLLABLE if e.kind in c.reg.solvers[n].kinds),
         )
     c.node_count += 1
     return ir.Implicit(
@@ -272,19 +280,26 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
 
 
 def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
+    """The solver a node names and its options, checked against the solver's class: the
+    forms it serves, its fields (type and ``min``/``max`` metadata), the options it needs
+    and its own ``invalid`` check (e.g. a bracket with ``lower >= upper``)."""
+    from fpl.stdlib.solvers import options as solver_options
+
     if e.solver is None:
         return "", ()
     call = e.solver
+    if not isinstance(call.func, ast.Name):
+        raise error("E0206", "expected a solver name, e.g. `with newton(tol=1e-10)`", call.span)
     name = call.func.id
-    entry = c.reg.solvers.get(name)
-    if entry is None:
+    solver = c.reg.solvers.get(name)
+    if solver is None:
         raise error(
             "E0206",
             f"unknown solver `{name}`",
             call.func.span,
             help=did_you_mean(name, c.reg.solvers),
         )
-    if e.kind not in entry.kinds:
+    if e.kind not in solver.kinds:
         usable = sorted(n for n, s in c.reg.solvers.items() if e.kind in s.kinds)
         raise error(
             "E0206",
@@ -292,36 +307,72 @@ def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
             call.func.span,
             help="use one of " + ", ".join(f"`{u}`" for u in usable),
         )
+    if solver.scalar and e.type.shape:
+        raise error(
+            "E0206",
+            f"`{name}` solves for one unknown, not an array",
+            call.func.span,
+            help=f"declare the unknown `{e.var}: real`",
+        )
     if call.args:
         raise error("E0206", "solver options are named, e.g. `tol=1e-8`", call.args[0].span)
-    options = []
+    spec = solver_options(solver)
+    given: dict[str, float | int] = {}
     for kw in call.kwargs:
-        spec = entry.options.get(kw.name)
-        if spec is None:
+        option = spec.get(kw.name)
+        if option is None:
             raise error(
                 "E0206",
                 f"`{name}` has no option `{kw.name}`",
                 kw.span,
-                help=did_you_mean(kw.name, entry.options)
-                or "its options are " + ", ".join(sorted(entry.options)),
+                help=did_you_mean(kw.name, spec) or "its options are " + ", ".join(sorted(spec)),
             )
-        value = _constant(c, kw.value)
-        typ, _default = spec
-        least = 0 if kw.name in ZERO_OK else 1
-        if typ is int and (not isinstance(value, int) or value < least):
-            what = "a non-negative" if least == 0 else "a positive"
-            raise error("E0206", f"`{kw.name}` must be {what} integer", kw.value.span)
-        if typ is float and value < 0:
-            raise error("E0206", f"`{kw.name}` must not be negative", kw.value.span)
-        options.append((kw.name, typ(value)))
-    return name, tuple(options)
+        if kw.name in given:
+            raise error("E0206", f"option `{kw.name}` is given twice", kw.span)
+        given[kw.name] = _solver_option(option, _constant(c, kw.value), kw)
+    missing = [o.name for o in spec.values() if o.required and o.name not in given]
+    if missing:
+        raise error(
+            "E0206",
+            f"`{name}` needs the option{'s' if len(missing) > 1 else ''} "
+            + ", ".join(f"`{m}`" for m in missing),
+            call.span,
+            help=f"e.g. `{name}(" + ", ".join(f"{m}=..." for m in missing) + ")`",
+        )
+    why = solver(**given).invalid()
+    if why is not None:
+        raise error("E0206", f"`{name}`: {why}", call.span)
+    return name, tuple(given.items())
 
 
-ZERO_OK = ("delay",)  # integer solver options for which 0 is meaningful
+def _solver_option(option, value: float | int, kw: ast.Keyword) -> float | int:
+    """``value`` as the type of a solver ``option``, within its bounds (else E0206)."""
+    lo, hi = option.min, option.max
+    if option.type is int:
+        if (
+            not isinstance(value, int)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
+            what = {0: "a non-negative integer", 1: "a positive integer"}.get(lo, "an integer")
+            if lo not in (None, 0, 1) or hi is not None:
+                what += f" in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            raise error("E0206", f"`{kw.name}` must be {what}", kw.value.span)
+        return value
+    if lo is not None and value < lo:
+        what = "must not be negative" if lo == 0 else f"must be at least {lo:g}"
+        raise error("E0206", f"`{kw.name}` {what}", kw.value.span)
+    if hi is not None and value > hi:
+        raise error("E0206", f"`{kw.name}` must be at most {hi:g}", kw.value.span)
+    return option.type(value)
 
 
-def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple, bool]:
-    mode, options, warm = "implicit", (), False
+def _grad_mode(
+    c: Checker, e: ast.Implicit
+) -> tuple[ir.GradMode, tuple[tuple[str, int], ...], bool]:
+    mode: ir.GradMode = "implicit"
+    options: tuple[tuple[str, int], ...] = ()
+    warm = False
     for kw in e.options:
         if kw.name == "warm":
             v = kw.value
@@ -337,21 +388,22 @@ def _grad_mode(c: Checker, e: ast.Implicit) -> tuple[str, tuple, bool]:
                 help="options are `init ...`, `with solver(...)`, `grad=...` and `warm=true`",
             )
         v = kw.value
-        name = (
+        written = (
             v.id
             if isinstance(v, ast.Name)
             else v.func.id
             if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
             else None
         )
-        if name not in GRAD_MODES:
+        name = ir.literal(written, ir.GRAD_MODES)
+        if name is None:
             raise error(
                 "E0206",
                 "`grad=` takes implicit, phantom(k=...), onestep or unrolled",
                 v.span,
-                help=did_you_mean(str(name), GRAD_MODES) if name else None,
+                help=did_you_mean(str(written), GRAD_MODES) if written else None,
             )
-        opts = []
+        opts: list[tuple[str, int]] = []
         if isinstance(v, ast.Call):
             if v.args:
                 raise error("E0206", "grad options are named, e.g. `phantom(k=5)`", v.span)

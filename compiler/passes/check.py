@@ -8,19 +8,30 @@ reported then, with the same locations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from fpl.compiler import ir
 from fpl.compiler.passes.types import STRUCTURED, static_dim
 from fpl.dsl import ast
-from fpl.dsl.diagnostics import FplError, did_you_mean, error
+from fpl.dsl.diagnostics import FplError, InternalError, did_you_mean, error
+from fpl.dsl.parser import MAX_DEPTH
 from fpl.dsl.spans import Span
-from fpl.stdlib.registry import Arg, DistributionEntry, Registry, registry
+from fpl.stdlib.registry import Arg, Bound, DistributionEntry, Registry, registry
 from fpl.stdlib.types import INT, REAL, Dim, RuleError, Ty, broadcast, dim_text, dims_equal
+
+#: The checker's nesting budget, in expression levels counted through the bodies of the
+#: user functions called (each call counts ``CALL_DEPTH`` levels more, for the extra
+#: frames of instantiating a function).  A program within the parser's ``MAX_DEPTH`` and
+#: free of functions never reaches it; deeper chains of calls are E0107, not a Python
+#: ``RecursionError``.  Every pass over the IR recurses at most this deep, at most about
+#: two Python frames a level, so all stay well inside Python's default recursion limit.
+CHECK_DEPTH = MAX_DEPTH
+CALL_DEPTH = 2
 
 
 @dataclass
 class Symbol:
-    kind: str  # data param weight local out gen fn arg unknown
+    kind: ir.RefKind
     ty: Ty
     span: Span
     implicit: bool = False  # bound to an implicit node (has .residual/.iterations)
@@ -54,9 +65,11 @@ class Checker:
         self.sizes = sizes
         self.scope = Scope()
         self.functions: dict[str, ast.FnDef] = {}
-        self.instances: dict[tuple, ir.Lambda] = {}
+        self.instances: dict[tuple[str, tuple[Ty, ...], bool], ir.Lambda] = {}
         self.in_gen = False
         self.node_count = 0
+        self.depth = 0  # expression nesting, through function bodies (CHECK_DEPTH)
+        self.calling: list[str] = []  # the user functions being instantiated, outermost first
 
     # ---- entry ----
     def program(self, prog: ast.Program, name: str) -> ir.Program:
@@ -84,11 +97,11 @@ class Checker:
 
     def type_expr(self, t: ast.TypeExpr, allow_params: bool) -> tuple[Ty, ir.Constraint]:
         if t.base in STRUCTURED:
-            rank, kind = STRUCTURED[t.base]
+            rank, structured = STRUCTURED[t.base]
             if len(t.shape) != 1:
                 raise error("E0204", f"`{t.base}` takes one size, e.g. `{t.base}[K]`", t.span)
             k = self.size(t.shape[0])
-            return Ty("real", (k,) * rank), ir.Constraint(kind)
+            return Ty("real", (k,) * rank), ir.Constraint(structured)
         shape = tuple(self.size(d) for d in t.shape)
         ty = Ty(t.base, shape)
         lower = upper = None
@@ -112,7 +125,7 @@ class Checker:
                 lower = value
             else:
                 upper = value
-        kind = (
+        kind: ir.BoundKind = (
             "interval"
             if lower is not None and upper is not None
             else "lower"
@@ -152,57 +165,62 @@ class Checker:
                 )
 
     # ---- statements ----
-    def statement(self, s) -> list[ir.Stmt]:
-        if isinstance(s, ast.DataDecl):
-            ty, cons = self.type_expr(s.type, allow_params=False)
-            self.declare(s.name, Symbol("data", ty, s.span))
-            return [ir.DataDecl(s.name, ty, cons, s.span)]
-        if isinstance(s, ast.ParamDecl):
-            return self.param_decl(s)
-        if isinstance(s, ast.WeightDecl):
-            ty, cons = self.type_expr(s.type, allow_params=False)
-            if ty.base != "real":
-                raise error("E0201", "a weight must be real", s.type.span)
-            init = self.weight_init(s, ty)
-            self.declare(s.name, Symbol("weight", ty, s.span))
-            return [ir.WeightDecl(s.name, ty, cons, init, s.span)]
-        if isinstance(s, (ast.Let, ast.Out)):
-            value = self.expr(s.value)
-            kind = "local" if isinstance(s, ast.Let) else "out"
-            self.declare(s.name, Symbol(kind, value.ty, s.span, isinstance(value, ir.Implicit)))
-            return [(ir.Let if kind == "local" else ir.Out)(s.name, value, s.span)]
-        if isinstance(s, ast.Tilde):
-            value = self.expr(s.lhs)
-            dist = self.dist(s.dist, value=value)
-            return [ir.Observe(value, dist, s.span)]
-        if isinstance(s, (ast.Target, ast.Loss)):
-            value = self.expr(s.value)
-            if value.ty.base not in ("int", "real"):
-                raise error("E0201", f"cannot add a {value.ty.base} to the log density", s.span)
-            if isinstance(s, ast.Loss):
-                value = ir.Op("neg", (value,), Ty("real", value.ty.shape), value.span)
-            return [ir.Factor(value, s.span)]
-        if isinstance(s, ast.GenTilde):
-            self.in_gen = True
-            try:
-                dist = self.dist(s.dist)
-            finally:
-                self.in_gen = False
-            self.declare(s.name, Symbol("gen", dist.ty, s.span))
-            return [ir.GenDraw(s.name, dist, s.span)]
-        if isinstance(s, ast.GenLet):
-            self.in_gen = True
-            try:
+    def statement(self, s: ast.Stmt) -> list[ir.Stmt]:
+        match s:
+            case ast.DataDecl():
+                ty, cons = self.type_expr(s.type, allow_params=False)
+                self.declare(s.name, Symbol("data", ty, s.span))
+                return [ir.DataDecl(s.name, ty, cons, s.span)]
+            case ast.ParamDecl():
+                return self.param_decl(s)
+            case ast.WeightDecl():
+                ty, cons = self.type_expr(s.type, allow_params=False)
+                if ty.base != "real":
+                    raise error("E0201", "a weight must be real", s.type.span)
+                init = self.weight_init(s, ty)
+                self.declare(s.name, Symbol("weight", ty, s.span))
+                return [ir.WeightDecl(s.name, ty, cons, init, s.span)]
+            case ast.Let():
                 value = self.expr(s.value)
-            finally:
-                self.in_gen = False
-            self.declare(s.name, Symbol("gen", value.ty, s.span))
-            return [ir.GenLet(s.name, value, s.span)]
-        if isinstance(s, ast.FnDef):
-            return self.fn_def(s)
-        if isinstance(s, ast.Import):
-            raise error("E0106", "imports must be resolved before checking", s.span)
-        raise error("E0207", f"unexpected statement {type(s).__name__}", s.span)
+                self.declare(s.name, Symbol("local", value.ty, s.span, _implicit(value)))
+                return [ir.Let(s.name, value, s.span)]
+            case ast.Out():
+                value = self.expr(s.value)
+                self.declare(s.name, Symbol("out", value.ty, s.span, _implicit(value)))
+                return [ir.Out(s.name, value, s.span)]
+            case ast.Tilde():
+                value = self.expr(s.lhs)
+                dist = self.dist(s.dist, value=value)
+                return [ir.Observe(value, dist, s.span)]
+            case ast.Target() | ast.Loss():
+                value = self.expr(s.value)
+                if value.ty.base not in ("int", "real"):
+                    raise error("E0201", f"cannot add a {value.ty.base} to the log density", s.span)
+                if isinstance(s, ast.Loss):
+                    value = ir.Op("neg", (value,), Ty("real", value.ty.shape), value.span)
+                return [ir.Factor(value, s.span)]
+            case ast.GenTilde():
+                self.in_gen = True
+                try:
+                    dist = self.dist(s.dist)
+                finally:
+                    self.in_gen = False
+                self.declare(s.name, Symbol("gen", dist.ty, s.span))
+                return [ir.GenDraw(s.name, dist, s.span)]
+            case ast.GenLet():
+                self.in_gen = True
+                try:
+                    value = self.expr(s.value)
+                finally:
+                    self.in_gen = False
+                self.declare(s.name, Symbol("gen", value.ty, s.span))
+                return [ir.GenLet(s.name, value, s.span)]
+            case ast.FnDef():
+                return self.fn_def(s)
+            case ast.Import():
+                raise error("E0106", "imports must be resolved before checking", s.span)
+            case _:
+                assert_never(s)
 
     def param_decl(self, s: ast.ParamDecl) -> list[ir.Stmt]:
         if s.type is not None:
@@ -246,25 +264,27 @@ class Checker:
 
     def support_constraint(self, entry: DistributionEntry, d: ir.Dist) -> ir.Constraint:
         sup = entry.support
-        if sup.kind not in ("lower", "upper", "interval"):
-            return ir.Constraint(sup.kind)
+        kind = _constraint_kind(sup.kind)
+        if kind not in ("lower", "upper", "interval"):
+            return ir.Constraint(kind)
 
-        def bound(b):
+        def bound(b: Bound | None) -> ir.Expr | None:
             if b is None:
                 return None
             if b.arg is not None:
                 return d.args[b.arg]
-            return ir.Const(float(b.value), REAL, d.span)
+            return ir.Const(float(b.value or 0.0), REAL, d.span)
 
-        return ir.Constraint(sup.kind, bound(sup.lower), bound(sup.upper))
+        return ir.Constraint(kind, bound(sup.lower), bound(sup.upper))
 
-    def check_support(self, s: ast.ParamDecl, cons: ir.Constraint, entry: DistributionEntry):
+    def check_support(
+        self, s: ast.ParamDecl, cons: ir.Constraint, entry: DistributionEntry
+    ) -> None:
         """A declared support wider than the prior's is an error (the density would be
         zero on part of it); a narrower one truncates the prior, as in Stan."""
         sup = entry.support
-        structured = {"simplex", "ordered", "positive_ordered", "cholesky_corr", "corr_matrix",
-                      "cov_matrix", "cholesky_cov"}  # fmt: skip
-        if sup.kind in structured and cons.kind != sup.kind:
+        assert s.type is not None  # called for typed declarations only
+        if sup.kind in ir.STRUCTURED_KINDS and cons.kind != sup.kind:
             raise error(
                 "E0204",
                 f"the prior `{entry.name}` is over {sup.kind} values but `{s.name}` is declared "
@@ -312,9 +332,10 @@ class Checker:
             if names.count(p.name) > 1:
                 raise error("E0105", f"parameter `{p.name}` appears twice", p.span)
         self.functions[s.name] = s
-        if all(p.type is not None for p in s.params):
+        written = [p.type for p in s.params if p.type is not None]
+        if len(written) == len(s.params):
             # fully typed: check the body now, so errors show without a call
-            tys = [self.type_expr(p.type, allow_params=True)[0] for p in s.params]
+            tys = [self.type_expr(t, allow_params=True)[0] for t in written]
             self.instantiate(s.name, tys, s.span)
         return []
 
@@ -413,8 +434,42 @@ class Checker:
 
     # ---- expressions ----
     def expr(self, e: ast.Expr) -> ir.Expr:
-        method = getattr(self, "e_" + type(e).__name__)
-        return method(e)
+        # one frame per level besides the ``e_*`` method: see CHECK_DEPTH
+        self.depth += 1
+        try:
+            if self.depth > CHECK_DEPTH:
+                raise error(
+                    "E0107",
+                    f"program nested more than {CHECK_DEPTH} levels deep, counting the bodies "
+                    "of the functions it calls",
+                    e.span,
+                    help="split the expression or the chain of calls into several `let`s",
+                )
+            match e:
+                case ast.Num():
+                    return self.e_Num(e)
+                case ast.Name():
+                    return self.e_Name(e)
+                case ast.Unary():
+                    return self.e_Unary(e)
+                case ast.Binary():
+                    return self.e_Binary(e)
+                case ast.Cond():
+                    return self.e_Cond(e)
+                case ast.Call():
+                    return self.e_Call(e)
+                case ast.Index():
+                    return self.e_Index(e)
+                case ast.Attr():
+                    return self.e_Attr(e)
+                case ast.ArrayLit():
+                    return self.e_ArrayLit(e)
+                case ast.Implicit():
+                    return self.e_Implicit(e)
+                case _:
+                    assert_never(e)
+        finally:
+            self.depth -= 1
 
     def e_Num(self, e: ast.Num) -> ir.Expr:
         return ir.Const(e.value, INT if e.is_int else REAL, e.span)
@@ -474,8 +529,8 @@ class Checker:
             ty = entry.rule(infos)
         except RuleError as exc:
             where = args[exc.arg].span if exc.arg is not None and exc.arg < len(args) else span
-            kind = "E0202" if "shape" in exc.message or "size" in exc.message else "E0201"
-            raise error(kind, f"`{_op_text(name)}`: {exc.message}", where, help=exc.help) from None
+            code = "E0202" if exc.kind == "shape" else "E0201"
+            raise error(code, f"`{_op_text(name)}`: {exc.message}", where, help=exc.help) from None
         return ir.Op(name, tuple(args), ty, span)
 
     def e_Unary(self, e: ast.Unary) -> ir.Expr:
@@ -529,8 +584,9 @@ class Checker:
                 lo_d = self.static(lo) if lo is not None else 1
                 hi_d = self.static(hi) if hi is not None else dim
                 if isinstance(lo_d, int) and isinstance(hi_d, int):
-                    size: Dim = hi_d - lo_d + 1
-                    if size < 0 or lo_d < 1 or (isinstance(dim, int) and hi_d > dim):
+                    count = hi_d - lo_d + 1
+                    size: Dim = count
+                    if count < 0 or lo_d < 1 or (isinstance(dim, int) and hi_d > dim):
                         raise error(
                             "E0202", f"slice {lo_d}:{hi_d} is out of range 1:{dim}", item.span
                         )
@@ -570,8 +626,10 @@ class Checker:
                 e.span,
                 help="implicit nodes have `.residual` and `.iterations`",
             )
-        ty = REAL if e.name == "residual" else INT
-        return ir.Attr(target, e.name, ty, e.span)
+        assert isinstance(target, ir.Ref)  # checked with `sym` above
+        if e.name == "residual":
+            return ir.Attr(target, "residual", REAL, e.span)
+        return ir.Attr(target, "iterations", INT, e.span)
 
     def e_Call(self, e: ast.Call) -> ir.Expr:
         from fpl.compiler.passes.calls import check_call
@@ -596,6 +654,26 @@ class Checker:
         key = (name, tuple(tys), self.in_gen)
         if key in self.instances:
             return self.instances[key]
+        if name in self.calling:
+            cycle = " -> ".join(f"`{n}`" for n in [*self.calling[self.calling.index(name) :], name])
+            raise error(
+                "E0201",
+                f"`{name}` calls itself ({cycle}); functions cannot be recursive",
+                span,
+                help="write the recursion with `scan`/`fold`, or as a `fix` point",
+            )
+        self.calling.append(name)
+        self.depth += CALL_DEPTH
+        try:
+            return self._instantiate(fn, key, tys, span)
+        finally:
+            self.depth -= CALL_DEPTH
+            self.calling.pop()
+
+    def _instantiate(
+        self, fn: ast.FnDef, key: tuple[str, tuple[Ty, ...], bool], tys: list[Ty], span: Span
+    ) -> ir.Lambda:
+        name = fn.name
         inner = Scope(parent=self._global_scope())
         for p, ty in zip(fn.params, tys):
             if p.type is not None:
@@ -655,6 +733,19 @@ class Checker:
         return scope
 
 
+def _constraint_kind(kind: str) -> ir.ConstraintKind:
+    """A distribution's (continuous) support kind as a constraint kind."""
+    for known in ir.CONSTRAINT_KINDS:
+        if kind == known:
+            return known
+    raise InternalError(f"support `{kind}` is not a constraint kind")
+
+
+def _implicit(value: ir.Expr) -> bool:
+    """Whether a name bound to ``value`` has ``.residual`` and ``.iterations``."""
+    return isinstance(value, ir.Implicit)
+
+
 def _op_text(name: str) -> str:
     return {
         "add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "matmul": "@", "pow": "^",
@@ -667,10 +758,6 @@ def check(
     prog: ast.Program, sizes: dict[str, int] | None = None, name: str = "model"
 ) -> ir.Program:
     """Resolve names and check types and shapes; ``sizes`` are the data integers."""
-    import sys
-
-    if sys.getrecursionlimit() < 20000:
-        sys.setrecursionlimit(20000)
     return Checker(registry(), sizes).program(prog, name)
 
 

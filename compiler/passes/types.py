@@ -6,7 +6,7 @@ from fpl.compiler import ir
 from fpl.stdlib.types import Dim, Ty
 
 #: Structured types: name -> (rank of the value, constraint kind).
-STRUCTURED = {
+STRUCTURED: dict[str, tuple[int, ir.StructuredKind]] = {
     "simplex": (1, "simplex"),
     "ordered": (1, "ordered"),
     "positive_ordered": (1, "positive_ordered"),

@@ -150,3 +150,48 @@ def test_gen_scope_ends_after_a_gen_draw(src):
     with pytest.raises(FplError) as exc:
         compile_ir(src, "m.fpl")
     assert exc.value.code == "E0207"
+
+
+# ---- depth: no process-wide recursion limit ---------------------------------------------
+
+
+def test_check_leaves_the_recursion_limit_alone():
+    import sys
+
+    before = sys.getrecursionlimit()
+    fpl.compile("param a: real\nlet x = a" + " + a" * 390 + "\ntarget += x\n")
+    assert sys.getrecursionlimit() == before
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["a" + " + a" * 390, "-" * 390 + "a", "exp(" * 130 + "a" + ")" * 130,
+     "a > 0 ? a : " * 190 + "a"],
+)  # fmt: skip
+def test_deepest_programs_the_parser_accepts_check_at_the_default_limit(expr):
+    import subprocess
+    import sys
+
+    src = "param a: real\nlet x = " + expr + "\ntarget += x\n"
+    code = (
+        "import sys, fpl; assert sys.getrecursionlimit() == 1000; "
+        f"fpl.compile({src!r}); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_long_chains_of_calls_are_a_coded_error():
+    src = "param a: real\nfn f0(x) = x\n"
+    src += "".join(f"fn f{i}(x) = f{i - 1}(x) + 1\n" for i in range(1, 300))
+    with pytest.raises(FplError) as exc:
+        fpl.compile(src + "let y = f299(a)\n")
+    assert exc.value.code == "E0107"
+    fpl.compile(src.split("fn f60(")[0] + "let y = f59(a)\n")  # 60 deep is fine
+
+
+def test_recursive_functions_are_a_coded_error():
+    with pytest.raises(FplError) as exc:
+        fpl.compile("param a: real\nfn f(x) = g(x) + 1\nfn g(x) = f(x)\nlet y = f(a)\n")
+    assert exc.value.code == "E0201"
+    assert "`f` -> `g` -> `f`" in str(exc.value)

@@ -117,7 +117,7 @@ def test_stats_are_readable_in_the_language():
 def test_non_convergence_gives_nan_and_unconverged_stats():
     model = fpl.compile(CALIB.replace("OPTS", "with iterate(max_iter=2)"))
     b = model.bind(DATA)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"a": 0.7, "b": 0.4}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"a": 0.7, "b": 0.4}))
     (stats,) = res.solver_stats.values()
     assert not bool(stats["converged"])
     assert int(stats["iterations"]) == 2
@@ -154,7 +154,7 @@ def test_nested_nodes():
     fd = (ref(c + h) - ref(c - h)) / (2 * h)
     assert float(jax.grad(f)(c)) == pytest.approx(fd, rel=1e-6)
     b = model.bind(data)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": c}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": c}))
     assert len(res.solver_stats) == 2
     assert all(bool(s["converged"]) for s in res.solver_stats.values())
 
@@ -198,7 +198,7 @@ def test_large_unknown_uses_matrix_free_solves():
     f = jax.jit(lambda c: model.log_density({"c": c}, data))
     # dz_i/dc = wt_i / (1 + 0.1 cos z_i)
     b = model.bind(data)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.5}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.5}))
     z = np.asarray(res.env["z"])
     np.testing.assert_allclose(z + 0.1 * np.sin(z), 0.5 * wt, atol=1e-8)
     expected = np.sum(wt * wt / (1 + 0.1 * np.cos(z)))
@@ -211,7 +211,7 @@ def test_large_unknown_uses_matrix_free_solves():
 def weight_density(bound, weights):
     """The log density as a function of traced weights (Model.log_density converts
     given weights with np.asarray, so it cannot be differentiated in them)."""
-    env = {**bound.static, **bound.arrays, **weights}
+    env = {**bound.static, **bound.data, **weights}
     return run(bound.program, env, from_constrained({})).target
 
 

@@ -68,7 +68,7 @@ def test_user_function_is_analysed_through():
 def stats_and_value(body, c):
     model = fpl.compile(HEAD + f"let z = {body}\ntarget += sum(u * z)\n")
     b = model.bind(DATA)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": c}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": c}))
     (stats,) = res.solver_stats.values()
     return model, res, stats
 
@@ -116,7 +116,7 @@ def test_large_affine_unknown_goes_through_krylov():
     wt = np.linspace(-1, 1, n)
     M = 3 * np.eye(n) + np.tril(np.ones((n, n))) / n
     b = model.bind({"n": n, "wt": wt})
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.5}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.5}))
     # GMRES to 1e-12 relative on a well-conditioned (cond ~ 1.3) system
     np.testing.assert_allclose(res.env["z"], np.linalg.solve(M, 0.5 * wt), atol=1e-10)
     assert int(res.solver_stats[1]["iterations"]) == 1

@@ -11,9 +11,8 @@ import optax
 import pytest
 
 import fpl
-from fpl.compiler import implicit
+from fpl.compiler import reporting
 from fpl.dsl.diagnostics import FplError
-from fpl.runtime.failures import COUNTER
 from fpl.runtime.optimize import load_result
 
 # x^3 = c: Newton from 0 stops at once for c = 0 (residual exactly 0), where the Jacobian
@@ -40,12 +39,8 @@ target += x
 @pytest.fixture
 def hits():
     """Node ids of the failed backward solves reported while the test runs."""
-    got: list[int] = []
-    implicit.BACKWARD_LISTENERS.append(got.append)
-    try:
-        yield got
-    finally:
-        implicit.BACKWARD_LISTENERS.remove(got.append)
+    with reporting.collecting() as events:
+        yield events.recent_backward  # appended to in place as failures arrive
 
 
 def _grad_fns(src):
@@ -105,22 +100,40 @@ def test_a_failed_forward_solve_is_not_also_a_backward_failure(hits):
     assert hits == []
 
 
-def test_counter_records_per_chain_and_node():
+def test_events_record_per_chain_and_node():
     _, f = _grad_fns(CUBIC)
-    saved = dict(COUNTER.counts), COUNTER.chain
-    COUNTER.counts.clear()
-    try:
-        COUNTER.chain = 1
-        jax.grad(f)(0.0)
-        jax.grad(f)(0.0)
-        jax.grad(f)(2.0)
+    with reporting.collecting() as events:
+        events.chain = 1
+        g = jax.jit(jax.grad(f))  # traced inside the scope: reports to `events`
+        g(0.0)
+        g(0.0)
+        g(2.0)
         jax.effects_barrier()
-        assert COUNTER.per_node(2, backward=True) == {1: [0, 2]}
-        assert COUNTER.per_node(2) == {}  # no forward failure
-    finally:
-        COUNTER.counts.clear()
-        COUNTER.counts.update(saved[0])
-        COUNTER.chain = saved[1]
+    assert events.per_node(2, backward=True) == {1: [0, 2]}
+    assert events.per_node(2) == {}  # no forward failure
+
+
+def test_runs_never_share_counts():
+    """Each run counts into its own events object, chosen when its code is traced: a
+    second scope (another run, a notebook cell, a thread) sees none of the first's, and
+    code traced outside any scope reports nowhere (no process-wide counter)."""
+    _, f = _grad_fns(CUBIC)
+    with reporting.collecting() as first:
+        g1 = jax.jit(jax.grad(f))
+        g1(0.0)
+    with reporting.collecting() as second:
+        g2 = jax.jit(jax.grad(lambda c: f(c) * 1.0))
+        g2(0.0)
+        g2(0.0)
+    g1(0.0)  # compiled in the first scope: still reports to the first run
+    jax.effects_barrier()
+    assert first.per_node(1, backward=True) == {1: [2]}
+    assert second.per_node(1, backward=True) == {1: [2]}
+    assert reporting.current() is None
+    plain = jax.jit(jax.grad(lambda c: f(c) + 0.0))
+    assert np.isnan(float(plain(0.0)))  # the NaN gradient stays; nothing is counted
+    jax.effects_barrier()
+    assert first.per_node(1, backward=True) == {1: [2]}
 
 
 # For a <= 0 the map is the identity (every x a fixed point: ∂R/∂z = 0); for a > 0 it is

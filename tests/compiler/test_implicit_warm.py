@@ -29,7 +29,7 @@ target += sum(u * z)
 def step_fn(warm: bool):
     model = fpl.compile(SRC.replace("WARM", "warm=true" if warm else ""))
     b = model.bind({"n": N, "A": A, "u": U})
-    env = {**b.static, **b.arrays}
+    env = {**b.static, **b.data}
 
     def objective(c, state):
         res = run(b.program, env, from_constrained({"c": c}), warm=state)
@@ -73,6 +73,6 @@ def test_failed_solve_keeps_the_previous_solution():
         "WARM", "warm=true"))  # fmt: skip
     b = model.bind({"n": N, "A": A, "u": U})
     prev = {1: jnp.arange(N, dtype=float)}
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.5}), warm=prev)
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.5}), warm=prev)
     assert float(res.target) == -np.inf
     np.testing.assert_array_equal(res.warm[1], prev[1])

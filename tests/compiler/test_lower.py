@@ -110,9 +110,10 @@ def test_structured_jacobian_matches_the_unconstrained_route(decl, value):
     m = fpl.compile(f"param x: {decl}\ntarget += -0.5 * sum(square(x))")
     b = m.bind({})
     u = m.unconstrain({"x": value})
-    potential = m.potential_gen(b)({})
     np.testing.assert_allclose(
-        float(m.log_density({"x": value}, jacobian=True)), -float(potential(u)), rtol=1e-10
+        float(m.log_density({"x": value}, jacobian=True)),
+        float(b.log_density(b.ravel(u))),
+        rtol=1e-10,
     )
     np.testing.assert_allclose(
         float(m.log_density({"x": value})), -0.5 * np.sum(value**2), rtol=1e-12

@@ -159,7 +159,7 @@ def test_expressions_evaluate(expr, ref):
     b = m.bind({"n": 3, "A": A, "v": v, "u": u})
     from fpl.compiler.lower import from_constrained, run
 
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({}))
     np.testing.assert_allclose(np.asarray(res.env["e"]), ref(A, v, u), rtol=1e-12, atol=1e-14)
     checked = next(o for o in b.program.outs if o.name == "e")  # the IR at concrete sizes
     assert np.shape(ref(A, v, u)) == tuple(checked.value.ty.shape)

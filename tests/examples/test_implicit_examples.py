@@ -35,7 +35,7 @@ def evaluate(model, data, params, names: list[str]) -> dict:
         return {name: env[name] for name in names}
 
     params = {k: jnp.asarray(v) for k, v in params.items()}
-    return values(params, {k: jnp.asarray(v) for k, v in bound.arrays.items()})
+    return values(params, {k: jnp.asarray(v) for k, v in bound.data.items()})
 
 
 def central_difference(f, x: np.ndarray, h: float) -> np.ndarray:

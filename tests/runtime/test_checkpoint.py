@@ -11,7 +11,7 @@ import fpl
 from fpl.dsl.diagnostics import FplError
 from fpl.runtime.checkpoint import Interrupted
 from fpl.runtime.cli import main
-from fpl.runtime.nuts import Progress
+from fpl.runtime.loop import Progress
 
 REG = """
 data N: int
@@ -134,3 +134,39 @@ def test_sample_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     with pytest.raises(FplError) as e:
         model.sample(data, checkpoint=ck, resume=True, **{**kw, "draws": 50})
     assert e.value.diagnostics[0].code == "E0408"
+
+
+def test_cli_sample_ctrl_c_prints_the_resume_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.fpl").write_text(NORMAL)
+    (tmp_path / "d.json").write_text(json.dumps({"N": 8, "y": RNG.normal(size=8).tolist()}))
+    argv = ["sample", "m.fpl", "--data", "d.json", "--chains", "1", "--warmup", "20",
+            "--draws", "20", "--seed", "1", "--quiet", "--checkpoint", "s.ckpt",
+            "--every", "10"]  # fmt: skip
+    _interrupt_at(monkeypatch, lambda bar: 20)
+    monkeypatch.setattr("sys.argv", ["fpl", *argv])
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted in chain 1 at iteration 20; checkpoint written to s.ckpt" in err
+    assert "resume with: fpl sample m.fpl" in err and err.rstrip().endswith("--resume")
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--resume"]) == 0
+
+
+def test_a_changed_function_body_is_another_model(tmp_path):
+    """The fingerprint hashes the IR itself, function bodies included: a checkpoint of a
+    model with ``fn f(x) = 2 * x`` does not resume into ``fn f(x) = 3 * x`` (E0408)."""
+    src = (
+        "data N: int\ndata y: real[N]\nparam mu ~ normal(0, 5)\n"
+        "fn f(x) = {k} * x\ny ~ normal(f(mu), 1)\n"
+    )
+    data = {"y": RNG.normal(1.0, 1.0, size=8)}
+    kw = dict(chains=1, warmup=20, draws=10, seed=1, progress=False)
+    ck = tmp_path / "f.ckpt"
+    fpl.compile(src.format(k=2)).sample(data, checkpoint=ck, **kw)
+    with pytest.raises(FplError) as e:
+        fpl.compile(src.format(k=3)).sample(data, checkpoint=ck, resume=True, **kw)
+    assert e.value.diagnostics[0].code == "E0408"
+    # the same model resumes (the check is not simply refusing everything)
+    fpl.compile(src.format(k=2)).sample(data, checkpoint=ck, resume=True, **kw)

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from fpl.dsl.diagnostics import FplError
-from fpl.runtime.io import FitData, load_fit, save_fit, write_atomic
+from fpl.runtime.io import (
+    FitData,
+    arviz_datasets,
+    arviz_major,
+    load_fit,
+    save_fit,
+    to_arviz,
+    write_atomic,
+)
 
 GROUPS = ("posterior", "sample_stats", "observed_data", "log_likelihood", "posterior_predictive")
 
@@ -120,19 +129,95 @@ def test_csv_rows_in_any_order_and_without_optional_columns(tmp_path: Path) -> N
     assert fit.attrs == {"model": "m"}
 
 
+def arviz_groups(data) -> dict[str, xr.Dataset]:
+    """The groups of ArviZ data as Datasets, checking the container is the installed major's."""
+    import arviz as az
+
+    if arviz_major(az.__version__) >= 1:
+        assert isinstance(data, xr.DataTree)
+        assert not data.ds.variables  # the groups are the root's children; the root is empty
+        return {name: node.to_dataset() for name, node in data.children.items()}
+    assert isinstance(data, az.InferenceData)
+    return {name: data[name] for name in data.groups()}
+
+
 def test_netcdf_is_plain_arviz(tmp_path: Path) -> None:
     import arviz as az
 
     path = tmp_path / "fit.nc"
     save_fit(str(path), make_fit())
-    idata = az.from_netcdf(str(path))
-    assert set(idata.groups()) == set(GROUPS)
+    idata = az.from_netcdf(str(path))  # InferenceData on ArviZ 0.x, DataTree on 1.x
+    assert set(arviz_groups(idata)) == set(GROUPS)
     assert idata.posterior["Sigma"].dims == ("chain", "draw", "Sigma_dim_0", "Sigma_dim_1")
     assert idata.observed_data["y"].dims == ("y_dim_0",)
     assert "acceptance_rate" in idata.sample_stats and "n_steps" in idata.sample_stats
     assert idata.posterior.attrs["model"] == "eight_schools"
     summary = az.summary(idata, var_names=["Sigma"])  # ArviZ can use it directly
     assert len(summary) == 6
+
+
+def test_to_arviz_holds_what_the_file_holds(tmp_path: Path) -> None:
+    import arviz as az
+
+    fit = make_fit()
+    path = tmp_path / "fit.nc"
+    save_fit(str(path), fit)
+    in_memory = arviz_groups(to_arviz(fit))
+    on_disk = arviz_groups(az.from_netcdf(str(path)))
+    expected = arviz_datasets(fit)
+    assert list(expected) == list(GROUPS)
+    assert set(in_memory) == set(on_disk) == set(GROUPS)  # InferenceData orders them its way
+    for group, dataset in expected.items():
+        xr.testing.assert_identical(in_memory[group], dataset)
+        xr.testing.assert_identical(on_disk[group], dataset)
+    assert in_memory["sample_stats"]["diverging"].dtype == np.bool_
+    assert in_memory["posterior"].attrs == fit.attrs  # plain values, not text
+    only_draws = FitData(posterior={"mu": np.zeros((1, 3))})
+    assert list(arviz_groups(to_arviz(only_draws))) == ["posterior"]
+
+
+# Fits saved through each ArviZ major's own writer (InferenceData.to_netcdf on 0.x, which is
+# also how fpl wrote .nc files before; xarray.DataTree.to_netcdf on 1.x), committed so that
+# each major's reader is checked against the other's file.  Remake one with
+# `python tests/runtime/test_io.py` in an environment with that major installed.
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_fit() -> FitData:
+    """A tiny fit without random numbers, so the committed files match it forever."""
+    base = np.arange(6.0).reshape(2, 3) / 4
+    mu = base.copy()
+    mu[0, 1] = np.nan
+    theta = np.stack([base, -base / 3], axis=-1)
+    theta[1, 0, 1] = -np.inf
+    return FitData(
+        posterior={"mu": mu, "theta": theta},
+        sample_stats={
+            "lp": -base,
+            "accept_stat": base / 2,
+            "tree_depth": np.arange(6).reshape(2, 3),
+            "n_leapfrog": np.arange(6).reshape(2, 3) * 3 + 1,
+            "diverging": np.array([[False, True, False], [False, False, True]]),
+        },
+        observed_data={"y": np.array([0.5, -1.25]), "N": np.array(2)},
+        log_likelihood={"y": np.stack([base, base - 1], axis=-1)},
+        posterior_predictive={"y_rep": np.stack([base * 2, base + 1], axis=-1)},
+        attrs={"model": "fixture", "seed": 7, "scale": 0.5},
+    )
+
+
+@pytest.mark.parametrize("major", [0, 1])
+def test_reads_netcdf_written_under_either_arviz_major(tmp_path: Path, major: int) -> None:
+    import arviz as az
+
+    path = FIXTURES / f"fit_arviz{major}.nc"
+    assert_same(load_fit(str(path)), fixture_fit(), exact_dtypes=True)
+    groups = arviz_groups(az.from_netcdf(str(path)))  # and the installed ArviZ reads it
+    assert set(groups) == set(GROUPS)
+    assert groups["posterior"]["theta"].dims == ("chain", "draw", "theta_dim_0")
+    copy = tmp_path / "again.nc"  # written here, under the installed major
+    save_fit(str(copy), load_fit(str(path)))
+    assert_same(load_fit(str(copy)), fixture_fit(), exact_dtypes=True)
 
 
 def test_json_is_standard_json(tmp_path: Path) -> None:
@@ -282,3 +367,39 @@ def test_attrs_of_other_types_are_stored_plainly(tmp_path: Path, ext: str) -> No
     path = tmp_path / f"fit.{ext}"
     save_fit(str(path), fit)
     assert load_fit(str(path)).attrs == {"adapt": 1, "depth": 10, "tags": "['a', 'b']"}
+
+
+if __name__ == "__main__":
+    import arviz as az
+
+    FIXTURES.mkdir(exist_ok=True)
+    major = arviz_major(az.__version__)
+    out = FIXTURES / f"fit_arviz{major}.nc"
+    # Uncompressed keeps the file small (zlib'd files are read by the round trips above).
+    options = {"compress": False} if major == 0 else {}
+    to_arviz(fixture_fit()).to_netcdf(str(out), engine="h5netcdf", **options)
+    print(f"wrote {out} with arviz {az.__version__}")
+
+
+@pytest.mark.parametrize("ext", [".nc", ".csv", ".json"])
+def test_load_fit_gives_back_a_fit(tmp_path, ext):
+    """``fpl.load_fit`` returns a ``Fit`` (summary, draws, to_arviz, save), not the I/O
+    layer's FitData, with the saved draws exactly."""
+    import fpl
+
+    model = fpl.compile(
+        "data N: int\ndata y: real[N]\nparam mu ~ normal(0, 5)\ny ~ normal(mu, 1)\n"
+        "gen y_rep ~ normal(mu, 1)\n"
+    )
+    fit = model.sample({"y": [0.5, 1.5, 1.0]}, chains=2, warmup=50, draws=20, seed=2,
+                       progress=False)  # fmt: skip
+    path = tmp_path / f"fit{ext}"
+    fit.save(str(path))
+    back = fpl.load_fit(str(path))
+    assert isinstance(back, fpl.Fit)
+    np.testing.assert_array_equal(back.draws("mu"), fit.draws("mu"))
+    assert back.summary()["mu"].mean == fit.summary()["mu"].mean
+    assert back.to_arviz() is not None and back.model == fit.model
+    again = tmp_path / f"again{ext}"
+    back.save(str(again))
+    np.testing.assert_array_equal(fpl.load_fit(str(again)).draws("mu"), fit.draws("mu"))

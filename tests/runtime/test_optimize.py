@@ -139,8 +139,8 @@ def test_minibatch_objective_is_unbiased_over_a_partition():
     # a single batch alone is not the full objective: the scaling is doing the work
     assert abs(batches[0] - full) > 1e-3
     # the prior statements (param priors) are not scaled; both data statements are
-    prog = model.bind(data).program
-    scaled = [type(prog.statements[i]).__name__ for i in likelihood_terms(prog, ["x", "y"])]
+    cm = model.bind(data)
+    scaled = [type(cm.program.statements[i]).__name__ for i in likelihood_terms(cm, ["x", "y"])]
     assert scaled == ["Observe", "Factor"]
 
 
@@ -158,7 +158,7 @@ def test_minibatch_mean_loss_is_not_rescaled():
         minibatch_objective(model, data, rows, {"a": 0.3}) for rows in np.split(np.arange(12), 4)
     ]
     assert np.mean(batches) == pytest.approx(full, rel=1e-13)  # rounding of 4 short means
-    assert likelihood_terms(model.bind(data).program, ["x", "y"]) == []
+    assert likelihood_terms(model.bind(data), ["x", "y"]) == []
 
 
 def test_minibatch_optimize_reaches_the_full_data_optimum():
@@ -210,8 +210,10 @@ def test_non_converged_implicit_solve_in_optimize_is_a_located_error():
     d = e.value.diagnostics[0]
     assert d.code == "E0406"
     assert d.span is not None and d.span.line == 4 and "calib.fpl:4:" in d.span.location
-    step = int(d.message.split("step ")[1])
+    step = int(d.message.split("step ")[1].split()[0])
     assert 1 < step <= 200
+    # why: 60 Picard steps of a slow contraction run out (or the iterates blow up, a > 1)
+    assert "(max_iter_reached:" in d.message or "(nonfinite:" in d.message
     res = model.optimize({"y": 50.0}, on_failure="skip", **kw)
     assert res.skipped == 200 - step + 1  # every step from the first failure on is skipped
     assert 0.2 < res.params["a"] < 1
@@ -274,7 +276,7 @@ def test_cli_optimize_bad_options(cli_env, capsys):
     assert rc == 1 and "E0403" in err and "Traceback" not in err
     rc = main(["optimize", "m.fpl", "--data", "d.json", "--optimizer", "lbfgs",
                "--schedule", "cosine"])  # fmt: skip
-    assert rc == 1 and "E0403" in capsys.readouterr().err
+    assert rc == 2 and "E0403" in capsys.readouterr().err  # a bad flag value: usage
 
 
 WARM = """

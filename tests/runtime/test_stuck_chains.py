@@ -17,6 +17,7 @@ import fpl
 from fpl.dsl.diagnostics import FplError
 from fpl.runtime import nuts
 from fpl.runtime.sampling import INIT_CANDIDATES, INIT_RADIUS, find_inits
+from fpl.runtime.sampling import potential as sampling_potential
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -48,13 +49,13 @@ target += 100 * sin(floor(1e9 * a)) + z
 
 def _bound(model, data):
     bound = model.bind(data, None)
-    return bound, {k: jnp.asarray(v) for k, v in bound.arrays.items()}
+    return bound, {k: jnp.asarray(v) for k, v in bound.data.items()}
 
 
 def _inits(model, data, chains, seed, init=None):
     with jax.enable_x64(True):
         bound, args = _bound(model, data)
-        return find_inits(model, bound, args, chains, seed, init), bound, args
+        return find_inits(bound, args, chains, seed, init), bound, args
 
 
 # ---- best-of-K inits --------------------------------------------------------------
@@ -67,9 +68,9 @@ def test_each_chain_starts_at_its_best_candidate():
     # replay the candidates from the same NumPy stream and score them one at a time,
     # eagerly (an independent route to the compiled, vectorised evaluation)
     rng = np.random.default_rng(seed)
-    shapes = model.unconstrained_shapes(bound)
+    shapes = bound.param_unc_shapes
     with jax.enable_x64(True):
-        potential = model.potential_gen(bound)(args)
+        potential = sampling_potential(bound)(args)
         for c in range(chains):
             cand = {n: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *s))
                     for n, s in shapes.items()}  # fmt: skip
@@ -160,7 +161,7 @@ def _stuck(model, **kw):
 
 
 def test_a_stranded_chain_stops_early_with_a_coded_error():
-    err, text, chain, step, iteration, seconds = _stuck(fpl.compile(NOISE))
+    err, text, chain, step, iteration, _seconds = _stuck(fpl.compile(NOISE))
     assert chain == 1  # the first chain strands: the run stops there
     assert step < nuts.STUCK_STEP
     # stopped right after the streak completes (the collapse takes ~10 transitions),
@@ -168,7 +169,7 @@ def test_a_stranded_chain_stops_early_with_a_coded_error():
     assert nuts.STUCK_STREAK <= iteration < nuts.STUCK_STREAK + 100
     assert re.search(r"at x = -?\d", text)  # where it sits, by param
     assert "`init=`" in text and "priors" in text  # the way out
-    assert seconds < 20  # one compile and ~60 cheap transitions; 1000 would be ~2 min
+    # (that it stopped early is the iteration above; no wall-clock bound: machines are noisy)
 
 
 def test_a_stranded_chain_names_the_ill_posed_implicit_node():

@@ -9,7 +9,7 @@ binned into B equal bins are uniform over the bins, and a Pearson chi-square tes
 with B - 1 degrees of freedom checks it.
 
 The replications run as one batch: NumPyro's functional NUTS (``hmc``) over the
-model's ``potential_gen`` with the data as arguments, vmapped over replications, so
+model's ``CompiledModel.log_density`` with the data as arguments, vmapped over replications, so
 one compilation serves all M fits of a model.
 """
 
@@ -68,21 +68,19 @@ def run_sbc(
     import jax.numpy as jnp
     from numpyro.infer.hmc import hmc
 
-    from fpl.compiler.lower import from_unconstrained, run
-
     rng = np.random.default_rng(seed)
     sims = [simulate(rng) for _ in range(replications)]
     truths = [s[0] for s in sims]
     datas = [s[1] for s in sims]
-    bound = model.bind(datas[0])
-    shapes = model.unconstrained_shapes(bound)
-    args = {
-        k: jnp.stack([jnp.asarray(model.bind(d).arrays[k]) for d in datas]) for k in bound.arrays
-    }
-    gen = model.potential_gen(bound)
+    cm = model.bind(datas[0])  # the CompiledModel: its data are replaced per replication
+    shapes = cm.param_unc_shapes
+    args = {k: jnp.stack([jnp.asarray(model.bind(d).data[k]) for d in datas]) for k in cm.data}
+
+    def gen(data):
+        return lambda u: -cm.log_density(cm.ravel(u), data=data)
+
     init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
     total = warmup + n_draws * thin
-    program, static = bound.program, bound.static
 
     def one(key, data, init):
         state = init_kernel(init, num_warmup=warmup, rng_key=key, model_args=(data,))
@@ -95,11 +93,10 @@ def run_sbc(
         kept = jax.tree.map(lambda z: z[warmup::thin], zs)
 
         def constrained(u):
-            env = {**static, **data}
-            return run(program, env, from_unconstrained(u)).env
+            return cm.constrain(cm.ravel(u), data=data)
 
         params = jax.vmap(constrained)(kept)
-        return {p.name: params[p.name] for p in program.params}, jnp.sum(div[warmup:])
+        return {p.name: params[p.name] for p in cm.params}, jnp.sum(div[warmup:])
 
     keys = jax.random.split(jax.random.PRNGKey(seed), replications)
     # inits uniform(-2, 2) on the unconstrained scale, as Stan

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fpl
+from fpl.stdlib.solvers import reason_name
 
 RNG = np.random.default_rng(7)
 N = 4
@@ -131,9 +132,9 @@ def test_fix_solvers_report_stats(solver):
 
     model, data, _, _ = build("fix", f"{solver}()")
     b = model.bind(data)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.7}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.7}))
     (stats,) = res.solver_stats.values()
-    assert bool(stats["converged"])
+    assert bool(stats["converged"]) and reason_name(stats["reason"]) == "converged"
     assert 0 < int(stats["iterations"]) <= 500
     assert float(stats["residual"]) <= 1e-8
     assert float(res.env["z.residual"]) == float(stats["residual"])
@@ -146,7 +147,7 @@ def test_anderson_beats_picard():
     for solver in ("iterate()", "anderson(delay=0)", "anderson()"):
         model, data, _, _ = build("fix", solver)
         b = model.bind(data)
-        res = run(b.program, {**b.static, **b.arrays}, from_constrained({"c": 0.7}))
+        res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.7}))
         counts[solver] = int(res.env["z.iterations"])
     assert counts["anderson(delay=0)"] < counts["iterate()"]  # acceleration from the start
     # the default starts with `delay` = 10 Picard steps: on this fast contraction (8 steps)
@@ -257,10 +258,63 @@ def test_non_convergence_is_reported(kind, solver):
 
     model, data, name, p0 = build(kind, f"{solver}(max_iter=1, tol=1e-14)")
     b = model.bind(data)
-    res = run(b.program, {**b.static, **b.arrays}, from_constrained({name: p0}))
+    res = run(b.program, {**b.static, **b.data}, from_constrained({name: p0}))
     (stats,) = res.solver_stats.values()
     assert not bool(stats["converged"]) and int(stats["iterations"]) == 1
+    assert stats["reason"].dtype == np.int32
+    assert reason_name(stats["reason"]) == "max_iter_reached"
     assert float(stats["residual"]) > 1e-14
     assert float(res.target) == -np.inf and int(res.solver_failures) == 1
     (z,) = [v for k, v in res.env.items() if k in ("z", "w")]
     assert np.all(np.isnan(z))
+
+
+# ---- bisection, end to end ----------------------------------------------------------------
+
+CUBE_ROOT = """
+param a: real<lower=0>
+let p = root p: real of p^3 - a with bisection(lower=0, upper=10, tol=1e-13)
+target += p
+"""
+
+
+def test_bisection_from_source_with_an_implicit_gradient():
+    model = fpl.compile(CUBE_ROOT)
+    f = jax.jit(lambda a: model.log_density({"a": a}, {}))
+    value, g = jax.value_and_grad(f)(2.0)
+    # tol=1e-13 on |p^3 - a| puts p within 1e-13 / (3 p^2) ~ 2e-14 of cbrt(2)
+    assert float(value) == pytest.approx(np.cbrt(2.0), abs=1e-12)
+    # the implicit derivative dp/da = 1 / (3 p^2) against central differences of the
+    # solves themselves: h = 1e-4 gives truncation ~h^2 |d3p/da3| / 6 ~ 1e-10 and solve
+    # noise ~2e-14 / h ~ 2e-10, so rel 1e-6; and against the closed form a^(-2/3) / 3
+    h = 1e-4
+    fd = (float(f(2.0 + h)) - float(f(2.0 - h))) / (2 * h)
+    assert float(g) == pytest.approx(fd, rel=1e-6)
+    assert float(g) == pytest.approx(2.0 ** (-2 / 3) / 3, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "solver,message",
+    [
+        ("bisection(lower=0)", "needs the option `upper`"),
+        ("bisection(lower=1, upper=0)", "`lower` < `upper`"),
+        ("bisection(lower=0, upper=1, max_iter=0)", "`max_iter` must be a positive integer"),
+        ("bisection(lower=0, upper=1, tol=-1)", "`tol` must not be negative"),
+        ("bisection(lower=0, upper=1, lower=2)", "given twice"),
+        ("bisection(lowr=0, upper=1)", "did you mean `lower`"),
+    ],
+)
+def test_bisection_options_are_checked_from_its_fields(solver, message):
+    with pytest.raises(fpl.FplError) as exc:
+        fpl.compile(CUBE_ROOT.replace("bisection(lower=0, upper=10, tol=1e-13)", solver))
+    assert exc.value.code == "E0206" and message in str(exc.value)
+
+
+def test_bisection_needs_one_unknown_and_no_unrolling():
+    vector = ROOT.replace("SOLVER", "with bisection(lower=0, upper=10)")
+    with pytest.raises(fpl.FplError) as exc:
+        fpl.compile(vector)
+    assert exc.value.code == "E0206" and "one unknown" in str(exc.value)
+    with pytest.raises(fpl.FplError) as exc:
+        fpl.compile(CUBE_ROOT.replace("tol=1e-13)", "tol=1e-13) grad=unrolled"))
+    assert exc.value.code == "E0206" and "unrolled" in str(exc.value)

@@ -1,0 +1,278 @@
+"""Binding data to a checked model: presence, base type, rank, sizes (inferred or
+checked), every declared constraint, NaNs — each failure names the field and points at
+its declaration — and the initial values of weights.
+
+Data constraints are checked with the very constraint objects the transforms use
+(``fpl.compiler.transforms.numpyro_constraint``), so a ``simplex[3]`` data field is held
+to the same support a ``simplex[3]`` param is mapped onto: bounds element by element,
+structured types (simplex, ordered, positive_ordered, cholesky_corr, corr_matrix,
+cov_matrix, cholesky_cov) event by event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fpl.compiler import ir
+from fpl.compiler.passes.check import check
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import error
+from fpl.stdlib.types import Ty
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A model with its data bound: the IR at concrete sizes, the data and weights."""
+
+    program: ir.Program
+    static: dict[str, int]  # integer scalars: sizes, known at trace time
+    arrays: dict[str, np.ndarray]  # everything else: passed to compiled code as arguments
+    weights: dict[str, np.ndarray]
+
+
+def _as_array(name: str, value: Any, decl: ir.DataDecl) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        raise error("E0303", f"data field `{name}` is not numeric", decl.span) from None
+    if arr.dtype == object:
+        raise error("E0302", f"data field `{name}` is not a rectangular array", decl.span)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iuf":
+        raise error("E0303", f"data field `{name}` is not numeric ({arr.dtype})", decl.span)
+    return arr
+
+
+def bind_data(
+    program_ast: ast.Program, symbolic: ir.Program, raw: Mapping[str, Any], name: str
+) -> tuple[ir.Program, dict[str, Any]]:
+    """Check ``raw`` against the data declarations; return the program re-checked with
+    concrete sizes and the data as NumPy arrays / Python ints."""
+    decls = symbolic.data
+    arrays: dict[str, np.ndarray] = {}
+    for d in decls:
+        if d.name in raw:
+            arrays[d.name] = _as_array(d.name, raw[d.name], d)
+    # infer sizes that are lengths of data arrays (N from x: real[N])
+    sizes: dict[str, int] = {}
+    inferred_from: dict[str, str] = {}
+    for d in decls:
+        if d.name not in arrays:
+            continue
+        arr = arrays[d.name]
+        if arr.ndim != d.ty.rank:  # ranks first: a size is only inferred from a right-rank array
+            raise error(
+                "E0302",
+                f"data field `{d.name}` has rank {arr.ndim} (shape {arr.shape}) but is declared "
+                f"{d.ty}",
+                d.span,
+            )
+        for axis, dim in enumerate(d.ty.shape):
+            if isinstance(dim, str) and dim.isidentifier() and axis < arr.ndim:
+                if dim not in inferred_from:
+                    sizes.setdefault(dim, int(arr.shape[axis]))
+                    inferred_from[dim] = d.name
+    out: dict[str, Any] = {}
+    for d in decls:
+        if d.name not in arrays:
+            if d.ty == Ty("int") and d.name in sizes:
+                arrays[d.name] = np.asarray(sizes[d.name])
+            else:
+                raise error(
+                    "E0301",
+                    f"data field `{d.name}` is missing",
+                    d.span,
+                    label="declared here",
+                    help=f'add `"{d.name}": ...` to the data',
+                )
+        arr = arrays[d.name]
+        if arr.ndim != d.ty.rank:
+            raise error(
+                "E0302",
+                f"data field `{d.name}` has rank {arr.ndim} (shape {arr.shape}) but is declared "
+                f"{d.ty}",
+                d.span,
+            )
+        if d.ty.base == "int":
+            if arr.dtype.kind == "f":
+                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                    raise error(
+                        "E0303",
+                        f"data field `{d.name}` is declared int but holds non-integer values",
+                        d.span,
+                    )
+            arr = arr.astype(np.int64)
+        else:
+            arr = arr.astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                first = tuple(int(i) + 1 for i in np.argwhere(~np.isfinite(arr))[0])
+                where = f"[{', '.join(map(str, first))}]" if first else ""
+                bad = arr[tuple(i - 1 for i in first)] if first else arr
+                what = "NaN" if np.isnan(bad) else "infinite"
+                raise error(
+                    "E0306",
+                    f"data field `{d.name}{where}` is {what}",
+                    d.span,
+                    help="data must be finite numbers; drop or impute missing values",
+                )
+        if d.ty.rank == 0 and d.ty.base == "int":
+            value = int(arr)
+            if d.name in sizes and sizes[d.name] != value:
+                raise error(
+                    "E0302",
+                    f"data field `{d.name}` is {value} but `{inferred_from[d.name]}` has "
+                    f"length {sizes[d.name]}",
+                    d.span,
+                )
+            sizes[d.name] = value
+            out[d.name] = value
+        else:
+            out[d.name] = arr
+    concrete = check(program_ast, sizes, symbolic.name)
+    for d in concrete.data:
+        arr = np.asarray(out[d.name])
+        if tuple(arr.shape) != tuple(d.ty.shape):
+            want = "(" + ", ".join(str(x) for x in d.ty.shape) + ")"
+            raise error(
+                "E0302",
+                f"data field `{d.name}` has shape {tuple(arr.shape)} but the model needs {want}",
+                d.span,
+            )
+    check_data_constraints(concrete, out)
+    return concrete, out
+
+
+_BOUNDS = ("lower", "upper", "interval")
+
+
+def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
+    """Every declared constraint of every data field, through the transforms' own
+    constraint objects; the first violation is a located E0304 naming the element."""
+    bounded = [d for d in program.data if d.constraint.kind != "real"]
+    if not bounded:
+        return
+    import jax
+
+    from fpl.compiler.lower import Evaluator
+    from fpl.compiler.transforms import numpyro_constraint
+    from fpl.stdlib.registry import registry
+
+    with jax.enable_x64(True):
+        ev = Evaluator(registry(), dict(data))
+        for d in bounded:
+            c = d.constraint
+            raw = np.asarray(data[d.name])
+            arr = raw.astype(float)
+            if c.kind in _BOUNDS:
+                # Stan's rule for data: a value equal to its bound is inside it
+                for side, bound_expr in (("lower", c.lower), ("upper", c.upper)):
+                    if bound_expr is None:
+                        continue
+                    bound = np.asarray(ev.expr(bound_expr), dtype=float)
+                    bad = arr < bound if side == "lower" else arr > bound
+                    bad = np.broadcast_to(bad, arr.shape)
+                    if np.any(bad):
+                        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                        b = np.broadcast_to(bound, arr.shape)[idx] if idx else bound
+                        raise error(
+                            "E0304",
+                            f"data field `{d.name}{_where(idx)}` = {raw[idx]} violates its "
+                            f"constraint {side}={float(b):g}",
+                            d.span,
+                        )
+                continue
+            ok = np.asarray(numpyro_constraint(c.kind).check(arr))  # one flag per event
+            if not np.all(ok):
+                idx = tuple(int(i) for i in np.argwhere(~ok)[0]) if ok.ndim else ()
+                what = f"`{d.name}{_where(idx)}`" if idx else f"`{d.name}`"
+                raise error(
+                    "E0304",
+                    f"data field {what} = {_show(arr[idx])} is not a valid {c.kind}",
+                    d.span,
+                    help=_STRUCTURED_HELP.get(c.kind),
+                )
+
+
+_STRUCTURED_HELP = {
+    "simplex": "a simplex has non-negative entries that sum to 1",
+    "ordered": "an ordered vector is strictly increasing",
+    "positive_ordered": "a positive_ordered vector is positive and strictly increasing",
+    "cholesky_corr": "a Cholesky factor of a correlation matrix is lower triangular with "
+    "positive diagonal and rows of unit length",
+    "corr_matrix": "a correlation matrix is symmetric positive definite with a unit diagonal",
+    "cov_matrix": "a covariance matrix is symmetric positive definite",
+    "cholesky_cov": "a Cholesky factor is lower triangular with a positive diagonal",
+}
+
+
+def _where(idx: tuple[int, ...]) -> str:
+    return f"[{', '.join(str(i + 1) for i in idx)}]" if idx else ""
+
+
+def _show(value: np.ndarray) -> str:
+    return np.array2string(np.asarray(value), precision=4, threshold=8, separator=", ")
+
+
+def initial_weights(program: ir.Program, data: Mapping[str, Any], given, seed: int = 0):
+    """Weights by name: those ``given``, the rest drawn from their ``init`` (every element
+    independently) with the key ``seed``, or evaluated where the init is an expression."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.compiler.lower import Evaluator
+    from fpl.stdlib.registry import registry
+
+    given = dict(given or {})
+    out: dict[str, Any] = {}
+    ev = Evaluator(registry(), dict(data), jax.random.PRNGKey(seed))
+    for w in program.weights:
+        if w.name in given:
+            out[w.name] = jnp.asarray(given[w.name], dtype=jnp.result_type(float))
+            ev.env[w.name] = out[w.name]
+            continue
+        shape = tuple(int(d) for d in w.ty.shape if not (isinstance(d, str) or d is None))
+        if len(shape) != len(w.ty.shape):
+            raise AssertionError(f"the sizes of weight `{w.name}` are unresolved")
+        if isinstance(w.init, ir.Dist):
+            # an independent draw for every element: `init normal(0, 0.1)` on a
+            # real[D, H] is D*H draws, not one draw copied (that would start every
+            # hidden unit identical, and symmetric units stay identical in training)
+            _, d = ev.dist(w.init)
+            dshape = tuple(d.batch_shape) + tuple(d.event_shape)
+            lead = len(shape) - len(dshape)
+            if lead < 0 or jnp.broadcast_shapes(shape[lead:], dshape) != shape[lead:]:
+                raise error(
+                    "E0202",
+                    f"the init of `{w.name}` has shape {dshape}, the weight {shape}",
+                    w.span,
+                )
+            value = ev.draw(w.init, shape[:lead])
+        else:
+            value = ev.expr(w.init)
+        out[w.name] = np.asarray(jnp.broadcast_to(jnp.asarray(value, float), shape))
+        ev.env[w.name] = out[w.name]
+    return out
+
+
+def bind(
+    program_ast: ast.Program,
+    symbolic: ir.Program,
+    data: Mapping[str, Any],
+    weights: Mapping[str, Any] | None = None,
+    *,
+    weight_seed: int = 0,
+) -> Bound:
+    """Check and bind data; weights not given are drawn from their ``init`` with
+    ``weight_seed``."""
+    program, values = bind_data(program_ast, symbolic, data, symbolic.name)
+    static = {k: v for k, v in values.items() if isinstance(v, int)}
+    arrays = {k: v for k, v in values.items() if not isinstance(v, int)}
+    return Bound(program, static, arrays, initial_weights(program, values, weights, weight_seed))
+
+
+__all__ = ["Bound", "bind", "bind_data", "check_data_constraints", "initial_weights"]

@@ -1,0 +1,617 @@
+"""The boundary between compiler and runtime: a model with its data bound, as pure JAX
+functions of a flat vector of unconstrained parameters.
+
+``compile_model(ast, ir, data)`` checks the data once (sizes, types, every declared
+constraint: ``fpl.compiler.binding``) and returns a frozen :class:`CompiledModel`.  Its
+methods are plain functions of JAX values — ``jax.jit``, ``grad``, ``vmap``,
+``jacfwd``/``hessian`` all work — and every inference method of the runtime is built on
+them alone; nothing in ``fpl.runtime`` reaches the lowering, the evaluator or the
+checker's passes (a test forbids it).
+
+The names and meanings follow BridgeStan's ``StanModel`` (the model-as-a-library
+interface that nutpie, walnuts and BlackJAX users know):
+
+========================================  ===========================================
+``log_density(theta, *, jacobian=True)``   log p(θ(u) | y) [+ log |det ∂θ/∂u|]
+``log_density_gradient(theta)``            (lp, ∇lp)
+``log_density_hessian(theta)``             (lp, ∇lp, ∇²lp)  (forward over reverse)
+``log_density_hessian_vector_product``     (lp, ∇²lp · v)
+``param_constrain(theta, include_tp,       flat constrained values (Stan's column-major
+include_gq, rng)``                         order), outs (``tp``) and gens (``gq``)
+``param_unconstrain(x)``                   flat constrained → flat unconstrained
+``param_names / param_unc_names``          component names, ``theta.2``, ``Sigma.1.2``
+``param_num / param_unc_num``              their counts
+========================================  ===========================================
+
+``theta`` is the flat unconstrained vector: each param's unconstrained array, raveled
+(row-major) and concatenated in declaration order (:meth:`CompiledModel.unravel` /
+:meth:`ravel` convert).  Data and weights are held by the object and may be passed
+explicitly as arguments (``data=``, ``weights=``) so that compiled code receives them as
+operands instead of constants (the samplers do).
+
+Solver results travel as data: :meth:`evaluate` (and ``log_density(..., stats=True)``)
+return each implicit node's residual, iterations, converged flag and failure reason.
+Failures inside a sampler's trajectory are also reported to the run's
+``fpl.compiler.reporting.SolverEvents`` when one is collecting at trace time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fpl.compiler import ir, reporting
+from fpl.compiler.binding import Bound, bind
+from fpl.dsl import ast
+from fpl.dsl.diagnostics import error
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One param: its constraint kind, constrained and unconstrained shapes, and where
+    its unconstrained values sit in ``theta``."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    unc_shape: tuple[int, ...]
+    offset: int
+    span: Any = field(compare=False, repr=False)
+
+    @property
+    def unc_size(self) -> int:
+        return math.prod(self.unc_shape)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """An implicit node as the runtime reports it."""
+
+    node_id: int
+    kind: str  # fix | root | argmin
+    location: str  # file:line:col
+    solver: str  # the solver that runs (``linear (direct)`` for affine bodies)
+    grad: str  # implicit | phantom | onestep | unrolled
+    span: Any = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}#{self.node_id} at {self.location}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the program: the log density, every named value, and per
+    implicit node (by id) its solver results."""
+
+    log_density: Any
+    values: dict[str, Any]
+    stats: dict[int, dict[str, Any]]
+    failed: Any  # number of implicit nodes whose forward solve did not converge
+    warm: dict[int, Any]  # warm-start state out (see ``evaluate(warm=)``)
+    probes: dict[int, Any]  # what ``evaluate(probe=)`` returned per node
+
+
+def _component_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    """Stan's (BridgeStan's) names of an array's components, column-major: ``a.1.1``,
+    ``a.2.1``, ..."""
+    if not shape:
+        return [name]
+    idx = np.indices(shape).reshape(len(shape), -1).T  # row-major enumeration
+    order = np.lexsort(idx.T)  # the last index is the primary key: column-major
+    return [name + "".join(f".{int(i) + 1}" for i in idx[k]) for k in order]
+
+
+def _shape(ty) -> tuple[int, ...]:
+    """A type's shape once sizes are bound (every dimension a number by then)."""
+    dims = []
+    for d in ty.shape:
+        if isinstance(d, str) or d is None:
+            raise AssertionError(f"size {d!r} unresolved in a bound program")
+        dims.append(int(d))
+    return tuple(dims)
+
+
+def _column_major(x, shape: tuple[int, ...]):
+    import jax.numpy as jnp
+
+    x = jnp.reshape(x, shape)
+    return jnp.ravel(jnp.transpose(x)) if len(shape) > 1 else jnp.ravel(x)
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    """A model bound to its data: pure JAX functions over the flat unconstrained vector
+    ``theta`` (see the module docstring).  Build with :func:`compile_model`."""
+
+    name: str
+    program: ir.Program  # the checked IR at the data's sizes (printable)
+    static: Mapping[str, int]  # integer scalar data: sizes, known at trace time
+    data: Mapping[str, np.ndarray]  # the data arrays (operands of compiled code)
+    weights: Mapping[str, np.ndarray]  # current weight values
+    params: tuple[ParamInfo, ...]
+    nodes: tuple[NodeInfo, ...]
+
+    # ---- structure ------------------------------------------------------------------
+    @property
+    def param_unc_num_(self) -> int:
+        return sum(p.unc_size for p in self.params)
+
+    def param_unc_num(self) -> int:
+        """The length of ``theta``."""
+        return self.param_unc_num_
+
+    def param_num(self, include_tp: bool = False, include_gq: bool = False) -> int:
+        return len(self.param_names(include_tp, include_gq))
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Constrained shapes by param name."""
+        return {p.name: p.shape for p in self.params}
+
+    @property
+    def param_unc_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {p.name: p.unc_shape for p in self.params}
+
+    @property
+    def out_names(self) -> list[str]:
+        return [o.name for o in self.program.outs]
+
+    @property
+    def gen_names(self) -> list[str]:
+        return [g.name for g in self.program.gens]
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [w.name for w in self.program.weights]
+
+    @property
+    def data_names(self) -> list[str]:
+        return [d.name for d in self.program.data]
+
+    def _shapes_of(self, include_tp: bool, include_gq: bool) -> list[tuple[str, tuple]]:
+        out = [(p.name, p.shape) for p in self.params]
+        if include_tp:
+            out += [(o.name, _shape(o.value.ty)) for o in self.program.outs]
+        if include_gq:
+            out += [
+                (g.name, _shape(g.dist.ty if isinstance(g, ir.GenDraw) else g.value.ty))
+                for g in self.program.gens
+            ]
+        return out
+
+    def param_names(self, include_tp: bool = False, include_gq: bool = False) -> list[str]:
+        """Constrained component names (``theta.2``; matrices column-major, as Stan)."""
+        names: list[str] = []
+        for name, shape in self._shapes_of(include_tp, include_gq):
+            names += _component_names(name, shape)
+        return names
+
+    def param_unc_names(self) -> list[str]:
+        """The names of ``theta``'s components (row-major within each param)."""
+        names: list[str] = []
+        for p in self.params:
+            if not p.unc_shape:
+                names.append(p.name)
+                continue
+            for index in np.ndindex(*p.unc_shape):
+                names.append(p.name + "".join(f".{i + 1}" for i in index))
+        return names
+
+    # ---- flat <-> by name ---------------------------------------------------------
+    def unravel(self, theta) -> dict[str, Any]:
+        """``theta`` -> ``{param: unconstrained array}`` (works on traced values)."""
+        import jax.numpy as jnp
+
+        theta = jnp.asarray(theta)
+        return {
+            p.name: jnp.reshape(theta[p.offset : p.offset + p.unc_size], p.unc_shape)
+            for p in self.params
+        }
+
+    def ravel(self, unconstrained: Mapping[str, Any]):
+        """``{param: unconstrained array}`` -> ``theta``."""
+        import jax.numpy as jnp
+
+        if not self.params:
+            return jnp.zeros((0,), jnp.result_type(float))
+        return jnp.concatenate([jnp.ravel(jnp.asarray(unconstrained[p.name])) for p in self.params])
+
+    # ---- the one evaluation everything is built on --------------------------------
+    def evaluate(
+        self,
+        theta,
+        *,
+        constrained: bool = False,
+        jacobian: bool = True,
+        data: Mapping[str, Any] | None = None,
+        weights: Mapping[str, Any] | None = None,
+        key=None,
+        generate: bool = False,
+        term_scale: Mapping[int, Any] | None = None,
+        warm: Mapping[int, Any] | None = None,
+        probe: Callable | None = None,
+        report: bool = True,
+    ) -> Evaluation:
+        """Run the program once.
+
+        ``theta``: the flat unconstrained vector, or with ``constrained=True`` a dict of
+        constrained values by param name (outside the support the log density is -inf).
+        ``jacobian``: add the log-Jacobian of the constraining transforms.
+        ``key`` and ``generate``: also draw the ``gen`` values.
+        ``term_scale``: statement index -> factor for that ``~``/``target +=`` term
+        (minibatching; see :meth:`likelihood_terms`).
+        ``warm``: warm-start state of ``warm=true`` implicit nodes (node id -> previous
+        solution; :meth:`warm_state` for a first call); the new state is returned.
+        ``probe(node, f, z, z0)``: called per top-level implicit node at its solution.
+        ``report``: send failed forward solves to the collecting run (if any).
+        """
+        from fpl.compiler.lower import from_constrained, from_unconstrained, run
+
+        if constrained:
+            source = from_constrained(dict(theta), jacobian)
+        elif isinstance(theta, Mapping):
+            source = from_unconstrained(dict(theta), jacobian)
+        else:
+            source = from_unconstrained(self.unravel(theta), jacobian)
+        env = {
+            **self.static,
+            **(self.data if data is None else data),
+            **(self.weights if weights is None else weights),
+        }
+        res = run(
+            self.program,
+            env,
+            source,
+            rng_key=key,
+            generate=generate,
+            term_scale=dict(term_scale) if term_scale else None,
+            warm=None if warm is None else dict(warm),
+            probe=probe,
+        )
+        if report and res.solver_stats:
+            import jax.numpy as jnp
+
+            ids = tuple(res.solver_stats)
+            codes = jnp.stack([result_code(res.solver_stats[i]) for i in ids])
+            reporting.report_forward(ids, codes)
+        return Evaluation(
+            res.target, res.env, res.solver_stats, res.solver_failures, res.warm, res.probes
+        )
+
+    # ---- BridgeStan's functions ---------------------------------------------------
+    def log_density(
+        self,
+        theta,
+        *,
+        jacobian: bool = True,
+        propto: bool = False,
+        data: Mapping[str, Any] | None = None,
+        weights: Mapping[str, Any] | None = None,
+        stats: bool = False,
+    ):
+        """The log density at unconstrained ``theta`` (with the log-Jacobian when
+        ``jacobian``); -inf where an implicit node's solve failed.  ``propto`` is
+        accepted for BridgeStan compatibility: FPL always keeps the normalising
+        constants.  With ``stats=True`` returns ``(lp, {node id: solver results})``."""
+        del propto
+        ev = self.evaluate(theta, jacobian=jacobian, data=data, weights=weights)
+        return (ev.log_density, ev.stats) if stats else ev.log_density
+
+    def log_density_gradient(self, theta, *, jacobian: bool = True, propto: bool = False,
+                             data=None, weights=None):  # fmt: skip
+        """``(lp, ∇lp)`` at ``theta``."""
+        import jax
+
+        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
+        return jax.value_and_grad(f)(theta)
+
+    def log_density_hessian(self, theta, *, jacobian: bool = True, propto: bool = False,
+                            data=None, weights=None):  # fmt: skip
+        """``(lp, ∇lp, ∇²lp)``; the Hessian is forward-over-reverse, which through
+        implicit nodes differentiates their IFT rule and so is exact there too."""
+        import jax
+
+        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
+        lp, grad = jax.value_and_grad(f)(theta)
+        return lp, grad, jax.jacfwd(jax.grad(f))(theta)
+
+    def log_density_hessian_vector_product(self, theta, v, *, jacobian: bool = True,
+                                           propto: bool = False, data=None,
+                                           weights=None):  # fmt: skip
+        """``(lp, ∇²lp · v)`` (a JVP of the gradient: no Hessian is formed)."""
+        import jax
+
+        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
+        lp = f(theta)
+        return lp, jax.jvp(jax.grad(f), (theta,), (v,))[1]
+
+    def param_constrain(self, theta, include_tp: bool = False, include_gq: bool = False,
+                        rng=None, *, data=None, weights=None):  # fmt: skip
+        """The flat constrained values (components in :meth:`param_names` order).
+        ``include_gq`` needs ``rng`` (a JAX PRNG key or an int seed)."""
+        import jax
+        import jax.numpy as jnp
+
+        if include_gq and rng is None:
+            raise error("E0403", "generated quantities need `rng` (a key or a seed)")
+        key = jax.random.PRNGKey(rng) if isinstance(rng, int) else rng
+        values = self.evaluate(theta, key=key, generate=include_gq, data=data,
+                               weights=weights, report=False).values  # fmt: skip
+        parts = [
+            _column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
+            for name, shape in self._shapes_of(include_tp, include_gq)
+        ]
+        return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+
+    def param_unconstrain(self, x, *, data=None, weights=None):
+        """Flat constrained values (params only, :meth:`param_names` order) -> ``theta``."""
+        import jax.numpy as jnp
+
+        x = jnp.asarray(x)
+        values, at = {}, 0
+        for p in self.params:
+            n = math.prod(p.shape)
+            part = x[at : at + n]
+            # column-major back to the array
+            values[p.name] = jnp.transpose(jnp.reshape(part, p.shape[::-1])) if p.shape else part[0]
+            at += n
+        return self.unconstrain(values, data=data, weights=weights)
+
+    # ---- by-name views ----------------------------------------------------------
+    def constrain(self, theta, *, data=None, weights=None) -> dict[str, Any]:
+        """Params and outs by name at ``theta``."""
+        values = self.evaluate(theta, data=data, weights=weights, report=False).values
+        return {n: values[n] for n in [*(p.name for p in self.params), *self.out_names]}
+
+    def generate(self, theta, key, *, constrained: bool = False, data=None, weights=None,
+                 stats: bool = False):  # fmt: skip
+        """Params, outs and gens by name at one point (``theta`` flat unconstrained, a
+        dict of unconstrained values, or with ``constrained`` constrained values by
+        name).  With ``stats`` returns ``(values, {node id: {field: value}})`` with each
+        top-level node's ``residual``, ``iterations``, ``converged`` (and ``reason``)."""
+        import jax.numpy as jnp
+
+        ev = self.evaluate(theta, constrained=constrained, jacobian=False, key=key,
+                           generate=True, data=data, weights=weights, report=False)  # fmt: skip
+        names = [*(p.name for p in self.params), *self.out_names, *self.gen_names]
+        out = {n: jnp.asarray(ev.values[n]) for n in names}
+        if not stats:
+            return out
+        node_stats: dict[int, dict[str, Any]] = {}
+        for node in self.nodes:
+            st = ev.stats.get(node.node_id)
+            if st is None:  # a node inside a function body: not evaluated at top level
+                continue
+            one = {
+                "residual": jnp.asarray(st["residual"], float),
+                "iterations": jnp.asarray(st["iterations"], jnp.int32),
+                "converged": jnp.asarray(st["converged"], bool),
+            }
+            one["reason"] = result_code(st)
+            node_stats[node.node_id] = one
+        return out, node_stats
+
+    def unconstrain(self, params: Mapping[str, Any], *, data=None, weights=None):
+        """Constrained params by name -> ``theta`` (bounds that depend on other params
+        are evaluated at the given values)."""
+        import jax.numpy as jnp
+
+        from fpl.compiler import transforms
+        from fpl.compiler.lower import run
+
+        captured: dict[str, Any] = {}
+
+        def source(decl: ir.ParamDecl, lower, upper):
+            x = jnp.asarray(params[decl.name], dtype=jnp.result_type(float))
+            kind = decl.constraint.kind
+            captured[decl.name] = (
+                x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
+            )
+            return x, 0.0, True
+
+        env = {**self.static, **(self.data if data is None else data),
+               **(self.weights if weights is None else weights)}  # fmt: skip
+        run(self.program, env, source)
+        return self.ravel(captured)
+
+    def complete(self, theta, given: Mapping[str, Any], *, data=None, weights=None):
+        """``theta`` with the params in ``given`` (constrained values by name) replaced
+        by their unconstrained values, bounds evaluated at that point; NaN where a given
+        value is outside its support."""
+        import jax.numpy as jnp
+
+        from fpl.compiler import transforms
+        from fpl.compiler.lower import run
+
+        u = self.unravel(theta)
+        captured: dict[str, Any] = {}
+
+        def source(decl: ir.ParamDecl, lower, upper):
+            kind = decl.constraint.kind
+            if decl.name not in given:
+                v = u[decl.name]
+                x = v if kind == "real" else transforms.constrain(kind, v, lower, upper)[0]
+            else:
+                x = jnp.asarray(given[decl.name], jnp.result_type(float))
+                v = x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
+                v = jnp.where(transforms.in_support(kind, x, lower, upper), v, jnp.nan)
+            captured[decl.name] = v
+            return x, 0.0, True
+
+        env = {**self.static, **(self.data if data is None else data),
+               **(self.weights if weights is None else weights)}  # fmt: skip
+        run(self.program, env, source)
+        return self.ravel(captured)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Every param present with its shape (E0405 naming the first that is not)."""
+        missing = [p.name for p in self.params if p.name not in params]
+        if missing:
+            raise error(
+                "E0405",
+                f"missing value for param `{missing[0]}`",
+                None,
+                help="params are: " + ", ".join(p.name for p in self.params),
+            )
+        for p in self.params:
+            shape = tuple(np.shape(params[p.name]))
+            if shape != tuple(p.shape):
+                raise error(
+                    "E0405",
+                    f"param `{p.name}` has shape {shape}, the model needs {tuple(p.shape)}",
+                    p.span,
+                )
+
+    # ---- weights (the learnable points of `optimize`) ------------------------------
+    def weight_transforms(self):
+        """``(to_raw, from_raw)``: constrained weights move on the unconstrained scale of
+        their constraint (no Jacobian: weights are points, not random)."""
+        from fpl.compiler import transforms
+        from fpl.compiler.lower import Evaluator
+        from fpl.stdlib.registry import registry
+
+        ev = Evaluator(registry(), {**self.static, **self.data})
+        bounds = {}
+        for w in self.program.weights:
+            c = w.constraint
+            if c.kind != "real":
+                lo = ev.expr(c.lower) if c.lower is not None else None
+                hi = ev.expr(c.upper) if c.upper is not None else None
+                bounds[w.name] = (c.kind, lo, hi)
+
+        def to_raw(weights):
+            return {
+                k: (transforms.unconstrain(bounds[k][0], v, *bounds[k][1:]) if k in bounds else v)
+                for k, v in weights.items()
+            }
+
+        def from_raw(raw):
+            return {
+                k: (transforms.constrain(bounds[k][0], v, *bounds[k][1:])[0] if k in bounds else v)
+                for k, v in raw.items()
+            }
+
+        return to_raw, from_raw
+
+    def with_weights(self, weights: Mapping[str, Any]) -> CompiledModel:
+        """The same model with other weight values."""
+        from dataclasses import replace
+
+        return replace(self, weights={k: weights[k] for k in self.weight_names})
+
+    # ---- analyses the runtime needs -------------------------------------------------
+    def warm_state(self) -> dict[int, Any]:
+        """The warm-start state of a first call (no previous solutions)."""
+        from fpl.compiler.implicit import warm_state
+
+        return warm_state(self.program)
+
+    def likelihood_terms(self, fields: list[str]) -> list[int]:
+        """Statement indices of the ``~`` / ``target +=`` terms that read one of the data
+        ``fields`` (directly or through ``let`` / ``out`` values) and are not averages
+        at their top (``loss mean(...)``): the terms minibatching scales by N / B."""
+        tainted = set(fields)
+
+        def reads(node) -> bool:
+            for x in ir.walk(node):
+                if isinstance(x, ir.Ref) and x.name in tainted:
+                    return True
+                if isinstance(x, ir.Attr) and x.target.name in tainted:
+                    return True
+            return False
+
+        out = []
+        for i, s in enumerate(self.program.statements):
+            if isinstance(s, (ir.Let, ir.Out)) and reads(s.value):
+                tainted.add(s.name)
+            elif isinstance(s, (ir.Observe, ir.Factor)) and reads(s) and not _is_average(s):
+                out.append(i)
+            elif isinstance(s, ir.ParamDecl) and reads(s.constraint):
+                raise error(
+                    "E0403", f"cannot minibatch: the bounds of `{s.name}` read batched data", s.span
+                )
+        return out
+
+    def __repr__(self) -> str:
+        names = ", ".join(p.name for p in self.params) or "-"
+        n = self.param_unc_num()
+        return f"<fpl.CompiledModel {self.name}: params {names}; {n} unconstrained>"
+
+
+def result_code(stats: Mapping[str, Any]):
+    """A node's solver result code (``fpl.stdlib.solvers.Result``; 0: converged); where a
+    solve converged but the node failed (an inner node did), 7 (``nested_failed``)."""
+    import jax.numpy as jnp
+
+    from fpl.stdlib.solvers import Result
+
+    code = jnp.asarray(stats.get("reason", Result.MAX_ITER_REACHED), jnp.int32)
+    failed = jnp.logical_not(stats["converged"])
+    nested = jnp.int32(Result.NESTED_FAILED)
+    return jnp.where(failed, jnp.where(code == 0, nested, code), jnp.int32(Result.CONVERGED))
+
+
+def _is_average(s) -> bool:
+    """A ``loss mean(...)`` / ``target += mean(...)`` term: a batch mean is already an
+    unbiased estimate of the full mean, so it is not scaled by N / B."""
+    if not isinstance(s, ir.Factor):
+        return False
+    e = s.value
+    while isinstance(e, ir.Op) and e.name == "neg":
+        e = e.args[0]
+    return isinstance(e, ir.Op) and e.name == "mean"
+
+
+def _node_infos(program: ir.Program) -> tuple[NodeInfo, ...]:
+    from fpl.compiler.implicit import direct
+    from fpl.stdlib.solvers import DEFAULT_SOLVER
+
+    infos = []
+    for n in program.implicit_nodes:
+        solver = "linear (direct)" if direct(n) else (n.solver or DEFAULT_SOLVER[n.kind])
+        infos.append(NodeInfo(n.node_id, n.kind, n.span.location, solver, n.grad, n.span))
+    return tuple(infos)
+
+
+def from_bound(bound: Bound, name: str) -> CompiledModel:
+    """The :class:`CompiledModel` of already-bound data."""
+    from fpl.compiler.transforms import unconstrained_shape
+
+    params, offset = [], 0
+    for p in bound.program.params:
+        shape = _shape(p.ty)
+        unc = unconstrained_shape(p.constraint.kind, shape)
+        params.append(ParamInfo(p.name, p.constraint.kind, shape, unc, offset, p.span))
+        offset += math.prod(unc)
+    return CompiledModel(
+        name=name,
+        program=bound.program,
+        static=dict(bound.static),
+        data=dict(bound.arrays),
+        weights=dict(bound.weights),
+        params=tuple(params),
+        nodes=_node_infos(bound.program),
+    )
+
+
+def compile_model(
+    program_ast: ast.Program,
+    symbolic: ir.Program,
+    data: Mapping[str, Any] | None = None,
+    *,
+    weights: Mapping[str, Any] | None = None,
+    weight_seed: int = 0,
+    name: str | None = None,
+) -> CompiledModel:
+    """Check ``data`` against the model and return its :class:`CompiledModel`; weights
+    not given start from their ``init`` drawn with ``weight_seed``."""
+    bound = bind(program_ast, symbolic, dict(data or {}), weights, weight_seed=weight_seed)
+    return from_bound(bound, name or symbolic.name)
+
+
+__all__ = ["CompiledModel", "Evaluation", "NodeInfo", "ParamInfo", "compile_model", "from_bound"]

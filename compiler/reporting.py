@@ -1,0 +1,131 @@
+"""Solver-failure events from compiled code, scoped to one run (no global state).
+
+A compiled log density cannot return the failures met *inside* a sampler's trajectory
+(NumPyro's NUTS calls it many times per transition and keeps only the last value), so
+failed solves are also sent to the host with ``jax.debug.callback``.  Where they go is
+decided **at trace time** by the :class:`SolverEvents` of the innermost
+:func:`collecting` scope (a ``contextvars`` variable, so threads and notebook cells
+never share one): the callback closes over that run's object.  Code traced outside any
+scope compiles no callback at all, so a plain ``jax.jit(model.log_density)`` carries no
+host effects.
+
+Forward failures (a solve that did not converge; the log density is then -inf) and
+backward failures (the linear solve of an implicit gradient; the gradient is then NaN)
+are counted per chain and node.  ``chain`` is set by the runtime between chains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+
+
+class SolverEvents:
+    """Failure counts of one run: ``(chain, node id) -> n`` (backward as ``~node``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.chain = 0
+        self.counts: dict[tuple[int, int], int] = defaultdict(int)
+        #: (chain, node id, result code) -> forward failures for that reason
+        self.reasons: dict[tuple[int, int, int], int] = defaultdict(int)
+        #: node ids of backward failures since the last :meth:`drain_backward`
+        self.recent_backward: list[int] = []
+
+    def forward(self, node_ids: tuple[int, ...], codes) -> None:
+        """Host side: ``codes[i]`` is node ``node_ids[i]``'s solver result code (0:
+        converged; ``fpl.stdlib.solvers.Result``), or a bool: failed."""
+        codes = np.asarray(codes).astype(np.int64)
+        with self._lock:
+            for node, code in zip(node_ids, codes.reshape(-1, len(node_ids))[-1]):
+                if code:
+                    self.counts[(self.chain, node)] += 1
+                    self.reasons[(self.chain, node, int(code))] += 1
+
+    def backward(self, node_id: int, bad=True) -> None:
+        """Host side: one backward (gradient) solve of ``node_id`` failed (if ``bad``:
+        under ``vmap`` the callback also runs for healthy elements)."""
+        if not bool(np.any(np.asarray(bad))):
+            return
+        with self._lock:
+            self.counts[(self.chain, ~node_id)] += 1
+            self.recent_backward.append(node_id)
+
+    def reasons_per_node(self) -> dict[int, dict[int, int]]:
+        """node id -> {result code: forward failures for that reason} (all chains)."""
+        out: dict[int, dict[int, int]] = {}
+        for (_chain, node, code), n in self.reasons.items():
+            out.setdefault(node, {}).setdefault(code, 0)
+            out[node][code] += n
+        return out
+
+    def drain_backward(self) -> list[int]:
+        with self._lock:
+            out, self.recent_backward = self.recent_backward, []
+        return out
+
+    def per_node(self, chains: int, backward: bool = False) -> dict[int, list[int]]:
+        """node id -> failed forward (or, with ``backward``, gradient) solves per chain."""
+        out: dict[int, list[int]] = {}
+        for (chain, node), n in self.counts.items():
+            if (node < 0) == backward and chain < chains:
+                out.setdefault(~node if backward else node, [0] * chains)[chain] += n
+        return out
+
+
+_CURRENT: contextvars.ContextVar[SolverEvents | None] = contextvars.ContextVar(
+    "fpl_solver_events", default=None
+)
+
+
+def current() -> SolverEvents | None:
+    """The events object code traced now reports to (None: report nothing)."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def collecting(events: SolverEvents | None = None) -> Iterator[SolverEvents]:
+    """Within this block, traced code reports solver failures to ``events``."""
+    events = SolverEvents() if events is None else events
+    token = _CURRENT.set(events)
+    try:
+        yield events
+    finally:
+        _CURRENT.reset(token)
+
+
+def report_forward(node_ids: tuple[int, ...], codes) -> None:
+    """Inside traced code: send the nodes' result codes (0: converged) to the current
+    run, if any (only when one failed, under ``lax.cond``)."""
+    events = current()
+    if events is None or not node_ids:
+        return
+    import jax
+    import jax.numpy as jnp
+
+    def send(c):
+        jax.debug.callback(functools.partial(events.forward, tuple(node_ids)), c)
+
+    jax.lax.cond(jnp.any(codes != 0), send, lambda c: None, codes)
+
+
+def report_backward(node_id: int, bad) -> None:
+    """Inside traced code: report a failed backward solve of ``node_id`` (if ``bad``)."""
+    events = current()
+    if events is None:
+        return
+    import jax
+
+    def send(b):
+        jax.debug.callback(functools.partial(events.backward, node_id), b)
+
+    jax.lax.cond(bad, send, lambda b: None, bad)
+
+
+__all__ = ["SolverEvents", "collecting", "current", "report_forward", "report_backward"]

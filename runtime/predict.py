@@ -1,0 +1,89 @@
+"""``Model.predict`` (``fpl predict``): outs and gens for every draw of a fit, with new
+data."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fpl.dsl.diagnostics import error
+from fpl.runtime.fit import Fit
+from fpl.runtime.methods import Input, Method, Settings, option
+from fpl.stdlib.lazy import LazyModule
+
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
+
+
+@dataclass(frozen=True)
+class PredictSettings(Settings):
+    seed: int | None = option(None, "random seed (of the gens)", min=0)
+    weights: Any = option(None, "weight values (none: the fit's, else their init)", file=True)
+
+
+def run(model, data, s: PredictSettings, *, fit) -> Fit:
+    return predict(model, fit, data, seed=s.seed, weights=s.weights)
+
+
+def predict(model, fit, data, *, seed, weights) -> Fit:
+    """Outs and gens for every draw of ``fit`` (a :class:`Fit`, a ``FitData`` or a fit
+    file) with ``data`` (typically new data); a :class:`Fit` of the same draws."""
+    from fpl.runtime.io import FitData, load_fit
+    from fpl.runtime.sampling import _float64, _observed, _per_draw
+
+    source = str(fit) if not isinstance(fit, (Fit, FitData)) else "the fit"
+    if not isinstance(fit, (Fit, FitData)):
+        fit = load_fit(source)
+    if weights is None and isinstance(fit, Fit) and fit.weights:
+        weights = fit.weights  # the weights a VI fit was computed with
+    elif weights is None and "weights" in fit.attrs:  # ... as saved with it
+        weights = json.loads(str(fit.attrs["weights"]))
+    posterior = fit.posterior
+    missing = [p for p in model.param_names if p not in posterior]
+    if missing:
+        raise error(
+            "E0404",
+            f"{source} has no draws of param `{missing[0]}`",
+            help="predict needs a fit of this model: it has " + (", ".join(posterior) or "none"),
+        )
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    with _float64():
+        cm = model.bind(data, weights)
+        for p in cm.params:
+            got = tuple(np.shape(posterior[p.name])[2:])
+            if got != tuple(p.shape):
+                raise error(
+                    "E0405",
+                    f"param `{p.name}` has shape {got} in {source}, the model with this data "
+                    f"needs {tuple(p.shape)}",
+                    p.span,
+                    help="sizes that params depend on must be the same as in the fitted data",
+                )
+        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
+        params = {p: np.asarray(posterior[p], float) for p in model.param_names}
+        values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
+    attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
+    return Fit(
+        model=model.name,
+        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
+        generated={g: values[g] for g in cm.gen_names},
+        sample_stats={},
+        observed=_observed(cm),
+        attrs={**attrs, "method": "predict"},
+        weights={k: np.asarray(v) for k, v in cm.weights.items()},
+    )
+
+
+METHOD = Method(
+    name="predict",
+    help="outs and gens for every draw of a saved fit, new data",
+    settings=PredictSettings,
+    run="fpl.runtime.predict:run",
+    inputs=(Input("fit", "a saved fit (.nc, .csv, .json)", required=True),),
+)
+
+__all__ = ["METHOD", "PredictSettings", "predict", "run"]
