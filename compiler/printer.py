@@ -11,13 +11,9 @@ from __future__ import annotations
 from typing import assert_never
 
 from fpl.compiler import ir
+from fpl.stdlib.registry import registry
 from fpl.stdlib.types import Ty
 
-_INFIX = {
-    "add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "matmul": "@", "pow": "^",
-    "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "and": "&&", "or": "||",
-}  # fmt: skip
-_PREFIX = {"neg": "-", "pos": "+", "not": "!"}
 _IMPLICIT_FORM: dict[ir.ImplicitKind, str] = {"fix": "=", "root": "of", "argmin": "of"}
 
 
@@ -40,13 +36,23 @@ class _Printer:
             case ir.Ref():
                 return e.name
             case ir.Op():
-                if e.name in _INFIX:
-                    return f"({self.expr(e.args[0])} {_INFIX[e.name]} {self.expr(e.args[1])})"
-                if e.name in _PREFIX:
-                    return f"{_PREFIX[e.name]}{self.expr(e.args[0])}"
-                if e.name == "transpose":
-                    return f"{self.expr(e.args[0])}'"
-                return f"{e.name}({self.args(e.args)})"
+                # operators are spelled as their registry entry says (every operator is
+                # printed parenthesised, so no precedence is needed)
+                entry = registry().functions.get(e.name)
+                fixity = entry.fixity if entry is not None else None
+                spelling = entry.spelling if entry is not None else None
+                match fixity:
+                    case "infix":
+                        left, right = self.expr(e.args[0]), self.expr(e.args[1])
+                        return f"({left} {spelling} {right})"
+                    case "prefix":
+                        return f"{spelling}{self.expr(e.args[0])}"
+                    case "postfix":
+                        return f"{self.expr(e.args[0])}{spelling}"
+                    case None:
+                        return f"{e.name}({self.args(e.args)})"
+                    case _:
+                        assert_never(fixity)
             case ir.Cond():
                 return f"({self.expr(e.test)} ? {self.expr(e.then)} : {self.expr(e.orelse)})"
             case ir.Index():

@@ -227,7 +227,7 @@ def run(model, data, s: LaplaceSettings) -> Fit:
 
 def laplace(model, data, *, draws: int, seed: int | None, init: Mapping[str, Any] | None,
             weights: Mapping[str, Any] | None, tol: float, max_iter: int) -> Fit:  # fmt: skip
-    from fpl.runtime.sampling import _float64, _observed, _per_draw
+    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
 
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     began = time.perf_counter()
@@ -250,12 +250,10 @@ def laplace(model, data, *, draws: int, seed: int | None, init: Mapping[str, Any
         lp = _log_density_at(cm, args, approx.unravel, x)
         half = np.sum(np.asarray(z) ** 2, axis=1) / 2
         lp_approx = approx.log_density - half  # the quadratic (Gaussian) approximation of lp
-    return Fit(
-        model=model.name,
-        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g: values[g] for g in cm.gen_names},
+    return draws_fit(
+        cm,
+        values,
         sample_stats={"lp": lp[None], "lp_approx": lp_approx[None]},
-        observed=_observed(cm),
         attrs={
             "method": "laplace",
             "seed": seed,

@@ -65,8 +65,7 @@ def run(model, data, s: PathfinderSettings):
     import jax
     import jax.numpy as jnp
 
-    from fpl.runtime.fit import Fit
-    from fpl.runtime.sampling import _float64, _observed, _per_draw, find_inits
+    from fpl.runtime.sampling import _float64, _per_draw, draws_fit, find_inits
 
     seed = secrets.randbelow(2**31) if s.seed is None else int(s.seed)
     began = time.perf_counter()
@@ -116,12 +115,10 @@ def run(model, data, s: PathfinderSettings):
             u, lp, log_q = u[pick], lp[pick], log_q[pick]
         positions = {k: np.asarray(v)[None] for k, v in jax.vmap(cm.unravel)(u).items()}
         values = _per_draw(cm, args, positions, k_gen, unconstrained=True)
-    return Fit(
-        model=model.name,
-        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g: values[g] for g in cm.gen_names},
+    return draws_fit(
+        cm,
+        values,
         sample_stats={"lp": lp[None], "lp_approx": log_q[None]},
-        observed=_observed(cm),
         attrs={
             "method": "pathfinder",
             "seed": seed,

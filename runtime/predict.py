@@ -33,7 +33,7 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
     """Outs and gens for every draw of ``fit`` (a :class:`Fit`, a ``FitData`` or a fit
     file) with ``data`` (typically new data); a :class:`Fit` of the same draws."""
     from fpl.runtime.io import FitData, load_fit
-    from fpl.runtime.sampling import _float64, _observed, _per_draw
+    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
 
     source = str(fit) if not isinstance(fit, (Fit, FitData)) else "the fit"
     if not isinstance(fit, (Fit, FitData)):
@@ -67,12 +67,10 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
         params = {p: np.asarray(posterior[p], float) for p in model.param_names}
         values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
     attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
-    return Fit(
-        model=model.name,
-        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g: values[g] for g in cm.gen_names},
+    return draws_fit(
+        cm,
+        values,
         sample_stats={},
-        observed=_observed(cm),
         attrs={**attrs, "method": "predict"},
         weights={k: np.asarray(v) for k, v in cm.weights.items()},
     )

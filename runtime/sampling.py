@@ -219,14 +219,10 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             raise _stuck_error(model, cm, data, weights, stuck, chains, progress) from None
         values, node_stats = _per_draw(cm, args, result.positions, gen_key, unconstrained=True,
                                        solver_stats=True)  # fmt: skip
-    posterior = {n: values[n] for n in [*model.param_names, *model.out_names]}
-    gens = {g: values[g] for g in cm.gen_names}
-    return Fit(
-        model=model.name,
-        posterior=posterior,
-        generated=gens,
+    return draws_fit(
+        cm,
+        values,
         sample_stats={**result.stats, **node_stats},
-        observed=_observed(cm),
         attrs={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
                "max_tree_depth": max_tree_depth, "seconds": round(result.seconds, 3)},
         warmup_divergences=result.warmup_divergences,
@@ -238,6 +234,20 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
 
 def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
     return {**{k: np.asarray(v) for k, v in cm.static.items()}, **cm.data}
+
+
+def draws_fit(cm: CompiledModel, values: dict[str, np.ndarray], **fields: Any) -> Fit:
+    """The :class:`Fit` of per-draw ``values`` (from :func:`_per_draw`): params and outs
+    as the posterior, gens as generated quantities, the data as observed; ``fields`` are
+    the rest (``sample_stats``, ``attrs``, ...).  Every method's draws become a fit here."""
+    names = [*(p.name for p in cm.params), *cm.out_names]
+    return Fit(
+        model=cm.name,
+        posterior={n: values[n] for n in names},
+        generated={g: values[g] for g in cm.gen_names},
+        observed=_observed(cm),
+        **{"sample_stats": {}, **fields},
+    )
 
 
 def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int,

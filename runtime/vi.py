@@ -37,7 +37,7 @@ from fpl.runtime.fit import Fit
 from fpl.runtime.loop import Progress, run_chunks
 from fpl.runtime.methods import Method, Settings, option
 from fpl.runtime.optimizers import StochasticOptimizerOptions
-from fpl.runtime.sampling import _float64, _observed, _per_draw, find_inits
+from fpl.runtime.sampling import _float64, _per_draw, draws_fit, find_inits
 from fpl.stdlib.lazy import LazyModule
 
 jax = LazyModule("jax")
@@ -208,12 +208,10 @@ def vi(model, data, *, guide: str | Callable, steps: int, optimizer, draws: int,
         fitted_cm = cm.with_weights({k: jnp.asarray(v) for k, v in fitted.items()})
         values = _per_draw(fitted_cm, args, positions, gen_key, unconstrained=True)
     tail = elbo[-max(1, steps // 10) :]
-    return Fit(
-        model=model.name,
-        posterior={n: values[n] for n in [*model.param_names, *model.out_names]},
-        generated={g: values[g] for g in cm.gen_names},
+    return draws_fit(
+        cm,
+        values,
         sample_stats={},
-        observed=_observed(cm),
         attrs={
             "method": "vi",
             "guide": guide if isinstance(guide, str) else getattr(guide, "__name__", "custom"),

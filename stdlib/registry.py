@@ -33,6 +33,7 @@ Rule = Callable[[list[Arg]], Ty]
 
 #: How a function combines the polynomial degrees of its arguments (in an implicit node's
 #: unknown); the table and the maths are in compiler/affine.py.  ``None``: not polynomial.
+Fixity = Literal["infix", "prefix", "postfix"]
 Linearity = Literal["sum", "same", "product", "double", "quotient", "solve", "quad_form", "power"]
 
 
@@ -47,6 +48,10 @@ class FunctionEntry:
     static_args: tuple[int, ...] = ()  # positions that must be static integers (sizes)
     category: str = "math"
     linearity: Linearity | None = None  # for the affine test of implicit bodies
+    #: how an operator is written (``+``, ``'``) and where (infix, prefix, postfix): the
+    #: printer and the checker's messages spell operators from here; None: a call ``f(x)``
+    spelling: str | None = None
+    fixity: Fixity | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class Registry:
         category: str = "math",
         aliases: tuple[str, ...] = (),
         linearity: Linearity | None = None,
+        spelling: str | None = None,
+        fixity: Fixity | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(impl: Callable[..., Any]) -> Callable[..., Any]:
             lo, hi = (args, args) if isinstance(args, int) else args
@@ -122,7 +129,7 @@ class Registry:
                     raise ValueError(f"function {key} registered twice")
                 self.functions[key] = FunctionEntry(
                     key, impl, rule, (impl.__doc__ or "").strip(), lo, hi, static, category,
-                    linearity,
+                    linearity, spelling, fixity,
                 )  # fmt: skip
             return impl
 

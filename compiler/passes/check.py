@@ -747,11 +747,9 @@ def _implicit(value: ir.Expr) -> bool:
 
 
 def _op_text(name: str) -> str:
-    return {
-        "add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "matmul": "@", "pow": "^",
-        "neg": "-", "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-        "and": "&&", "or": "||", "not": "!", "transpose": "'",
-    }.get(name, name)  # fmt: skip
+    """How the user wrote ``name``: an operator's spelling (from its registry entry)."""
+    entry = registry().functions.get(name)
+    return entry.spelling if entry is not None and entry.spelling else name
 
 
 def check(

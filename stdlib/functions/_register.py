@@ -36,7 +36,10 @@ def binary(
     rule: Rule = rules.elementwise_real,
     aliases: tuple[str, ...] = (),
     linearity: Linearity | None = None,
+    spelling: str | None = None,
 ) -> None:
-    """Register a two-argument implementation as ``name`` with ``doc``."""
+    """Register a two-argument implementation as ``name`` with ``doc`` (``spelling``: its
+    infix operator, e.g. ``^`` for ``pow``)."""
     impl.__doc__ = doc
-    fn(name, rule=rule, args=2, aliases=aliases, linearity=linearity)(impl)
+    fn(name, rule=rule, args=2, aliases=aliases, linearity=linearity, spelling=spelling,
+       fixity="infix" if spelling else None)(impl)  # fmt: skip

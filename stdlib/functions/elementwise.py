@@ -36,6 +36,7 @@ binary(
     "x to the power y.",
     lambda x, y: jnp.power(jnp.asarray(x, float), y),
     linearity="power",
+    spelling="^",
 )
 binary("hypot", "sqrt(x^2 + y^2).", lambda x, y: jnp.hypot(x, y))
 
