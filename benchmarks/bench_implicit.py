@@ -406,8 +406,14 @@ def bench_nuts(quick: bool, seeds: list[int], stan: bool) -> dict:
         s["ratio_fpl_over_side"] = (
             fpl_median / s["median_ess_per_s"] if s["median_ess_per_s"] else None
         )
-    settings = {"chains": chains, "warmup": warmup, "draws": draws, "seeds": seeds,
-                "chain_method": "sequential", "tol": TOL}  # fmt: skip
+    settings = {
+        "chains": chains,
+        "warmup": warmup,
+        "draws": draws,
+        "seeds": seeds,
+        "chain_method": "sequential",
+        "tol": TOL,
+    }
     return {"settings": settings, "runs": runs, "summary": summary}
 
 
@@ -435,8 +441,11 @@ def tables(results: dict) -> str:
         for row in m["memory"]:
             i, u = row["implicit"]["temp_bytes"], row["unrolled"]["temp_bytes"]
             lines.append(f"| {row['max_iter']} | {i:,} | {u:,} | {u / i:.2f} |")
-        lines += ["", "| n, solver | iterations | forward ms | gradient ms | gradient / forward |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "| n, solver | iterations | forward ms | gradient ms | gradient / forward |",
+            "|---|---|---|---|---|",
+        ]
         for solver, t in m["timing"].items():
             lines.append(
                 f"| {solver} | {t['iterations']} | {t['forward_ms']:.3f} | "
@@ -444,9 +453,12 @@ def tables(results: dict) -> str:
             )
         lines.append("")
     if "solvers" in results:
-        lines += ["(b) iterations to residual 1e-8, n = 200", "",
-                  "| ||W|| | solver | iterations | ms | iterate / this (iterations) |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "(b) iterations to residual 1e-8, n = 200",
+            "",
+            "| ||W|| | solver | iterations | ms | iterate / this (iterations) |",
+            "|---|---|---|---|---|",
+        ]
         for norm, rows in results["solvers"]["maps"].items():
             for solver, r in rows.items():
                 lines.append(
@@ -457,10 +469,14 @@ def tables(results: dict) -> str:
     if "nuts" in results:
         n = results["nuts"]
         st = n["settings"]
-        lines += [f"(c) calibration model under NUTS ({st['chains']} chains x {st['warmup']} "
-                  f"warmup + {st['draws']} draws, sequential)", "",
-                  "| side | seed | sampling s | compile s | min bulk ESS | ESS/s | divergences "
-                  "| max R-hat |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"(c) calibration model under NUTS ({st['chains']} chains x {st['warmup']} "
+            f"warmup + {st['draws']} draws, sequential)",
+            "",
+            "| side | seed | sampling s | compile s | min bulk ESS | ESS/s | divergences "
+            "| max R-hat |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, rs in n["runs"].items():
             for r in rs:
                 if "error" in r:
@@ -491,9 +507,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     out = Path(a.out or HERE / "results" / ("implicit_quick.json" if a.quick else "implicit.json"))
     seeds = a.seeds or ([1] if a.quick else [1, 2, 3])
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                     "command": " ".join(sys.argv),
-                     "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}  # fmt: skip
+    results: dict = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(sys.argv),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
     earlier = json.loads(out.read_text()) if a.only and out.exists() else {}
 
     def save() -> None:  # after every part, so a long NUTS run cannot lose the others

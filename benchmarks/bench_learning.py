@@ -194,10 +194,12 @@ def bench_throughput(reps: int, steps: int = 200) -> dict:
             wp, cp = peer_run(steps)
             peer_times.append(wp / steps)
             peer_cpu.append(cp / steps)
-            print(f"  FPL {1e3 * fpl_times[-1]:.2f} ms (cpu {1e3 * fpl_cpu[-1]:.2f}), "
-                  f"chunk {1e3 * chunk_times[-1]:.2f} ms (cpu {1e3 * chunk_cpu[-1]:.2f}), "
-                  f"peer {1e3 * peer_times[-1]:.2f} ms (cpu {1e3 * peer_cpu[-1]:.2f})",
-                  flush=True)  # fmt: skip
+            print(
+                f"  FPL {1e3 * fpl_times[-1]:.2f} ms (cpu {1e3 * fpl_cpu[-1]:.2f}), "
+                f"chunk {1e3 * chunk_times[-1]:.2f} ms (cpu {1e3 * chunk_cpu[-1]:.2f}), "
+                f"peer {1e3 * peer_times[-1]:.2f} ms (cpu {1e3 * peer_cpu[-1]:.2f})",
+                flush=True,
+            )
         jax.config.update("jax_compilation_cache_dir", None)
     f, p = statistics.median(fpl_times), statistics.median(peer_times)
     fc, pc = statistics.median(fpl_cpu), statistics.median(peer_cpu)
@@ -263,8 +265,10 @@ def main():
         print("| max_iter | implicit ms | unrolled ms | implicit temp MiB | unrolled temp MiB |")
         print("|---|---|---|---|---|")
         for r in results["depth"]:
-            print(f"| {r['max_iter']} | {r['implicit_ms']} | {r['unrolled_ms']} | "
-                  f"{r['implicit_temp_mb']} | {r['unrolled_temp_mb']} |")  # fmt: skip
+            print(
+                f"| {r['max_iter']} | {r['implicit_ms']} | {r['unrolled_ms']} | "
+                f"{r['implicit_temp_mb']} | {r['unrolled_temp_mb']} |"
+            )
     print(f"wrote {out}")
 
 

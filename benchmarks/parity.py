@@ -43,8 +43,9 @@ def run(out: str) -> None:
     arrays, seconds = {}, {}
     for name, model, data in models():
         began = time.perf_counter()
-        fit = fpl.load(model).sample(str(data), chains=2, warmup=200, draws=200, seed=1,
-                                     progress=False)  # fmt: skip
+        fit = fpl.load(model).sample(
+            str(data), chains=2, warmup=200, draws=200, seed=1, progress=False
+        )
         seconds[name] = round(time.perf_counter() - began, 2)
         for k, v in fit.posterior.items():
             arrays[f"{name}/{k}"] = np.asarray(v)

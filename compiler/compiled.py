@@ -302,16 +302,18 @@ class CompiledModel:
         ev = self.evaluate(theta, jacobian=jacobian, data=data, weights=weights)
         return (ev.log_density, ev.stats) if stats else ev.log_density
 
-    def log_density_gradient(self, theta, *, jacobian: bool = True, propto: bool = False,
-                             data=None, weights=None):  # fmt: skip
+    def log_density_gradient(
+        self, theta, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
+    ):
         """``(lp, ∇lp)`` at ``theta``."""
         import jax
 
         f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
         return jax.value_and_grad(f)(theta)
 
-    def log_density_hessian(self, theta, *, jacobian: bool = True, propto: bool = False,
-                            data=None, weights=None):  # fmt: skip
+    def log_density_hessian(
+        self, theta, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
+    ):
         """``(lp, ∇lp, ∇²lp)``; the Hessian is forward-over-reverse, which through
         implicit nodes differentiates their IFT rule and so is exact there too."""
         import jax
@@ -320,9 +322,9 @@ class CompiledModel:
         lp, grad = jax.value_and_grad(f)(theta)
         return lp, grad, jax.jacfwd(jax.grad(f))(theta)
 
-    def log_density_hessian_vector_product(self, theta, v, *, jacobian: bool = True,
-                                           propto: bool = False, data=None,
-                                           weights=None):  # fmt: skip
+    def log_density_hessian_vector_product(
+        self, theta, v, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
+    ):
         """``(lp, ∇²lp · v)`` (a JVP of the gradient: no Hessian is formed)."""
         import jax
 
@@ -330,8 +332,16 @@ class CompiledModel:
         lp = f(theta)
         return lp, jax.jvp(jax.grad(f), (theta,), (v,))[1]
 
-    def param_constrain(self, theta, include_tp: bool = False, include_gq: bool = False,
-                        rng=None, *, data=None, weights=None):  # fmt: skip
+    def param_constrain(
+        self,
+        theta,
+        include_tp: bool = False,
+        include_gq: bool = False,
+        rng=None,
+        *,
+        data=None,
+        weights=None,
+    ):
         """The flat constrained values (components in :meth:`param_names` order).
         ``include_gq`` needs ``rng`` (a JAX PRNG key or an int seed)."""
         import jax
@@ -340,8 +350,9 @@ class CompiledModel:
         if include_gq and rng is None:
             raise error("E0403", "generated quantities need `rng` (a key or a seed)")
         key = jax.random.PRNGKey(rng) if isinstance(rng, int) else rng
-        values = self.evaluate(theta, key=key, generate=include_gq, data=data,
-                               weights=weights, report=False).values  # fmt: skip
+        values = self.evaluate(
+            theta, key=key, generate=include_gq, data=data, weights=weights, report=False
+        ).values
         parts = [
             _column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
             for name, shape in self._shapes_of(include_tp, include_gq)
@@ -368,16 +379,25 @@ class CompiledModel:
         values = self.evaluate(theta, data=data, weights=weights, report=False).values
         return {n: values[n] for n in [*(p.name for p in self.params), *self.out_names]}
 
-    def generate(self, theta, key, *, constrained: bool = False, data=None, weights=None,
-                 stats: bool = False):  # fmt: skip
+    def generate(
+        self, theta, key, *, constrained: bool = False, data=None, weights=None, stats: bool = False
+    ):
         """Params, outs and gens by name at one point (``theta`` flat unconstrained, a
         dict of unconstrained values, or with ``constrained`` constrained values by
         name).  With ``stats`` returns ``(values, {node id: {field: value}})`` with each
         top-level node's ``residual``, ``iterations``, ``converged`` (and ``reason``)."""
         import jax.numpy as jnp
 
-        ev = self.evaluate(theta, constrained=constrained, jacobian=False, key=key,
-                           generate=True, data=data, weights=weights, report=False)  # fmt: skip
+        ev = self.evaluate(
+            theta,
+            constrained=constrained,
+            jacobian=False,
+            key=key,
+            generate=True,
+            data=data,
+            weights=weights,
+            report=False,
+        )
         names = [*(p.name for p in self.params), *self.out_names, *self.gen_names]
         out = {n: jnp.asarray(ev.values[n]) for n in names}
         if not stats:
@@ -414,8 +434,11 @@ class CompiledModel:
             )
             return x, 0.0, True
 
-        env = {**self.static, **(self.data if data is None else data),
-               **(self.weights if weights is None else weights)}  # fmt: skip
+        env = {
+            **self.static,
+            **(self.data if data is None else data),
+            **(self.weights if weights is None else weights),
+        }
         run(self.program, env, source)
         return self.ravel(captured)
 
@@ -443,8 +466,11 @@ class CompiledModel:
             captured[decl.name] = v
             return x, 0.0, True
 
-        env = {**self.static, **(self.data if data is None else data),
-               **(self.weights if weights is None else weights)}  # fmt: skip
+        env = {
+            **self.static,
+            **(self.data if data is None else data),
+            **(self.weights if weights is None else weights),
+        }
         run(self.program, env, source)
         return self.ravel(captured)
 

@@ -40,9 +40,14 @@ AttrName = Literal["residual", "iterations"]
 #: Bounds, or a structured kind (a transform in compiler/transforms.py).
 BoundKind = Literal["real", "lower", "upper", "interval"]
 StructuredKind = Literal[
-    "simplex", "ordered", "positive_ordered", "cholesky_corr", "corr_matrix", "cov_matrix",
+    "simplex",
+    "ordered",
+    "positive_ordered",
+    "cholesky_corr",
+    "corr_matrix",
+    "cov_matrix",
     "cholesky_cov",
-]  # fmt: skip
+]
 ConstraintKind = BoundKind | StructuredKind
 
 REF_KINDS: tuple[RefKind, ...] = get_args(RefKind)

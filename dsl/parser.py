@@ -385,10 +385,33 @@ def _syntax_error(source: Source, exc: Any) -> FplError:
 #: The rest are keywords inside expressions too and cannot be names at all.
 _SOFT = {"data", "param", "weight", "let", "out", "target", "loss", "gen"}
 _KEYWORDS = {
-    "data", "param", "weight", "let", "out", "target", "loss", "gen", "fn", "return",
-    "import", "fix", "root", "argmin", "of", "init", "with", "int", "real", "simplex",
-    "ordered", "positive_ordered", "cholesky_corr", "corr_matrix", "cov_matrix", "cholesky_cov",
-}  # fmt: skip
+    "data",
+    "param",
+    "weight",
+    "let",
+    "out",
+    "target",
+    "loss",
+    "gen",
+    "fn",
+    "return",
+    "import",
+    "fix",
+    "root",
+    "argmin",
+    "of",
+    "init",
+    "with",
+    "int",
+    "real",
+    "simplex",
+    "ordered",
+    "positive_ordered",
+    "cholesky_corr",
+    "corr_matrix",
+    "cov_matrix",
+    "cholesky_cov",
+}
 
 
 _RESERVED = _KEYWORDS - _SOFT

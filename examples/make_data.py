@@ -133,7 +133,7 @@ def market_equilibrium(rng):
         Q = (log_d - log_s + c * index) / (e + eta)
     log_price = Q + sigma * rng.normal(size=(M, K))
     data = {"M": M, "K": K, "log_d": r(log_d), "log_s": r(log_s), "eta": eta, "c": c,
-            "log_price": r(log_price)}  # fmt: skip
+            "log_price": r(log_price)}
     truth = {"e": e.tolist(), "sigma": sigma}
     return data, truth
 

@@ -178,8 +178,9 @@ class NutsResumed:
         names, n_stats = header["names"], int(header["n_stats"])
         finished = int(header["finished"])
         self.pos = [{k: arrays[f"fin/{c}/pos/{k}"] for k in names} for c in range(finished)]
-        self.stats = [[arrays[f"fin/{c}/stat/{i}"] for i in range(n_stats)]
-                      for c in range(finished)]  # fmt: skip
+        self.stats = [
+            [arrays[f"fin/{c}/stat/{i}"] for i in range(n_stats)] for c in range(finished)
+        ]
         self.warm_div = [int(x) for x in arrays["warm_div"]]
         self.cur_pos = {k: arrays[f"cur/pos/{k}"] for k in names}
         self.cur_stats = [arrays[f"cur/stat/{i}"] for i in range(n_stats)]
@@ -203,8 +204,19 @@ class NutsCheckpoint:
     def state_like(self, like, resumed: NutsResumed):
         return tree_from("state", resumed.arrays, like, self.path)
 
-    def save(self, chain, state, pos_parts, stat_parts, done, all_pos, all_stats, warm_div,
-             counts, path: str | None = None) -> None:  # fmt: skip
+    def save(
+        self,
+        chain,
+        state,
+        pos_parts,
+        stat_parts,
+        done,
+        all_pos,
+        all_stats,
+        warm_div,
+        counts,
+        path: str | None = None,
+    ) -> None:
         arrays: dict[str, Any] = {"warm_div": np.asarray(warm_div, np.int64)}
         for c, (pos, stats) in enumerate(zip(all_pos, all_stats)):
             arrays.update({f"fin/{c}/pos/{k}": v for k, v in pos.items()})
@@ -220,10 +232,17 @@ class NutsCheckpoint:
         else:
             arrays.update({f"cur/pos/{k}": np.zeros(0) for k in self.names})
             arrays.update({f"cur/stat/{i}": np.zeros(0) for i in range(n_stats)})
-        arrays["failures"] = np.asarray([[c, n, k] for (c, n), k in counts.items()],
-                                        np.int64).reshape(-1, 3)  # fmt: skip
-        meta = {"chain": int(chain), "done": int(done), "finished": len(all_pos),
-                "names": self.names, "n_stats": n_stats, "seed": self.seed}  # fmt: skip
+        arrays["failures"] = np.asarray(
+            [[c, n, k] for (c, n), k in counts.items()], np.int64
+        ).reshape(-1, 3)
+        meta = {
+            "chain": int(chain),
+            "done": int(done),
+            "finished": len(all_pos),
+            "names": self.names,
+            "n_stats": n_stats,
+            "seed": self.seed,
+        }
         save(path or self.path, "sample", self.print_, int(done), meta, arrays)
 
     def interrupted(self, snapshot, counts) -> Interrupted:

@@ -29,8 +29,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="fpl", description="FPL: differentiable probabilistic programming on JAX.")
     p.add_argument("--version", action="version", version=f"fpl {__version__}")
-    p.add_argument("--error-format", choices=["text", "json"], default="text",
-                   help="how diagnostics are printed (json for editors)")  # fmt: skip
+    p.add_argument(
+        "--error-format",
+        choices=["text", "json"],
+        default="text",
+        help="how diagnostics are printed (json for editors)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -40,9 +44,13 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="print a compilation stage")
     c.add_argument("model")
-    c.add_argument("--emit", choices=["ast", "ir", "jaxpr"], default="ir",
-                   help="ast: the syntax tree; ir: the typed IR; jaxpr: the JAX program of the "
-                   "log density (needs --data where the model has data)")  # fmt: skip
+    c.add_argument(
+        "--emit",
+        choices=["ast", "ir", "jaxpr"],
+        default="ir",
+        help="ast: the syntax tree; ir: the typed IR; jaxpr: the JAX program of the "
+        "log density (needs --data where the model has data)",
+    )
     c.add_argument("--data", help="data file (for --emit jaxpr)")
 
     from fpl.runtime import cli_list, cli_methods  # each adds its commands (no JAX import)
@@ -92,8 +100,10 @@ def cmd_check(args) -> int:
 
         compile_model(tree, program, read_data(args.data))
     n = len(program.params)
-    print(f"{args.model}: ok ({len(program.data)} data, {n} params, "
-          f"{len(program.weights)} weights, {len(program.outs)} outs)")  # fmt: skip
+    print(
+        f"{args.model}: ok ({len(program.data)} data, {n} params, "
+        f"{len(program.weights)} weights, {len(program.outs)} outs)"
+    )
     return EXIT_OK
 
 
@@ -171,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug in FPL, never the user's fault
         if os.environ.get("FPL_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}\n"
-              "This is a bug in FPL; rerun with FPL_DEBUG=1 for a traceback and please report it.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in FPL; rerun with FPL_DEBUG=1 for a traceback and please report it.",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

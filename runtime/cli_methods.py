@@ -25,8 +25,12 @@ def add_parsers(sub) -> dict:
         c.add_argument("model")
         c.add_argument("--data", help="CmdStan-style JSON data file")
         for i in method.inputs:
-            c.add_argument(f"--{i.name}", required=i.required, help=i.help,
-                           metavar="FILE.json" if i.file else "FILE")  # fmt: skip
+            c.add_argument(
+                f"--{i.name}",
+                required=i.required,
+                help=i.help,
+                metavar="FILE.json" if i.file else "FILE",
+            )
         method.settings.add_arguments(c)
         if method.command is not None:
             method.command.add_arguments(c)

@@ -78,14 +78,23 @@ class NodeDiagnostics:
     def warning(self) -> Diagnostic | None:
         """A located warning for an ill-posed or non-converged node."""
         if self.ill_posed:
-            return Diagnostic("W0401", f"ill-posed `{self.kind}`: {self.message}", self.span,
-                              help="its implicit gradient is meaningless here; rescale the "
-                              "map or check the model", severity="warning")  # fmt: skip
+            return Diagnostic(
+                "W0401",
+                f"ill-posed `{self.kind}`: {self.message}",
+                self.span,
+                help="its implicit gradient is meaningless here; rescale the "
+                "map or check the model",
+                severity="warning",
+            )
         if not self.converged:
-            return Diagnostic("W0402", f"`{self.kind}` did not converge: residual "
-                              f"{self.residual:.3g} after {self.iterations} iterations",
-                              self.span, help="raise `max_iter`, or try another solver",
-                              severity="warning")  # fmt: skip
+            return Diagnostic(
+                "W0402",
+                f"`{self.kind}` did not converge: residual "
+                f"{self.residual:.3g} after {self.iterations} iterations",
+                self.span,
+                help="raise `max_iter`, or try another solver",
+                severity="warning",
+            )
         return None
 
 
@@ -115,14 +124,25 @@ class Diagnosis:
             if n.kind == "fix":
                 spec = f"radius {n.spectral_radius:.4g}"
             elif n.kind == "root":
-                spec = (f"σ [{n.sigma_min:.3g}, {n.sigma_max:.3g}]" if n.sigma_min is not None
-                        else "-")  # fmt: skip
+                spec = (
+                    f"σ [{n.sigma_min:.3g}, {n.sigma_max:.3g}]" if n.sigma_min is not None else "-"
+                )
             else:
                 spec = f"λ [{n.eig_min:.3g}, {n.eig_max:.3g}]" if n.eig_min is not None else "-"
             status = "ILL-POSED" if n.ill_posed else ("ok" if n.converged else "not converged")
-            rows.append((f"{n.kind}#{n.node_id}", n.location, n.solver, f"{n.residual:.2e}",
-                         str(n.iterations), "yes" if n.converged else "NO",
-                         f"{n.frobenius:.4g}", spec, status))  # fmt: skip
+            rows.append(
+                (
+                    f"{n.kind}#{n.node_id}",
+                    n.location,
+                    n.solver,
+                    f"{n.residual:.2e}",
+                    str(n.iterations),
+                    "yes" if n.converged else "NO",
+                    f"{n.frobenius:.4g}",
+                    spec,
+                    status,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines += [f"  {n.kind}#{n.node_id}: {n.message}" for n in self.nodes if n.message]
@@ -192,17 +212,29 @@ def _default_point(cm, args, seed: int):
     rng = np.random.default_rng(seed)
     first = None
     for _ in range(INIT_TRIES if n else 1):
-        u = cm.ravel({k: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=s))
-                      for k, s in cm.param_unc_shapes.items()})  # fmt: skip
+        u = cm.ravel(
+            {
+                k: jnp.asarray(rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=s))
+                for k, s in cm.param_unc_shapes.items()
+            }
+        )
         first = first if first is not None else u
         if np.isfinite(float(density(u, args))):
             return u
     return first
 
 
-def diagnose(model, params: Mapping[str, Any] | None = None, data=None, *, weights=None,
-             seed: int = 0, power_iters: int = 200, probes: int = 64,
-             drift_steps: int = 200) -> Diagnosis:  # fmt: skip
+def diagnose(
+    model,
+    params: Mapping[str, Any] | None = None,
+    data=None,
+    *,
+    weights=None,
+    seed: int = 0,
+    power_iters: int = 200,
+    probes: int = 64,
+    drift_steps: int = 200,
+) -> Diagnosis:
     """Diagnose every implicit node of ``model`` at ``params`` (constrained values by
     name; default: a point drawn like the samplers' inits with ``seed``)."""
     import jax
@@ -220,8 +252,9 @@ def diagnose(model, params: Mapping[str, Any] | None = None, data=None, *, weigh
         probe = make_probe(seed, power_iters, probes, drift_steps)
 
         def evaluate(a):
-            ev = cm.evaluate(point, constrained=constrained, jacobian=False, data=a,
-                             probe=probe, report=False)  # fmt: skip
+            ev = cm.evaluate(
+                point, constrained=constrained, jacobian=False, data=a, probe=probe, report=False
+            )
             values = {p.name: ev.values[p.name] for p in cm.params}
             return ev.stats, ev.probes, values
 
@@ -232,9 +265,17 @@ def diagnose(model, params: Mapping[str, Any] | None = None, data=None, *, weigh
             continue
         st = stats[node.node_id]
         raw = probed.get(node.node_id)
-        d = NodeDiagnostics(node.node_id, node.kind, node.location, node.solver,
-                            float(st["residual"]), int(st["iterations"]),
-                            bool(st["converged"]), math.nan, span=node.span)  # fmt: skip
+        d = NodeDiagnostics(
+            node.node_id,
+            node.kind,
+            node.location,
+            node.solver,
+            float(st["residual"]),
+            int(st["iterations"]),
+            bool(st["converged"]),
+            math.nan,
+            span=node.span,
+        )
         if raw is not None:
             _judge(d, node, raw)
         nodes.append(d)
@@ -260,14 +301,18 @@ def _judge(d: NodeDiagnostics, node, raw: dict) -> None:
         s = np.asarray(raw["svals"])
         d.sigma_min, d.sigma_max = float(s.min()), float(s.max())
         if not d.sigma_min > SINGULAR * max(d.sigma_max, 1e-300):
-            problems.append(f"dF/dz is singular (smallest singular value {d.sigma_min:.3g}, "
-                            f"largest {d.sigma_max:.3g})")  # fmt: skip
+            problems.append(
+                f"dF/dz is singular (smallest singular value {d.sigma_min:.3g}, "
+                f"largest {d.sigma_max:.3g})"
+            )
     elif node.kind == "argmin" and "eigs" in raw:
         e = np.asarray(raw["eigs"])
         d.eig_min, d.eig_max = float(e.min()), float(e.max())
         if not d.eig_min > SINGULAR * max(abs(d.eig_max), 1e-300):
-            problems.append(f"the Hessian is not positive definite (eigenvalues in "
-                            f"[{d.eig_min:.3g}, {d.eig_max:.3g}])")  # fmt: skip
+            problems.append(
+                f"the Hessian is not positive definite (eigenvalues in "
+                f"[{d.eig_min:.3g}, {d.eig_max:.3g}])"
+            )
     d.ill_posed = bool(problems) and node.grad != "unrolled"
     d.message = "; ".join(problems)
 
@@ -290,9 +335,16 @@ class DiagnoseCommand(CommandOptions):
 
 
 def run(model, data, s: DiagnoseSettings, *, params=None) -> Diagnosis:
-    return diagnose(model, params, data, weights=s.weights, seed=s.seed,
-                    power_iters=s.power_iters, probes=s.probes,
-                    drift_steps=s.drift_steps)  # fmt: skip
+    return diagnose(
+        model,
+        params,
+        data,
+        weights=s.weights,
+        seed=s.seed,
+        power_iters=s.power_iters,
+        probes=s.probes,
+        drift_steps=s.drift_steps,
+    )
 
 
 def report(model, result: Diagnosis, args) -> int:
@@ -323,5 +375,12 @@ METHOD = Method(
     quiet=None,
 )
 
-__all__ = ["METHOD", "DiagnoseSettings", "Diagnosis", "NodeDiagnostics", "diagnose",
-           "make_probe", "run"]  # fmt: skip
+__all__ = [
+    "METHOD",
+    "DiagnoseSettings",
+    "Diagnosis",
+    "NodeDiagnostics",
+    "diagnose",
+    "make_probe",
+    "run",
+]

@@ -139,9 +139,16 @@ def approximate(
     chol = np.linalg.cholesky(-hessian)
     inv_chol = np.linalg.inv(chol)
     return LaplaceApproximation(
-        mode=x, hessian=hessian, covariance=inv_chol.T @ inv_chol, cholesky=chol,
-        log_density=f, iterations=iterations, gradient_norm=gnorm, names=names, unravel=unravel,
-    )  # fmt: skip
+        mode=x,
+        hessian=hessian,
+        covariance=inv_chol.T @ inv_chol,
+        cholesky=chol,
+        log_density=f,
+        iterations=iterations,
+        gradient_norm=gnorm,
+        names=names,
+        unravel=unravel,
+    )
 
 
 def _maximise(log_density, x0, args, tol: float, max_iter: int):
@@ -221,12 +228,29 @@ def _component_names(start: Mapping[str, Any]) -> list[str]:
 def run(model, data, s: LaplaceSettings) -> Fit:
     """Laplace approximation: ``draws`` draws of params, outs and gens as a :class:`Fit`
     (one chain).  ``attrs`` record the method, the mode and the log density there."""
-    return laplace(model, data, draws=s.draws, seed=s.seed, init=s.init, weights=s.weights,
-                   tol=s.tol, max_iter=s.max_iter)  # fmt: skip
+    return laplace(
+        model,
+        data,
+        draws=s.draws,
+        seed=s.seed,
+        init=s.init,
+        weights=s.weights,
+        tol=s.tol,
+        max_iter=s.max_iter,
+    )
 
 
-def laplace(model, data, *, draws: int, seed: int | None, init: Mapping[str, Any] | None,
-            weights: Mapping[str, Any] | None, tol: float, max_iter: int) -> Fit:  # fmt: skip
+def laplace(
+    model,
+    data,
+    *,
+    draws: int,
+    seed: int | None,
+    init: Mapping[str, Any] | None,
+    weights: Mapping[str, Any] | None,
+    tol: float,
+    max_iter: int,
+) -> Fit:
     from fpl.runtime.sampling import _float64, _per_draw, draws_fit
 
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
@@ -275,8 +299,10 @@ def _log_density_at(cm: CompiledModel, args, unravel, x) -> np.ndarray:
 
 
 def headline(fit) -> str:
-    return (f"mode found in {fit.attrs['mode_iterations']} L-BFGS iterations, "
-            f"log density there {fit.attrs['log_density_at_mode']:.6g}\n")  # fmt: skip
+    return (
+        f"mode found in {fit.attrs['mode_iterations']} L-BFGS iterations, "
+        f"log density there {fit.attrs['log_density_at_mode']:.6g}\n"
+    )
 
 
 METHOD = Method(

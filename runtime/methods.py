@@ -45,18 +45,36 @@ MODULES = (
 )
 
 
-def option(default: Any, help: str, *, min: float | None = None, gt: float | None = None,
-           lt: float | None = None, choices: tuple | None = None, cli: bool = True,
-           flag: str | None = None, file: bool = False,
-           parse: Callable[[str], Any] | None = None) -> Any:  # fmt: skip
+def option(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    choices: tuple | None = None,
+    cli: bool = True,
+    flag: str | None = None,
+    file: bool = False,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
     """A settings field.  ``min`` (inclusive), ``gt``/``lt`` (exclusive) bound numbers;
     ``choices`` lists the allowed values (a Python object such as a callable passes, for
     the method to check); ``cli=False`` keeps it out of the command line (Python objects
     such as an optax optimizer); ``flag`` overrides the flag's name; ``file=True`` marks a
     setting the CLI reads from a JSON file (e.g. ``--init init.json``); ``parse`` turns the
     flag's text into the value (e.g. a comma-separated list)."""
-    meta = {"help": help, "min": min, "gt": gt, "lt": lt, "choices": choices, "cli": cli,
-            "flag": flag, "file": file, "parse": parse}  # fmt: skip
+    meta = {
+        "help": help,
+        "min": min,
+        "gt": gt,
+        "lt": lt,
+        "choices": choices,
+        "cli": cli,
+        "flag": flag,
+        "file": file,
+        "parse": parse,
+    }
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -81,8 +99,9 @@ def _base_type(hint) -> type | None:
 def _check_field(name: str, value: Any, base: type | None, meta: Mapping[str, Any]) -> None:
     """E0403 unless ``value`` has the field's type, is one of its choices and within its
     bounds."""
-    if base in (int, float) and (isinstance(value, bool) or not isinstance(
-            value, (int, float) if base is float else int)):  # fmt: skip
+    if base in (int, float) and (
+        isinstance(value, bool) or not isinstance(value, (int, float) if base is float else int)
+    ):
         what = "an integer" if base is int else "a number"
         raise error("E0403", f"`{name}` must be {what}, got {value!r}")
     choices = meta.get("choices")
@@ -147,8 +166,14 @@ class Settings:
                 parser.add_argument(flag_of(f), dest=f.name, action="store_true", help=text)
             else:
                 kind = meta.get("parse") or base or str
-                parser.add_argument(flag_of(f), dest=f.name, type=kind, default=default,
-                                    choices=meta.get("choices"), help=text)  # fmt: skip
+                parser.add_argument(
+                    flag_of(f),
+                    dest=f.name,
+                    type=kind,
+                    default=default,
+                    choices=meta.get("choices"),
+                    help=text,
+                )
 
     @classmethod
     def cli_values(cls, args, read_file: Callable[[str], Any]) -> dict[str, Any]:
@@ -230,8 +255,7 @@ def methods() -> dict[str, Method]:
     return out
 
 
-def run_method(name: str, model, data, settings: Settings | None = None,
-               **kwargs: Any):  # fmt: skip
+def run_method(name: str, model, data, settings: Settings | None = None, **kwargs: Any):
     """``Model.<name>(data, **kwargs)``: the method with settings from ``settings`` or
     the keywords (validated the same way the CLI's flags are); keywords naming the
     method's inputs are passed on to it."""

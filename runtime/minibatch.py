@@ -172,9 +172,15 @@ def objective(cm, from_raw, jacobian, term_scale, names=()):
     import jax.numpy as jnp
 
     def objective(theta, args, warm=None):
-        res = cm.evaluate(theta["params"], jacobian=jacobian, data=args,
-                          weights=from_raw(theta["weights"]), term_scale=term_scale, warm=warm,
-                          report=False)  # fmt: skip
+        res = cm.evaluate(
+            theta["params"],
+            jacobian=jacobian,
+            data=args,
+            weights=from_raw(theta["weights"]),
+            term_scale=term_scale,
+            warm=warm,
+            report=False,
+        )
         ids = objective.node_ids = sorted(res.stats)  # the order of `failed`
         failed = (
             jnp.stack([result_code(res.stats[i]) for i in ids])
@@ -205,5 +211,13 @@ def batch_sampler(batching: Batching | None, key):
     return batch_of
 
 
-__all__ = ["Batching", "Problem", "batch_sampler", "likelihood_terms", "minibatch_objective",
-           "objective", "plan_batches", "problem"]  # fmt: skip
+__all__ = [
+    "Batching",
+    "Problem",
+    "batch_sampler",
+    "likelihood_terms",
+    "minibatch_objective",
+    "objective",
+    "plan_batches",
+    "problem",
+]

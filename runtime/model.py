@@ -52,8 +52,9 @@ class Model:
             data = read_data(data)
         if weights is not None and not isinstance(weights, Mapping):
             weights = getattr(weights, "weights", weights)  # an OptimizeResult
-        return compile_model(self.ast, self.ir, data, weights=weights, weight_seed=weight_seed,
-                             name=self.name)  # fmt: skip
+        return compile_model(
+            self.ast, self.ir, data, weights=weights, weight_seed=weight_seed, name=self.name
+        )
 
     # ---- densities ----
     def log_density(

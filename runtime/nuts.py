@@ -45,12 +45,19 @@ class StuckChainError(Exception):
     ``STUCK_STEP`` for ``STUCK_STREAK`` warmup transitions.  ``position`` is the
     unconstrained point it sits at; the caller turns this into a coded diagnostic."""
 
-    def __init__(self, chain: int, iteration: int, step_size: float, lp: float,
-                 position: dict[str, np.ndarray]):  # fmt: skip
+    def __init__(
+        self,
+        chain: int,
+        iteration: int,
+        step_size: float,
+        lp: float,
+        position: dict[str, np.ndarray],
+    ):
         self.chain, self.iteration, self.step_size = chain, iteration, step_size
         self.lp, self.position = lp, position
-        super().__init__(f"chain {chain + 1} stuck at iteration {iteration}: step size "
-                         f"{step_size:.3g}")  # fmt: skip
+        super().__init__(
+            f"chain {chain + 1} stuck at iteration {iteration}: step size {step_size:.3g}"
+        )
 
 
 def _stuck_flags(step_size, depth, diverging, index, warmup: int, max_tree_depth: int):
@@ -136,8 +143,15 @@ def run_nuts(
             stuck = streak >= STUCK_STREAK  # frozen: no more (costly) transitions
             s = jax.lax.cond(stuck, lambda s: s, lambda s: sample_kernel(s, model_args=(args,)), s)
             depth = jnp.ceil(jnp.log2(s.num_steps + 1.0)).astype(jnp.int32)
-            stats = (-s.potential_energy, s.accept_prob, s.adapt_state.step_size, depth,
-                     s.num_steps, s.diverging, s.energy)  # fmt: skip
+            stats = (
+                -s.potential_energy,
+                s.accept_prob,
+                s.adapt_state.step_size,
+                depth,
+                s.num_steps,
+                s.diverging,
+                s.energy,
+            )
             flag = _stuck_flags(stats[2], depth, s.diverging, index, warmup, max_tree_depth)
             streak = jnp.where(stuck, streak, jnp.where(flag, streak + 1, 0))
             return (s, streak), (s.z, stats)
@@ -153,12 +167,38 @@ def run_nuts(
 
     events = SolverEvents() if events is None else events
     with collecting(events):  # the potential reports failed solves to this run only
-        return _run_chains(start, compiled, args, keys, inits, warmup, total, chunk,
-                           max_tree_depth, progress, checkpoint, events, began)  # fmt: skip
+        return _run_chains(
+            start,
+            compiled,
+            args,
+            keys,
+            inits,
+            warmup,
+            total,
+            chunk,
+            max_tree_depth,
+            progress,
+            checkpoint,
+            events,
+            began,
+        )
 
 
-def _run_chains(start, compiled, args, keys, inits, warmup, total, chunk, max_tree_depth,
-                progress, checkpoint, events, began) -> ChainsResult:  # fmt: skip
+def _run_chains(
+    start,
+    compiled,
+    args,
+    keys,
+    inits,
+    warmup,
+    total,
+    chunk,
+    max_tree_depth,
+    progress,
+    checkpoint,
+    events,
+    began,
+) -> ChainsResult:
     done_chains = _Chains([], [], [])
     resumed = checkpoint.load() if checkpoint is not None else None
     if checkpoint is not None and checkpoint.every:
@@ -177,11 +217,23 @@ def _run_chains(start, compiled, args, keys, inits, warmup, total, chunk, max_tr
             state = checkpoint.state_like(state, resumed)
             run = _Chain(c, state, [resumed.cur_pos], [resumed.cur_stats], resumed.done)
             bar.update(run.done)
-        _run_chain(run, compiled, args, warmup, total, chunk, max_tree_depth, bar, checkpoint,
-                   events, done_chains)  # fmt: skip
+        _run_chain(
+            run,
+            compiled,
+            args,
+            warmup,
+            total,
+            chunk,
+            max_tree_depth,
+            bar,
+            checkpoint,
+            events,
+            done_chains,
+        )
         pos = {k: np.concatenate([p[k] for p in run.pos_parts])[warmup:] for k in run.pos_parts[0]}
-        stats_full = [np.concatenate([s[i] for s in run.stat_parts])
-                      for i in range(len(STAT_FIELDS))]  # fmt: skip
+        stats_full = [
+            np.concatenate([s[i] for s in run.stat_parts]) for i in range(len(STAT_FIELDS))
+        ]
         done_chains.warm_div.append(int(np.sum(stats_full[5][:warmup])))
         done_chains.pos.append(pos)
         done_chains.stats.append([s[warmup:] for s in stats_full])
@@ -221,8 +273,19 @@ class _Chain:
     done: int
 
 
-def _run_chain(run: _Chain, compiled, args, warmup, total, chunk, max_tree_depth, bar,
-               checkpoint, events, finished: _Chains) -> None:  # fmt: skip
+def _run_chain(
+    run: _Chain,
+    compiled,
+    args,
+    warmup,
+    total,
+    chunk,
+    max_tree_depth,
+    bar,
+    checkpoint,
+    events,
+    finished: _Chains,
+) -> None:
     """Advance ``run`` to ``total`` iterations in chunks (see ``fpl.runtime.loop``)."""
 
     def advance(done: int, n: int) -> str:
@@ -232,13 +295,20 @@ def _run_chain(run: _Chain, compiled, args, warmup, total, chunk, max_tree_depth
         )
         if int(streak) >= STUCK_STREAK:
             s = new_state
-            raise StuckChainError(run.chain, int(s.i), float(s.adapt_state.step_size),
-                                  -float(s.potential_energy),
-                                  {k: np.asarray(v) for k, v in s.z.items()})  # fmt: skip
+            raise StuckChainError(
+                run.chain,
+                int(s.i),
+                float(s.adapt_state.step_size),
+                -float(s.potential_energy),
+                {k: np.asarray(v) for k, v in s.z.items()},
+            )
         z, stats = jax.device_get(z), jax.device_get(stats)
         run.state, run.pos_parts, run.stat_parts, run.done = (
-            new_state, [*run.pos_parts, z], [*run.stat_parts, stats], done + n,
-        )  # fmt: skip
+            new_state,
+            [*run.pos_parts, z],
+            [*run.stat_parts, stats],
+            done + n,
+        )
         div = int(sum(np.sum(s[5]) for s in run.stat_parts))
         return f"divergences {div}" if div else ""
 
@@ -251,6 +321,13 @@ def _run_chain(run: _Chain, compiled, args, warmup, total, chunk, max_tree_depth
     def interrupted(done: int) -> BaseException:
         return checkpoint.interrupted(snapshot(), dict(events.counts))
 
-    run_chunks(advance, done=run.done, total=total, chunk=chunk, bar=bar,
-               every=checkpoint.every if checkpoint is not None else None,
-               save=save, interrupted=interrupted if checkpoint is not None else None)  # fmt: skip
+    run_chunks(
+        advance,
+        done=run.done,
+        total=total,
+        chunk=chunk,
+        bar=bar,
+        every=checkpoint.every if checkpoint is not None else None,
+        save=save,
+        interrupted=interrupted if checkpoint is not None else None,
+    )

@@ -75,8 +75,7 @@ def _fields(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class OptimizeSettings(Settings):
-    optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))",
-                            cli=False)  # fmt: skip
+    optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))", cli=False)
     steps: int = option(1000, "optimizer steps", min=1)
     seed: int | None = option(None, "random seed", min=0)
     batch_size: int | None = option(None, "minibatch rows per step", min=1)
@@ -88,9 +87,12 @@ class OptimizeSettings(Settings):
     )
     init: Any = option(None, "initial param and weight values", file=True)
     jacobian: bool = option(False, "add the log-Jacobian (mode on the unconstrained scale)")
-    on_failure: str = option("error", "a non-converged implicit solve: stop with an error, or "
-                             "skip the step", choices=("error", "skip"),
-                             flag="--on-solver-failure")  # fmt: skip
+    on_failure: str = option(
+        "error",
+        "a non-converged implicit solve: stop with an error, or skip the step",
+        choices=("error", "skip"),
+        flag="--on-solver-failure",
+    )
     checkpoint: str | Path | None = option(
         None, "checkpoint file (written at the end, every `every` steps and on Ctrl-C)"
     )
@@ -249,7 +251,7 @@ def _prepare(model, data, s: OptimizeSettings):
         # the structure of the optimizer's state (for checking a checkpoint)
         "optimizer": str(
             jax.tree_util.tree_structure(_state_like(full, prob.step_model, optimizer))
-        ),  # fmt: skip
+        ),
     }
     setup = _Setup(
         model=model,
@@ -311,8 +313,9 @@ def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
     return _Progress(0, theta, opt_state, [np.zeros(0)], 0)
 
 
-def _run_steps(setup: _Setup, s: OptimizeSettings, run: _Progress, events,
-               grad_fail: dict[int, int]) -> _Progress:  # fmt: skip
+def _run_steps(
+    setup: _Setup, s: OptimizeSettings, run: _Progress, events, grad_fail: dict[int, int]
+) -> _Progress:
     """The steps from ``run.done`` to ``s.steps`` in chunks (``fpl.runtime.loop``); a
     failed step is an error (``on_failure="error"``) naming the node and the step."""
     from fpl.runtime.loop import Progress, run_chunks
@@ -331,8 +334,7 @@ def _run_steps(setup: _Setup, s: OptimizeSettings, run: _Progress, events,
         theta, opt_state = at.theta, at.opt_state
         if k:
             skipped = jnp.asarray(at.skipped, jnp.int32)
-            (theta, opt_state, _), _ = chunk(theta, opt_state, skipped, at.done, at.done + k,
-                                             args)  # fmt: skip
+            (theta, opt_state, _), _ = chunk(theta, opt_state, skipped, at.done, at.done + k, args)
         jax.effects_barrier()
         events.drain_backward()
         jax.block_until_ready(grad_at(theta, batch_of(args, at.done + k), opt_state[1]))
@@ -355,8 +357,13 @@ def _run_steps(setup: _Setup, s: OptimizeSettings, run: _Progress, events,
                 hit = backward_failures_at(at, k)
                 if hit:
                     raise_backward(done + k + 1, hit[0], nodes)
-            raise_step(done + k + 1, np.asarray(failed)[k], setup.objective.node_ids, nodes,
-                        float(losses[k]))  # fmt: skip
+            raise_step(
+                done + k + 1,
+                np.asarray(failed)[k],
+                setup.objective.node_ids,
+                nodes,
+                float(losses[k]),
+            )
         trace = [*at.trace, np.asarray(losses, float)]
         state["run"] = _Progress(done + n, theta, opt_state, trace, int(skipped))
         return f"loss {float(trace[-1][-1]):.6g}"
@@ -365,9 +372,16 @@ def _run_steps(setup: _Setup, s: OptimizeSettings, run: _Progress, events,
         return _interrupted(setup, s, state["run"])
 
     bar = Progress(s.progress, s.steps - run.done, "optimize")
-    run_chunks(advance, done=run.done, total=s.steps, chunk=chunk_len, bar=bar, every=s.every,
-               save=lambda done: _write(setup, s.checkpoint, state["run"]),
-               interrupted=interrupted)  # fmt: skip
+    run_chunks(
+        advance,
+        done=run.done,
+        total=s.steps,
+        chunk=chunk_len,
+        bar=bar,
+        every=s.every,
+        save=lambda done: _write(setup, s.checkpoint, state["run"]),
+        interrupted=interrupted,
+    )
     return state["run"]
 
 

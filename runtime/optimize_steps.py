@@ -32,9 +32,13 @@ def step_function(setup):
         (loss, (failed, _, new_warm)), g = value_and_grad(theta, batch, warm)
         if extra_args:
             updates, new_state = optimizer.update(
-                g, state, theta, value=loss, grad=g,
+                g,
+                state,
+                theta,
+                value=loss,
+                grad=g,
                 value_fn=lambda th: objective_(th, batch, warm)[0],
-            )  # fmt: skip
+            )
         else:
             updates, new_state = optimizer.update(g, state, theta)
         new_theta = optax.apply_updates(theta, updates)

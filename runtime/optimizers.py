@@ -26,10 +26,10 @@ class OptimizerOptions(CommandOptions):
     """``fpl optimize``'s optimizer, by name, and its loss plot."""
 
     optimizer: str = option("adam", "the optax optimizer", choices=OPTIMIZERS)
-    lr: float | None = option(None, f"learning rate (none: {DEFAULT_LR}; lbfgs: 1 with a "
-                              "line search)", gt=0)  # fmt: skip
-    schedule: str = option("constant", "learning-rate schedule over the steps",
-                           choices=SCHEDULES)  # fmt: skip
+    lr: float | None = option(
+        None, f"learning rate (none: {DEFAULT_LR}; lbfgs: 1 with a line search)", gt=0
+    )
+    schedule: str = option("constant", "learning-rate schedule over the steps", choices=SCHEDULES)
     plot: str | None = option(None, "write the loss per step (.png, .pdf, .svg; needs matplotlib)")
 
     def check(self) -> None:
@@ -37,8 +37,7 @@ class OptimizerOptions(CommandOptions):
             raise error("E0403", "lbfgs takes no `schedule` (its line search sets the steps)")
 
     def apply(self, settings: Settings) -> dict:
-        return {"optimizer": make_optimizer(self.optimizer, self.lr, self.schedule,
-                                            settings.steps)}  # fmt: skip
+        return {"optimizer": make_optimizer(self.optimizer, self.lr, self.schedule, settings.steps)}
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,7 @@ def make_optimizer(name: str, lr: float | None, schedule: str, steps: int):
     else:
         warm = max(1, int(WARMUP_FRACTION * steps))
         rate = optax.warmup_cosine_decay_schedule(0.0, base, warm, max(steps, warm + 1))
-    named = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd,
-             "rmsprop": optax.rmsprop}  # fmt: skip
+    named = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
     return named[name](rate)
 
 

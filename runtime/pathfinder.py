@@ -152,8 +152,7 @@ def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
         def step(carry, _):
             x, state, done, i = carry
             value, grad = value_and_grad(x, state=state)
-            updates, new_state = solver.update(grad, state, x, value=value, grad=grad,
-                                               value_fn=f)  # fmt: skip
+            updates, new_state = solver.update(grad, state, x, value=value, grad=grad, value_fn=f)
             new_x = optax.apply_updates(x, updates)
             new_value = optax.tree_utils.tree_get(new_state, "value")
             new_grad = optax.tree_utils.tree_get(new_state, "grad")
@@ -166,8 +165,12 @@ def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
             done = done | ~ok | converged
             return (x, state, done, i), (x, -new_grad)
 
-        init = (x0, solver.init(x0), jnp.max(jnp.abs(g0)) <= tol * jnp.maximum(1.0, jnp.abs(v0)),
-                jnp.int32(0))  # fmt: skip
+        init = (
+            x0,
+            solver.init(x0),
+            jnp.max(jnp.abs(g0)) <= tol * jnp.maximum(1.0, jnp.abs(v0)),
+            jnp.int32(0),
+        )
         (_, _, _, i), (xs, gs) = jax.lax.scan(step, init, None, length=max_iter)
         return jnp.concatenate([x0[None], xs]), jnp.concatenate([-g0[None], gs]), i
 
@@ -259,9 +262,11 @@ def _elbos(log_density, path, grads, pairs, z, args):
 
 def headline(fit) -> str:
     a = fit.attrs
-    return (f"path of {a['lbfgs_iterations']} L-BFGS iterations; the approximation at "
-            f"iteration {a['best_iteration']} (ELBO {a['elbo']:.6g}); importance ESS "
-            f"{a['importance_ess']:.0f} of {a['draws']}\n")  # fmt: skip
+    return (
+        f"path of {a['lbfgs_iterations']} L-BFGS iterations; the approximation at "
+        f"iteration {a['best_iteration']} (ELBO {a['elbo']:.6g}); importance ESS "
+        f"{a['importance_ess']:.0f} of {a['draws']}\n"
+    )
 
 
 METHOD = Method(

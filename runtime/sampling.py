@@ -107,8 +107,10 @@ def _draws_for_chains(cm: CompiledModel, fit, chains: int) -> list[dict[str, np.
     missing = [p.name for p in cm.params if p.name not in fit.posterior]
     if missing:
         raise error("E0403", f"the `init` fit has no draws of param `{missing[0]}`")
-    flat = {p.name: np.reshape(np.asarray(fit.posterior[p.name], float), (-1, *p.shape))
-            for p in cm.params}  # fmt: skip
+    flat = {
+        p.name: np.reshape(np.asarray(fit.posterior[p.name], float), (-1, *p.shape))
+        for p in cm.params
+    }
     n = len(next(iter(flat.values())))
     picks = np.linspace(0, n - 1, chains).round().astype(int)
     return [{k: v[i] for k, v in flat.items()} for i in picks]
@@ -148,8 +150,7 @@ class SampleSettings(Settings):
     warmup: int = option(1000, "warmup (adaptation) iterations per chain", min=0)
     draws: int = option(1000, "draws per chain after warmup", min=1)
     seed: int | None = option(None, "random seed", min=0)
-    target_accept: float = option(0.8, "target acceptance rate of step-size adaptation",
-                                  gt=0, lt=1)  # fmt: skip
+    target_accept: float = option(0.8, "target acceptance rate of step-size adaptation", gt=0, lt=1)
     max_tree_depth: int = option(10, "NUTS tree depth at most", min=1)
     init: Any = option(None, "initial param values (constrained, by name) or a fit", file=True)
     weights: Any = option(None, "weight values held fixed (none: their init)", file=True)
@@ -170,14 +171,41 @@ def run(model, data, s: SampleSettings) -> Fit:
     weights = s.weights
     if weights is not None and not isinstance(weights, Mapping):
         weights = getattr(weights, "weights", weights)  # an OptimizeResult
-    return sample(model, data, chains=s.chains, warmup=s.warmup, draws=s.draws, seed=s.seed,
-                  target_accept=s.target_accept, max_tree_depth=s.max_tree_depth, init=s.init,
-                  progress=s.progress, weights=weights, checkpoint=s.checkpoint, every=s.every,
-                  resume=s.resume)  # fmt: skip
+    return sample(
+        model,
+        data,
+        chains=s.chains,
+        warmup=s.warmup,
+        draws=s.draws,
+        seed=s.seed,
+        target_accept=s.target_accept,
+        max_tree_depth=s.max_tree_depth,
+        init=s.init,
+        progress=s.progress,
+        weights=weights,
+        checkpoint=s.checkpoint,
+        every=s.every,
+        resume=s.resume,
+    )
 
 
-def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_depth, init,
-           progress, weights, checkpoint=None, every=None, resume=False) -> Fit:  # fmt: skip
+def sample(
+    model,
+    data,
+    *,
+    chains,
+    warmup,
+    draws,
+    seed,
+    target_accept,
+    max_tree_depth,
+    init,
+    progress,
+    weights,
+    checkpoint=None,
+    every=None,
+    resume=False,
+) -> Fit:
     if seed is None and resume and checkpoint is not None:  # the seed of the first run
         from fpl.runtime.checkpoint import saved_seed
 
@@ -202,34 +230,55 @@ def sample(model, data, *, chains, warmup, draws, seed, target_accept, max_tree_
             from fpl.runtime import checkpoint as ckpt
 
             given = {k: np.asarray(v).tolist() for k, v in (init or {}).items()}
-            settings = {"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
-                        "target_accept": target_accept, "max_tree_depth": max_tree_depth,
-                        "init": given}  # fmt: skip
+            settings = {
+                "seed": seed,
+                "chains": chains,
+                "warmup": warmup,
+                "draws": draws,
+                "target_accept": target_accept,
+                "max_tree_depth": max_tree_depth,
+                "init": given,
+            }
             weights_ = {f"weight {k}": v for k, v in cm.weights.items()}
             fp = ckpt.fingerprint(model, {**cm.data, **weights_}, settings)
             saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
         events = SolverEvents()
         try:
             result = run_nuts(
-                potential(cm), args, inits, warmup=warmup, draws=draws,
-                key=run_key, target_accept=target_accept, max_tree_depth=max_tree_depth,
-                progress=progress, checkpoint=saver, events=events,
-            )  # fmt: skip
+                potential(cm),
+                args,
+                inits,
+                warmup=warmup,
+                draws=draws,
+                key=run_key,
+                target_accept=target_accept,
+                max_tree_depth=max_tree_depth,
+                progress=progress,
+                checkpoint=saver,
+                events=events,
+            )
         except StuckChainError as stuck:
             raise _stuck_error(model, cm, data, weights, stuck, chains, progress) from None
-        values, node_stats = _per_draw(cm, args, result.positions, gen_key, unconstrained=True,
-                                       solver_stats=True)  # fmt: skip
+        values, node_stats = _per_draw(
+            cm, args, result.positions, gen_key, unconstrained=True, solver_stats=True
+        )
     return draws_fit(
         cm,
         values,
         sample_stats={**result.stats, **node_stats},
-        attrs={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws,
-               "max_tree_depth": max_tree_depth, "seconds": round(result.seconds, 3)},
+        attrs={
+            "seed": seed,
+            "chains": chains,
+            "warmup": warmup,
+            "draws": draws,
+            "max_tree_depth": max_tree_depth,
+            "seconds": round(result.seconds, 3),
+        },
         warmup_divergences=result.warmup_divergences,
         solver_failures=by_label(cm.nodes, result.solver_failures, chains),
         gradient_failures=by_label(cm.nodes, result.gradient_failures, chains),
         solver_failure_reasons=reasons_by_label(cm.nodes, events.reasons_per_node()),
-    )  # fmt: skip
+    )
 
 
 def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
@@ -250,8 +299,7 @@ def draws_fit(cm: CompiledModel, values: dict[str, np.ndarray], **fields: Any) -
     )
 
 
-def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int,
-                 progress):  # fmt: skip
+def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int, progress):
     """The coded diagnostic of a chain stopped by the stuck-chain guard: where it sits,
     its step size, and, for implicit nodes, which one is ill-posed at that point."""
     from fpl.runtime.diagnose import diagnose
@@ -294,8 +342,9 @@ def _show(v: np.ndarray) -> str:
     return np.array2string(v, precision=3, threshold=6, separator=", ")
 
 
-def _per_draw(cm: CompiledModel, args, positions: dict, key, unconstrained: bool,
-              solver_stats: bool = False):  # fmt: skip
+def _per_draw(
+    cm: CompiledModel, args, positions: dict, key, unconstrained: bool, solver_stats: bool = False
+):
     """Params, outs and gens for every (chain, draw), vectorised (one compiled program);
     with ``solver_stats`` returns ``(values, stats)`` with also
     each implicit node's residual, iterations, converged flag and reason at the draw
@@ -330,8 +379,11 @@ def generate(model, fit_or_params, data, *, seed, weights) -> dict[str, np.ndarr
             values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
         else:
             cm.check_params(fit_or_params)
-            params = {k: np.asarray(v, float)[None, None] for k, v in fit_or_params.items()
-                      if k in model.param_names}  # fmt: skip
+            params = {
+                k: np.asarray(v, float)[None, None]
+                for k, v in fit_or_params.items()
+                if k in model.param_names
+            }
             values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
             values = {k: v[0, 0] for k, v in values.items()}
     names = set(model.out_names) | set(cm.gen_names)

@@ -56,11 +56,13 @@ CHUNK = 500  # steps per compiled call; progress is reported between calls
 
 @dataclass(frozen=True)
 class VISettings(Settings):
-    guide: str | Callable = option("normal", "the autoguide (or, in Python, a callable "
-                                   "numpyro_model -> guide)", choices=tuple(GUIDES))  # fmt: skip
+    guide: str | Callable = option(
+        "normal",
+        "the autoguide (or, in Python, a callable numpyro_model -> guide)",
+        choices=tuple(GUIDES),
+    )
     steps: int = option(5000, "SVI steps", min=1)
-    optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))",
-                            cli=False)  # fmt: skip
+    optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))", cli=False)
     particles: int = option(1, "ELBO samples per step", min=1)
     draws: int = option(4000, "draws from the fitted guide", min=1)
     seed: int | None = option(None, "random seed", min=0)
@@ -74,9 +76,19 @@ class VISettings(Settings):
 
 
 def run(model, data, s: VISettings) -> Fit:
-    return vi(model, data, guide=s.guide, steps=s.steps, optimizer=s.optimizer, draws=s.draws,
-              seed=s.seed, particles=s.particles, init=s.init, weights=s.weights,
-              progress=s.progress)  # fmt: skip
+    return vi(
+        model,
+        data,
+        guide=s.guide,
+        steps=s.steps,
+        optimizer=s.optimizer,
+        draws=s.draws,
+        seed=s.seed,
+        particles=s.particles,
+        init=s.init,
+        weights=s.weights,
+        progress=s.progress,
+    )
 
 
 def report(model, fit: Fit, args) -> int:
@@ -156,8 +168,20 @@ def _optimizer(optimizer):
     )
 
 
-def vi(model, data, *, guide: str | Callable, steps: int, optimizer, draws: int,
-       seed: int | None, particles: int, init, weights, progress: bool) -> Fit:  # fmt: skip
+def vi(
+    model,
+    data,
+    *,
+    guide: str | Callable,
+    steps: int,
+    optimizer,
+    draws: int,
+    seed: int | None,
+    particles: int,
+    init,
+    weights,
+    progress: bool,
+) -> Fit:
     """Fit ``guide`` by SVI (``Trace_ELBO`` with ``particles`` samples per step) for
     ``steps`` steps; returns a :class:`Fit` (one chain of ``draws`` draws from the guide)
     with ``.elbo`` (the ELBO estimate at every step) and ``.weights`` (fitted)."""

@@ -157,8 +157,9 @@ for _name, (_op, _spelling) in {
         return getattr(jnp, _op)(a, b)
 
     _impl.__doc__ = f"`{_name}` comparison/logic, elementwise ({_op})."
-    fn(_name, rule=_compare_rule, args=2, category="operator", spelling=_spelling,
-       fixity="infix")(_impl)  # fmt: skip
+    fn(_name, rule=_compare_rule, args=2, category="operator", spelling=_spelling, fixity="infix")(
+        _impl
+    )
 
 
 @fn("not", rule=rules.elementwise_bool, args=1, category="operator", spelling="!", fixity="prefix")

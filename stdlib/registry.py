@@ -128,9 +128,18 @@ class Registry:
                 if key in self.functions:
                     raise ValueError(f"function {key} registered twice")
                 self.functions[key] = FunctionEntry(
-                    key, impl, rule, (impl.__doc__ or "").strip(), lo, hi, static, category,
-                    linearity, spelling, fixity,
-                )  # fmt: skip
+                    key,
+                    impl,
+                    rule,
+                    (impl.__doc__ or "").strip(),
+                    lo,
+                    hi,
+                    static,
+                    category,
+                    linearity,
+                    spelling,
+                    fixity,
+                )
             return impl
 
         return register

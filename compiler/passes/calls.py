@@ -16,15 +16,24 @@ if TYPE_CHECKING:
     from fpl.compiler.passes.check import Checker
 
 DIST_SUFFIXES: dict[str, ir.LogProbKind | Literal["rng"]] = {
-    "_lpdf": "lpdf", "_lpmf": "lpdf", "_lupdf": "lpdf", "_lupmf": "lpdf",
-    "_lcdf": "lcdf", "_lccdf": "lccdf", "_cdf": "cdf", "_rng": "rng",
-}  # fmt: skip
+    "_lpdf": "lpdf",
+    "_lpmf": "lpdf",
+    "_lupdf": "lpdf",
+    "_lupmf": "lpdf",
+    "_lcdf": "lcdf",
+    "_lccdf": "lccdf",
+    "_cdf": "cdf",
+    "_rng": "rng",
+}
 HIGHER_ORDER = ir.HIGHER_ORDER_KINDS
 DERIVATIVES = ir.DERIVATIVE_KINDS
 #: grad mode -> its options
 GRAD_MODES: dict[ir.GradMode, tuple[str, ...]] = {
-    "implicit": (), "phantom": ("k",), "onestep": (), "unrolled": (),
-}  # fmt: skip
+    "implicit": (),
+    "phantom": ("k",),
+    "onestep": (),
+    "unrolled": (),
+}
 
 
 def check_call(c: Checker, e: ast.Call) -> ir.Expr:
@@ -274,9 +283,19 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
         )
     c.node_count += 1
     return ir.Implicit(
-        e.kind, e.var, body, init, solver, options, grad, grad_options, ty, e.span, c.node_count,
+        e.kind,
+        e.var,
+        body,
+        init,
+        solver,
+        options,
+        grad,
+        grad_options,
+        ty,
+        e.span,
+        c.node_count,
         warm,
-    )  # fmt: skip
+    )
 
 
 def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:

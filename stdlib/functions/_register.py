@@ -41,5 +41,12 @@ def binary(
     """Register a two-argument implementation as ``name`` with ``doc`` (``spelling``: its
     infix operator, e.g. ``^`` for ``pow``)."""
     impl.__doc__ = doc
-    fn(name, rule=rule, args=2, aliases=aliases, linearity=linearity, spelling=spelling,
-       fixity="infix" if spelling else None)(impl)  # fmt: skip
+    fn(
+        name,
+        rule=rule,
+        args=2,
+        aliases=aliases,
+        linearity=linearity,
+        spelling=spelling,
+        fixity="infix" if spelling else None,
+    )(impl)

@@ -27,15 +27,25 @@ def _sized_like_value(first: int):
     return rule
 
 
-@fn("zeros", rule=_sized("real"), args=(0, None), category="constructor",
-    aliases=("zeros_vector", "zeros_row_vector", "zeros_array"))  # fmt: skip
+@fn(
+    "zeros",
+    rule=_sized("real"),
+    args=(0, None),
+    category="constructor",
+    aliases=("zeros_vector", "zeros_row_vector", "zeros_array"),
+)
 def zeros(*shape):
     """A real array of zeros of the given sizes: zeros(N), zeros(N, K)."""
     return jnp.zeros(shape)
 
 
-@fn("ones", rule=_sized("real"), args=(0, None), category="constructor",
-    aliases=("ones_vector", "ones_row_vector", "ones_array"))  # fmt: skip
+@fn(
+    "ones",
+    rule=_sized("real"),
+    args=(0, None),
+    category="constructor",
+    aliases=("ones_vector", "ones_row_vector", "ones_array"),
+)
 def ones(*shape):
     """A real array of ones of the given sizes."""
     return jnp.ones(shape)
@@ -108,8 +118,13 @@ def _linspaced_rule(args: list[Arg]) -> Ty:
     return Ty("real", rules.sizes_shape(args[:1]))
 
 
-@fn("linspaced_vector", rule=_linspaced_rule, args=3, category="constructor",
-    aliases=("linspaced_row_vector",))  # fmt: skip
+@fn(
+    "linspaced_vector",
+    rule=_linspaced_rule,
+    args=3,
+    category="constructor",
+    aliases=("linspaced_row_vector",),
+)
 def linspaced_vector(n, lo, hi):
     """n evenly spaced values from lo to hi inclusive."""
     return jnp.linspace(lo, hi, n)
@@ -125,8 +140,13 @@ def _linspaced_int_rule(args: list[Arg]) -> Ty:
     return Ty("int", rules.sizes_shape(args[:1]))
 
 
-@fn("linspaced_int_array", rule=_linspaced_int_rule, args=3, static=(0, 1, 2),
-    category="constructor")  # fmt: skip
+@fn(
+    "linspaced_int_array",
+    rule=_linspaced_int_rule,
+    args=3,
+    static=(0, 1, 2),
+    category="constructor",
+)
 def linspaced_int_array(n, lo, hi):
     """n integers from lo spaced by (hi - lo) // (n - 1) (Stan's rounding down)."""
     by = (hi - lo) // (n - 1) if n > 1 else 0
@@ -140,15 +160,20 @@ def _one_hot_rule(base: str):
     return rule
 
 
-@fn("one_hot_vector", rule=_one_hot_rule("real"), args=2, static=(0,), category="constructor",
-    aliases=("one_hot_row_vector", "one_hot_array"))  # fmt: skip
+@fn(
+    "one_hot_vector",
+    rule=_one_hot_rule("real"),
+    args=2,
+    static=(0,),
+    category="constructor",
+    aliases=("one_hot_row_vector", "one_hot_array"),
+)
 def one_hot_vector(n, k):
     """A real vector of n zeros with a 1 at position k."""
     return (jnp.arange(1, n + 1) == k).astype(jnp.result_type(float))
 
 
-@fn("one_hot_int_array", rule=_one_hot_rule("int"), args=2, static=(0,),
-    category="constructor")  # fmt: skip
+@fn("one_hot_int_array", rule=_one_hot_rule("int"), args=2, static=(0,), category="constructor")
 def one_hot_int_array(n, k):
     """An integer array of n zeros with a 1 at position k."""
     return (jnp.arange(1, n + 1) == k).astype(int)

@@ -58,9 +58,11 @@ binary(
 # ---- beta family and binomial coefficients --------------------------------------------
 
 binary("lbeta", "log Beta(a, b).", lambda a, b: jsp_special.betaln(a, b))
-binary("beta", "The beta function Gamma(a) Gamma(b) / Gamma(a + b).", lambda a, b: jnp.exp(
-    jsp_special.betaln(a, b)
-))  # fmt: skip
+binary(
+    "beta",
+    "The beta function Gamma(a) Gamma(b) / Gamma(a + b).",
+    lambda a, b: jnp.exp(jsp_special.betaln(a, b)),
+)
 
 
 @fn("inc_beta", rule=rules.elementwise_real, args=3)

@@ -15,17 +15,43 @@ from fpl.stdlib.registry import registry
 # changes linearity must change here too.
 LINEARITY = {
     "sum": {"add", "sub", "append_row", "append_col", "add_diag"},
-    "same": {"neg", "pos", "sum", "mean", "transpose", "to_vector", "to_row_vector", "flatten",
-             "to_matrix", "reverse", "head", "tail", "segment", "cumulative_sum", "diagonal",
-             "diag_matrix", "rep_vector", "rep_row_vector", "rep_matrix", "rep_array"},
-    "product": {"mul", "matmul", "dot_product", "rows_dot_product", "columns_dot_product",
-                "diag_pre_multiply", "diag_post_multiply"},
+    "same": {
+        "neg",
+        "pos",
+        "sum",
+        "mean",
+        "transpose",
+        "to_vector",
+        "to_row_vector",
+        "flatten",
+        "to_matrix",
+        "reverse",
+        "head",
+        "tail",
+        "segment",
+        "cumulative_sum",
+        "diagonal",
+        "diag_matrix",
+        "rep_vector",
+        "rep_row_vector",
+        "rep_matrix",
+        "rep_array",
+    },
+    "product": {
+        "mul",
+        "matmul",
+        "dot_product",
+        "rows_dot_product",
+        "columns_dot_product",
+        "diag_pre_multiply",
+        "diag_post_multiply",
+    },
     "double": {"square", "dot_self", "crossprod", "tcrossprod"},
     "quotient": {"div"},
     "solve": {"mdivide_left"},
     "quad_form": {"quad_form"},
     "power": {"pow"},
-}  # fmt: skip
+}
 
 
 def test_registry_linearity_is_the_table():

@@ -165,9 +165,13 @@ def test_check_leaves_the_recursion_limit_alone():
 
 @pytest.mark.parametrize(
     "expr",
-    ["a" + " + a" * 390, "-" * 390 + "a", "exp(" * 130 + "a" + ")" * 130,
-     "a > 0 ? a : " * 190 + "a"],
-)  # fmt: skip
+    [
+        "a" + " + a" * 390,
+        "-" * 390 + "a",
+        "exp(" * 130 + "a" + ")" * 130,
+        "a > 0 ? a : " * 190 + "a",
+    ],
+)
 def test_deepest_programs_the_parser_accepts_check_at_the_default_limit(expr):
     import subprocess
     import sys

@@ -70,19 +70,26 @@ def test_gradient_hessian_and_hvp_against_finite_differences(cm):
     theta = np.asarray(_theta(cm, 1))
     lp, grad = cm.log_density_gradient(theta)
     h = 1e-6  # central differences: truncation O(h²) ~ 1e-12, rounding ~ eps/h ~ 1e-10
-    fd = np.array([
-        (float(cm.log_density(theta + h * e)) - float(cm.log_density(theta - h * e))) / (2 * h)
-        for e in np.eye(theta.size)
-    ])  # fmt: skip
+    fd = np.array(
+        [
+            (float(cm.log_density(theta + h * e)) - float(cm.log_density(theta - h * e))) / (2 * h)
+            for e in np.eye(theta.size)
+        ]
+    )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
     lp2, grad2, hess = cm.log_density_hessian(theta)
     assert float(lp2) == float(lp)
     np.testing.assert_allclose(hess, hess.T, atol=1e-9)
-    fd_h = np.array([
-        (np.asarray(cm.log_density_gradient(theta + 1e-5 * e)[1])
-         - np.asarray(cm.log_density_gradient(theta - 1e-5 * e)[1])) / 2e-5
-        for e in np.eye(theta.size)
-    ])  # fmt: skip
+    fd_h = np.array(
+        [
+            (
+                np.asarray(cm.log_density_gradient(theta + 1e-5 * e)[1])
+                - np.asarray(cm.log_density_gradient(theta - 1e-5 * e)[1])
+            )
+            / 2e-5
+            for e in np.eye(theta.size)
+        ]
+    )
     np.testing.assert_allclose(hess, fd_h, rtol=1e-5, atol=1e-5)
     v = np.linspace(-1, 1, theta.size)
     _, hv = cm.log_density_hessian_vector_product(theta, v)

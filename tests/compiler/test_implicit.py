@@ -72,9 +72,11 @@ def test_value_gradient_and_hessian_against_finite_differences():
     h = 1e-3
     faa = (reference(a + h, b) - 2 * reference(a, b) + reference(a - h, b)) / h**2
     fab = (
-        reference(a + h, b + h) - reference(a + h, b - h)
-        - reference(a - h, b + h) + reference(a - h, b - h)
-    ) / (4 * h * h)  # fmt: skip
+        reference(a + h, b + h)
+        - reference(a + h, b - h)
+        - reference(a - h, b + h)
+        + reference(a - h, b - h)
+    ) / (4 * h * h)
     np.testing.assert_allclose([H[0, 0], H[0, 1], H[1, 0]], [faa, fab, fab], rtol=1e-4)
 
 

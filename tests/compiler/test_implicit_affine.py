@@ -93,8 +93,9 @@ def test_affine_argmin_and_root_closed_forms():
     np.testing.assert_allclose(res.env["z"], np.linalg.solve(H, A.T @ U - 0.5), rtol=1e-11)
     assert int(stats["iterations"]) == 1
     _, res, _ = stats_and_value(AFFINE[3], 0.5)
-    np.testing.assert_allclose(res.env["z"], np.linalg.solve(A.T + 2 * np.eye(N), 0.5 * U),
-                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        res.env["z"], np.linalg.solve(A.T + 2 * np.eye(N), 0.5 * U), rtol=1e-12
+    )
 
 
 def test_singular_affine_root_and_concave_argmin_are_failed_solves():

@@ -192,8 +192,9 @@ def test_optimize_names_the_node_and_step():
 
 def test_optimize_skip_mode_counts(tmp_path):
     model = fpl.compile(SLOPE)
-    res = model.optimize(optimizer=optax.sgd(0.3), steps=50, init={"a": 1.0}, progress=False,
-                         on_failure="skip")  # fmt: skip
+    res = model.optimize(
+        optimizer=optax.sgd(0.3), steps=50, init={"a": 1.0}, progress=False, on_failure="skip"
+    )
     # from the first failing step on every step fails (a skipped step leaves a as it was)
     n = 50 - _first_failing_step(1.0, 0.3) + 1
     assert res.skipped == n and res.gradient_failures == {"fix#1 at <string>:3:9": n}

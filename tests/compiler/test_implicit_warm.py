@@ -69,8 +69,9 @@ def test_warm_start_cuts_iterations_and_keeps_values_and_gradients():
 
 
 def test_failed_solve_keeps_the_previous_solution():
-    model = fpl.compile(SRC.replace("iterate(tol=1e-10)", "iterate(max_iter=3)").replace(
-        "WARM", "warm=true"))  # fmt: skip
+    model = fpl.compile(
+        SRC.replace("iterate(tol=1e-10)", "iterate(max_iter=3)").replace("WARM", "warm=true")
+    )
     b = model.bind({"n": N, "A": A, "u": U})
     prev = {1: jnp.arange(N, dtype=float)}
     res = run(b.program, {**b.static, **b.data}, from_constrained({"c": 0.5}), warm=prev)

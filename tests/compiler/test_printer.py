@@ -109,18 +109,35 @@ def test_every_operator_is_spelled_by_its_registry_entry():
     from fpl.stdlib.registry import registry
 
     ops = {n: e for n, e in registry().functions.items() if e.fixity is not None}
-    assert {"add", "sub", "mul", "div", "mod", "matmul", "pow", "eq", "and", "neg", "not",
-            "transpose"} <= set(ops)  # fmt: skip
+    assert {
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "mod",
+        "matmul",
+        "pow",
+        "eq",
+        "and",
+        "neg",
+        "not",
+        "transpose",
+    } <= set(ops)
     for name, entry in ops.items():
         assert entry.spelling, name
         if name in ("and", "or", "not"):
             a, b, ty = "p", "q", "int"  # logic on comparisons: p, q are ints (bools)
-            text = {"infix": f"({a} > 0) {entry.spelling} ({b} > 0)",
-                    "prefix": f"{entry.spelling}({a} > 0)"}[entry.fixity]  # fmt: skip
+            text = {
+                "infix": f"({a} > 0) {entry.spelling} ({b} > 0)",
+                "prefix": f"{entry.spelling}({a} > 0)",
+            }[entry.fixity]
         else:
             a, b, ty = "x", "y", "real[2, 2]"
-            text = {"infix": f"{a} {entry.spelling} {b}", "prefix": f"{entry.spelling}{a}",
-                    "postfix": f"{a}{entry.spelling}"}[entry.fixity]  # fmt: skip
+            text = {
+                "infix": f"{a} {entry.spelling} {b}",
+                "prefix": f"{entry.spelling}{a}",
+                "postfix": f"{a}{entry.spelling}",
+            }[entry.fixity]
         src = f"data {a}: {ty}\ndata {b}: {ty}\nout r = {text}\n"
         printed = format_program(fpl.compile(src).ir)
         out_line = next(ln for ln in printed.splitlines() if ln.lstrip().startswith("out"))

@@ -75,8 +75,13 @@ y ~ poisson(sigma)
 """
     m = fpl.compile(src)
     y = np.array([1, 0, 3])
-    params = {"alpha": 0.4, "sigma": 1.3, "beta": np.array([0.2, -0.5]),
-              "p": np.array([0.2, 0.3, 0.5]), "tau": 2.0}  # fmt: skip
+    params = {
+        "alpha": 0.4,
+        "sigma": 1.3,
+        "beta": np.array([0.2, -0.5]),
+        "p": np.array([0.2, 0.3, 0.5]),
+        "tau": 2.0,
+    }
     want = (
         st.norm.logpdf(0.4, 0, 10)
         + st.expon.logpdf(1.3)

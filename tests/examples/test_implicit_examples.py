@@ -134,7 +134,7 @@ def test_calibration_value_and_gradient():
     # The gradient of the likelihood term alone: the full log density adds the priors
     # and, for the constrained a, nothing (log_density is on the constrained scale).
     lik = fpl.compile(source.replace("param a: real<lower=0> ~ lognormal(0, 0.5)", "param a: real")
-                      .replace("param b ~ normal(0, 1)", "param b: real"))  # fmt: skip
+                      .replace("param b ~ normal(0, 1)", "param b: real"))
     grad = jax.jit(jax.grad(lambda p: lik.log_density(p, data)))(
         {"a": jnp.asarray(a), "b": jnp.asarray(b)}
     )

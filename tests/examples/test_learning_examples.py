@@ -123,7 +123,7 @@ def test_deq_classifier_trains_from_the_cli(tmp_path):
     res = cli_optimize(
         tmp_path, "deq_classifier", "--optimizer", "sgd", "--lr", str(DEQ_SGD_LR),
         "--steps", str(steps),
-    )  # fmt: skip
+    )
     assert res.steps == steps and len(res.trace) == steps
     assert {k: v.shape for k, v in res.weights.items()} == {
         "U": (3, 32),
@@ -224,7 +224,7 @@ def test_bilevel_ridge_trains_from_the_cli(tmp_path):
     res = cli_optimize(
         tmp_path, "bilevel_ridge", "--optimizer", "adam", "--lr", str(BILEVEL_LR),
         "--steps", str(BILEVEL_STEPS),
-    )  # fmt: skip
+    )
     best, _ = grid_minimum(data("bilevel_ridge"))
     assert abs(float(res.weights["log_lam"]) - best) < 0.01  # as check_bilevel_ridge
 
@@ -243,7 +243,7 @@ def check_hyperparameter_learning():
     assert res.loss < 0.85 * single
     # and the gain holds on 200 rows not used for fitting or tuning (measured 0.79 vs 1.33)
     test = {**d, "Xval": data("hyperparameter_learning_heldout")["Xval"],
-            "yval": data("hyperparameter_learning_heldout")["yval"]}  # fmt: skip
+            "yval": data("hyperparameter_learning_heldout")["yval"]}
     assert ridge_val_loss(log_lam, test) < 0.85 * ridge_val_loss(grid_minimum(d)[0], test)
     # noise features are switched off: most get a penalty far above every signal feature's
     # (measured: 13 of 15 above, median 5.2 vs a largest signal value of 0.3); by chance a
@@ -326,6 +326,6 @@ def test_plot_script_runs(tmp_path, script):
 
     out = tmp_path / "plot.png"
     done = subprocess.run([sys.executable, str(EXAMPLES / script), "--steps", "5", "-o", str(out)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -71,9 +71,14 @@ def test_posterior_matches_reference(name):
     # the agreement rule forbids; 0.9 is the usual remedy, as with Stan.
     accept = 0.9 if name.startswith("eight_schools") else 0.8
     fit = model.sample(
-        data, chains=4, warmup=1000, draws=1000, seed=20240501, target_accept=accept,
+        data,
+        chains=4,
+        warmup=1000,
+        draws=1000,
+        seed=20240501,
+        target_accept=accept,
         progress=False,
-    )  # fmt: skip
+    )
     summary = fit.summary()
 
     problems = agreement_problems(summary, reference)

@@ -63,8 +63,16 @@ def test_optimize_resumed_equals_uninterrupted(tmp_path):
     # a resume with other data or settings is refused, as is one with no file
     other = {**DATA, "y": DATA["y"] + 1}
     with pytest.raises(FplError) as e:
-        model.optimize(other, optimizer=optax.adam(0.05), seed=3, batch_size=5, steps=300,
-                       checkpoint=ck, resume=True, progress=False)  # fmt: skip
+        model.optimize(
+            other,
+            optimizer=optax.adam(0.05),
+            seed=3,
+            batch_size=5,
+            steps=300,
+            checkpoint=ck,
+            resume=True,
+            progress=False,
+        )
     assert e.value.diagnostics[0].code == "E0408"
     with pytest.raises(FplError) as e:
         _opt(model, steps=300, checkpoint=ck, resume=True, batch_size=4)
@@ -140,9 +148,25 @@ def test_cli_sample_ctrl_c_prints_the_resume_command(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.fpl").write_text(NORMAL)
     (tmp_path / "d.json").write_text(json.dumps({"N": 8, "y": RNG.normal(size=8).tolist()}))
-    argv = ["sample", "m.fpl", "--data", "d.json", "--chains", "1", "--warmup", "20",
-            "--draws", "20", "--seed", "1", "--quiet", "--checkpoint", "s.ckpt",
-            "--every", "10"]  # fmt: skip
+    argv = [
+        "sample",
+        "m.fpl",
+        "--data",
+        "d.json",
+        "--chains",
+        "1",
+        "--warmup",
+        "20",
+        "--draws",
+        "20",
+        "--seed",
+        "1",
+        "--quiet",
+        "--checkpoint",
+        "s.ckpt",
+        "--every",
+        "10",
+    ]
     _interrupt_at(monkeypatch, lambda bar: 20)
     monkeypatch.setattr("sys.argv", ["fpl", *argv])
     assert main(argv) == 130

@@ -99,8 +99,23 @@ def test_emit_jaxpr_without_needed_data_is_a_coded_error(capsys):
 
 def test_sample_writes_outputs_and_summary(tmp_path):
     out_csv = tmp_path / "fit.csv"
-    out = run_cli("sample", ES, "--data", ES_DATA, "--chains", 2, "--warmup", 200, "--draws", 200,
-                  "--seed", 3, "--quiet", "-o", out_csv)  # fmt: skip
+    out = run_cli(
+        "sample",
+        ES,
+        "--data",
+        ES_DATA,
+        "--chains",
+        2,
+        "--warmup",
+        200,
+        "--draws",
+        200,
+        "--seed",
+        3,
+        "--quiet",
+        "-o",
+        out_csv,
+    )
     assert out.returncode == 0, out.stderr
     assert "theta[8]" in out.stdout and "R_hat" in out.stdout
     header = [ln for ln in out_csv.read_text().splitlines() if not ln.startswith("#")][0]

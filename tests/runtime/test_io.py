@@ -97,9 +97,16 @@ def test_csv_layout(tmp_path: Path) -> None:
     assert "# chains = 2" in comments and "# draws = 3" in comments
     header = lines[len(comments)].split(",")
     assert header[:9] == [
-        "chain__", "draw__", "lp__", "accept_stat__", "stepsize__",
-        "treedepth__", "n_leapfrog__", "divergent__", "energy__",
-    ]  # fmt: skip
+        "chain__",
+        "draw__",
+        "lp__",
+        "accept_stat__",
+        "stepsize__",
+        "treedepth__",
+        "n_leapfrog__",
+        "divergent__",
+        "energy__",
+    ]
     assert header[9:13] == ["mu", "theta.1", "theta.2", "theta.3"]
     # Row-major: the second Sigma column is Sigma[1,2], not Sigma[2,1] as Stan would list.
     assert header[13:16] == ["Sigma.1.1", "Sigma.1.2", "Sigma.1.3"]
@@ -391,8 +398,9 @@ def test_load_fit_gives_back_a_fit(tmp_path, ext):
         "data N: int\ndata y: real[N]\nparam mu ~ normal(0, 5)\ny ~ normal(mu, 1)\n"
         "gen y_rep ~ normal(mu, 1)\n"
     )
-    fit = model.sample({"y": [0.5, 1.5, 1.0]}, chains=2, warmup=50, draws=20, seed=2,
-                       progress=False)  # fmt: skip
+    fit = model.sample(
+        {"y": [0.5, 1.5, 1.0]}, chains=2, warmup=50, draws=20, seed=2, progress=False
+    )
     path = tmp_path / f"fit{ext}"
     fit.save(str(path))
     back = fpl.load_fit(str(path))

@@ -81,11 +81,13 @@ def test_mode_and_covariance_are_closed_form(model):
 
 def test_draws_follow_the_gaussian(fit):
     mean, cov = closed_form(regression_data())
-    draws = np.column_stack([
-        fit.draws("alpha", merge_chains=True),
-        fit.draws("beta", merge_chains=True),
-        np.log(fit.draws("s", merge_chains=True)),
-    ])  # fmt: skip
+    draws = np.column_stack(
+        [
+            fit.draws("alpha", merge_chains=True),
+            fit.draws("beta", merge_chains=True),
+            np.log(fit.draws("s", merge_chains=True)),
+        ]
+    )
     assert draws.shape == (DRAWS, 5)
     sd = np.sqrt(np.diag(cov))
     # iid Gaussian draws: the sample mean has sd sd/sqrt(n); 5 of those is a false-alarm

@@ -117,8 +117,14 @@ def test_options_are_checked_on_construction():
 
     Demo(n=3, rate=0.1, kind="a")
     Demo(kind=lambda: None)  # a Python object passes the choices, for the method to check
-    for bad in ({"n": 0}, {"n": 1.5}, {"n": True}, {"rate": 1.0}, {"kind": "c"},
-                {"kind": "b", "n": 2}):  # fmt: skip
+    for bad in (
+        {"n": 0},
+        {"n": 1.5},
+        {"n": True},
+        {"rate": 1.0},
+        {"kind": "c"},
+        {"kind": "b", "n": 2},
+    ):
         with pytest.raises(FplError) as e:
             Demo(**bad)
         assert e.value.code == "E0403", bad

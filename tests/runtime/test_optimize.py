@@ -256,9 +256,27 @@ def cli_env(tmp_path, monkeypatch):
 
 
 def test_cli_optimize_writes_result_and_plot(cli_env, capsys):
-    rc = main(["optimize", "m.fpl", "--data", "d.json", "--lr", "0.05", "--steps", "300",
-               "--schedule", "cosine", "--seed", "1", "-o", "r.json", "--plot", "loss.png",
-               "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "optimize",
+            "m.fpl",
+            "--data",
+            "d.json",
+            "--lr",
+            "0.05",
+            "--steps",
+            "300",
+            "--schedule",
+            "cosine",
+            "--seed",
+            "1",
+            "-o",
+            "r.json",
+            "--plot",
+            "loss.png",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "loss" in out and "mu =" in out and "lam =" in out and "twice =" in out
@@ -274,8 +292,9 @@ def test_cli_optimize_bad_options(cli_env, capsys):
     rc = main(["optimize", "m.fpl", "--data", "d.json", "--batch-size", "100", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "E0403" in err and "Traceback" not in err
-    rc = main(["optimize", "m.fpl", "--data", "d.json", "--optimizer", "lbfgs",
-               "--schedule", "cosine"])  # fmt: skip
+    rc = main(
+        ["optimize", "m.fpl", "--data", "d.json", "--optimizer", "lbfgs", "--schedule", "cosine"]
+    )
     assert rc == 2 and "E0403" in capsys.readouterr().err  # a bad flag value: usage
 
 

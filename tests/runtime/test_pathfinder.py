@@ -35,10 +35,8 @@ def test_recovers_a_gaussian_posterior(fit):
     mean, cov = closed_form(regression_data())
     sd = np.sqrt(np.diag(cov))
     post = fit.posterior
-    got = np.r_[post["alpha"].mean(), post["beta"].reshape(-1, 3).mean(0),
-                np.log(post["s"]).mean()]  # fmt: skip
-    got_sd = np.r_[post["alpha"].std(), post["beta"].reshape(-1, 3).std(0),
-                   np.log(post["s"]).std()]  # fmt: skip
+    got = np.r_[post["alpha"].mean(), post["beta"].reshape(-1, 3).mean(0), np.log(post["s"]).mean()]
+    got_sd = np.r_[post["alpha"].std(), post["beta"].reshape(-1, 3).std(0), np.log(post["s"]).std()]
     # 2000 (resampled) draws: the mean's Monte Carlo error is <= sd/sqrt(ESS) ~ 0.05 sd
     # with ESS >= 400 (checked below); 0.2 sd is 4 such errors.  The L-BFGS inverse
     # Hessian of a 5-d quadratic after >= 5 accepted pairs is close to exact, and the

@@ -72,10 +72,14 @@ def test_each_chain_starts_at_its_best_candidate():
     with jax.enable_x64(True):
         potential = sampling_potential(bound)(args)
         for c in range(chains):
-            cand = {n: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *s))
-                    for n, s in shapes.items()}  # fmt: skip
-            pes = [float(potential({n: jnp.asarray(v[k]) for n, v in cand.items()}))
-                   for k in range(INIT_CANDIDATES)]  # fmt: skip
+            cand = {
+                n: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *s))
+                for n, s in shapes.items()
+            }
+            pes = [
+                float(potential({n: jnp.asarray(v[k]) for n, v in cand.items()}))
+                for k in range(INIT_CANDIDATES)
+            ]
             best = int(np.argmin(pes))
             for n in shapes:
                 # the same float64 draws, picked (not recomputed): equal exactly
@@ -154,8 +158,11 @@ def _stuck(model, **kw):
         model.sample({}, chains=2, warmup=1000, draws=100, seed=0, progress=False, **kw)
     seconds = time.perf_counter() - start
     text = str(e.value)
-    m = re.search(r"chain (\d) of 2 is stuck: its step size collapsed to (\S+) during warmup "
-                  r"\(iteration (\d+)\)", text)  # fmt: skip
+    m = re.search(
+        r"chain (\d) of 2 is stuck: its step size collapsed to (\S+) during warmup "
+        r"\(iteration (\d+)\)",
+        text,
+    )
     assert e.value.code == "E0412" and m, text
     return e.value, text, int(m.group(1)), float(m.group(2)), int(m.group(3)), seconds
 
@@ -212,8 +219,9 @@ def test_trailing_streak_matches_the_compiled_count():
 
     def streak(n, parts=1):
         cut = np.array_split(np.arange(n), parts)
-        return nuts._trailing_streak([tuple(None if s is None else s[i] for s in stats)
-                                      for i in cut], warmup, depth)  # fmt: skip
+        return nuts._trailing_streak(
+            [tuple(None if s is None else s[i] for s in stats) for i in cut], warmup, depth
+        )
 
     assert streak(2) == 2
     assert streak(3) == 0  # a big step breaks it

@@ -181,11 +181,28 @@ def test_format_summary_table() -> None:
     text = format_summary([make_row("mu", 1.23456789), make_row("theta[10]", -123456.7)])
     lines = text.splitlines()
     assert lines[0].split() == [
-        "Mean", "MCSE", "StdDev", "5%", "50%", "95%", "ESS_bulk", "ESS_tail", "R_hat"
-    ]  # fmt: skip
+        "Mean",
+        "MCSE",
+        "StdDev",
+        "5%",
+        "50%",
+        "95%",
+        "ESS_bulk",
+        "ESS_tail",
+        "R_hat",
+    ]
     assert lines[1].split() == [
-        "mu", "1.235", "0.01235", "1.000", "-1.500", "0.000", "1.500", "3912", "3501", "1.000"
-    ]  # fmt: skip
+        "mu",
+        "1.235",
+        "0.01235",
+        "1.000",
+        "-1.500",
+        "0.000",
+        "1.500",
+        "3912",
+        "3501",
+        "1.000",
+    ]
     assert lines[2].split()[:2] == ["theta[10]", "-1.235e+05"]
     # Right-aligned columns: every line ends at the same width.
     assert len({len(line) for line in lines}) == 1

@@ -23,11 +23,13 @@ def adam(steps=STEPS, lr=0.05):
 
 
 def unconstrained_draws(fit):
-    return np.column_stack([
-        fit.draws("alpha", merge_chains=True),
-        fit.draws("beta", merge_chains=True),
-        np.log(fit.draws("s", merge_chains=True)),
-    ])  # fmt: skip
+    return np.column_stack(
+        [
+            fit.draws("alpha", merge_chains=True),
+            fit.draws("beta", merge_chains=True),
+            np.log(fit.draws("s", merge_chains=True)),
+        ]
+    )
 
 
 def log_evidence(data):
@@ -55,8 +57,9 @@ def test_full_rank_guide_recovers_the_posterior(model):
     data = regression_data()
     mean, cov = closed_form(data)
     sd = np.sqrt(np.diag(cov))
-    fit = model.vi(data, guide="mvn", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=1,
-                   progress=False)  # fmt: skip
+    fit = model.vi(
+        data, guide="mvn", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=1, progress=False
+    )
     draws = unconstrained_draws(fit)
     # The optimum of a full-rank Gaussian guide is the posterior itself.  Tolerances:
     # Monte Carlo error of the draws (0.016 sd for the mean, 1.1% for the sd, from 4000
@@ -83,8 +86,9 @@ def test_mean_field_guide_gets_the_mean_and_the_conditional_spread(model):
     sd = np.sqrt(np.diag(cov))
     precision = np.linalg.inv(cov)
     conditional_sd = 1 / np.sqrt(np.diag(precision))
-    fit = model.vi(data, guide="normal", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=2,
-                   progress=False)  # fmt: skip
+    fit = model.vi(
+        data, guide="normal", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=2, progress=False
+    )
     draws = unconstrained_draws(fit)
     assert np.all(np.abs(draws.mean(0) - mean) <= 0.2 * sd)  # as for the mvn guide
     assert np.all(np.abs(draws.std(0) / conditional_sd - 1) <= 0.15)  # measured <= 12%
@@ -120,8 +124,25 @@ def test_cli_vi_fits_weights_jointly(tmp_path, capsys):
     (tmp_path / "d.json").write_text(json.dumps({"N": 20, "y": y.tolist()}))
     out, plot = tmp_path / "vi.nc", tmp_path / "elbo.png"
     argv = ["vi", str(tmp_path / "m.fpl"), "--data", str(tmp_path / "d.json"), "--quiet"]
-    code = main([*argv, "--steps", "1500", "--lr", "0.05", "--schedule", "cosine",
-                 "--draws", "500", "--seed", "3", "-o", str(out), "--plot", str(plot)])  # fmt: skip
+    code = main(
+        [
+            *argv,
+            "--steps",
+            "1500",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "cosine",
+            "--draws",
+            "500",
+            "--seed",
+            "3",
+            "-o",
+            str(out),
+            "--plot",
+            str(plot),
+        ]
+    )
     assert code == 0
     assert plot.stat().st_size > 0
     back = load_fit(str(out))

@@ -143,9 +143,16 @@ def test_sbc_ranks_are_uniform(name):
     source, simulate, parts = MODELS[name]
     model = fpl.compile("\n".join(line.strip() for line in source.strip().splitlines()))
     result = run_sbc(
-        model, simulate, parts,
-        replications=M, warmup=WARMUP, n_draws=L, thin=THIN, bins=BINS, seed=SEED,
-    )  # fmt: skip
+        model,
+        simulate,
+        parts,
+        replications=M,
+        warmup=WARMUP,
+        n_draws=L,
+        thin=THIN,
+        bins=BINS,
+        seed=SEED,
+    )
     print(f"\n{name}: {result.seconds:.1f} s, divergences {result.divergences}")
     for k, p in result.p_values.items():
         print(f"  {k}: chi-square p = {p:.3f}")

@@ -116,7 +116,7 @@ ROWS: list[Row] = [
         np.array([0, 1, 1]),
         lambda y, a: st.bernoulli.logpmf(y, sps.expit(a)),
         (0,),
-    ),  # fmt: skip
+    ),
     Row("binomial", (10, 0.3), COUNTS, lambda y, n, p: st.binom.logpmf(y, n, p), (1,)),
     Row(
         "binomial_logit",
@@ -135,7 +135,7 @@ ROWS: list[Row] = [
         lambda y, mu, phi: st.nbinom.logpmf(y, phi, phi / (mu + phi)),
         (0, 1),
         rtol=1e-6,
-    ),  # NumPyro's GammaPoisson goes through jax's betaln: ~4e-7 relative  # fmt: skip
+    ),  # NumPyro's GammaPoisson goes through jax's betaln: ~4e-7 relative
     Row(
         "neg_binomial_2_log",
         (1.1, 1.7),
@@ -143,7 +143,7 @@ ROWS: list[Row] = [
         lambda y, eta, phi: st.nbinom.logpmf(y, phi, phi / (np.exp(eta) + phi)),
         (0, 1),
         rtol=1e-6,
-    ),  # as neg_binomial_2  # fmt: skip
+    ),  # as neg_binomial_2
     Row(
         "categorical",
         (np.array([0.2, 0.5, 0.3]),),
@@ -156,42 +156,42 @@ ROWS: list[Row] = [
         np.array([1, 3, 2]),
         lambda y, b: sps.log_softmax(b)[y - 1],
         (0,),
-    ),  # fmt: skip
+    ),
     Row(
         "ordered_logistic",
         (0.4, np.array([-1.0, 0.5, 2.0])),
         np.array([1, 2, 3, 4]),
         lambda y, eta, c: np.array([_ordered_logistic(k, eta, c) for k in y]),
         (0, 1),
-    ),  # fmt: skip
+    ),
     Row(
         "multi_normal",
         (MU3, SIGMA),
         Y3,
         lambda y, m, s: st.multivariate_normal.logpdf(y, m, s),
         (0,),
-    ),  # fmt: skip
+    ),
     Row(
         "multi_normal_cholesky",
         (MU3, CHOL),
         Y3,
         lambda y, m, L: st.multivariate_normal.logpdf(y, m, L @ L.T),
         (0,),
-    ),  # fmt: skip
+    ),
     Row(
         "multi_student_t",
         (4.5, MU3, SIGMA),
         Y3,
         lambda y, n, m, s: st.multivariate_t.logpdf(y, m, s, df=n),
         (0, 1),
-    ),  # fmt: skip
+    ),
     Row(
         "dirichlet",
         (np.array([1.5, 2.0, 0.7]),),
         np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]]),
         lambda y, a: np.array([st.dirichlet.logpdf(v, a) for v in y]),
         (0,),
-    ),  # fmt: skip
+    ),
     # LKJ rows: the reference is unnormalised; test_distribution_log_density compares
     # differences between two points, and the K=2 tests below check normalisation.
     Row("lkj_corr_cholesky", (2.5,), np.stack([L_A, L_B]), _lkj_cholesky_unnormalised),
@@ -200,7 +200,7 @@ ROWS: list[Row] = [
         (2.5,),
         np.stack([L_A @ L_A.T, L_B @ L_B.T]),
         lambda y, eta: (eta - 1) * np.linalg.slogdet(y)[1],
-    ),  # fmt: skip
+    ),
     Row(
         "multi_normal_prec",
         (MU3, np.linalg.inv(SIGMA)),
@@ -438,13 +438,13 @@ FORMS = [
         "int",
         3,
         lambda k, mu: sps.log_softmax([mu, 0.0, 1.0])[k - 1],
-    ),  # fmt: skip
+    ),
     (
         "categorical_logit_lpmf(k | [mu, 0.0, 1.0])",
         "int",
         1,
         lambda k, mu: sps.log_softmax([mu, 0.0, 1.0])[k - 1],
-    ),  # fmt: skip
+    ),
 ]
 
 

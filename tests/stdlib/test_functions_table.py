@@ -152,7 +152,7 @@ ROWS: list[Row] = [
         "binomial_coefficient_log",
         (np.array([5.5, 7.0]), np.array([2.5, 3.0])),
         lambda n, k: sps.gammaln(n + 1) - sps.gammaln(k + 1) - sps.gammaln(n - k + 1),
-    ),  # fmt: skip
+    ),
     Row("log_diff_exp", (POS + 1, V), lambda a, b: np.log(np.exp(a) - np.exp(b))),
     Row("log_inv_logit_diff", (POS + 1, V), lambda a, b: np.log(sps.expit(a) - sps.expit(b))),
     Row(
@@ -167,7 +167,7 @@ ROWS: list[Row] = [
         "binary_log_loss",
         (np.array([1, 0, 1]), np.array([0.2, 0.3, 0.9])),
         lambda y, p: -np.where(y == 1, np.log(p), np.log(1 - p)),
-    ),  # fmt: skip
+    ),
     # ---- reductions ----
     Row("sum", (M23,), np.sum),
     Row("sum", (IV,), np.sum, variant="int"),
@@ -264,7 +264,7 @@ ROWS: list[Row] = [
         (X2D, np.array(1.3), np.array(0.7)),
         lambda x, a, r: _gp(x, x, a, r),
         variant="rows",
-    ),  # fmt: skip
+    ),
     Row("cov_exp_quad", (V3, np.array(0.8), np.array(1.1)), lambda x, a, r: _gp(x, x, a, r)),
     # ---- further Stan functions ----
     Row("trigamma", (GAMMA_X,), lambda x: sps.polygamma(1, x)),

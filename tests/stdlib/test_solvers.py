@@ -202,9 +202,14 @@ def test_unrolled_lbfgs_is_a_check_error():
 
 
 # (gradient descent at the step 2 / (lambda_min + lambda_max) of this objective's Hessian)
-@pytest.mark.parametrize("kind,solver", [("fix", "anderson()"), ("root", "newton()"),
-                                         ("argmin", "gradient_descent(learning_rate=0.069, "
-                                          "tol=1e-11)")])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,solver",
+    [
+        ("fix", "anderson()"),
+        ("root", "newton()"),
+        ("argmin", "gradient_descent(learning_rate=0.069, tol=1e-11)"),
+    ],
+)
 def test_hessian_and_vmap(kind, solver):
     model, data, name, p0 = build(kind, solver)
     f = lambda p: model.log_density({name: p}, data)  # noqa: E731
@@ -219,8 +224,9 @@ def test_hessian_and_vmap(kind, solver):
         assert float(H) == pytest.approx((r[0] - 2 * r[1] + r[2]) / h**2, rel=1e-4)
     elif kind == "root":
         # z = theta^(1/3): d2z/dtheta2 = -2/9 theta^(-5/3), diagonal (solver tol 1e-8)
-        np.testing.assert_allclose(H, np.diag(WT * -2 / 9 * THETA ** (-5 / 3)), rtol=1e-6,
-                                   atol=1e-9)  # fmt: skip
+        np.testing.assert_allclose(
+            H, np.diag(WT * -2 / 9 * THETA ** (-5 / 3)), rtol=1e-6, atol=1e-9
+        )
     else:
         # the ridge closed form differentiated twice by JAX (an independent route);
         # gradient descent stops at ||grad|| <= 1e-11, so w is exact to ~1e-11 / lambda_min

@@ -95,8 +95,9 @@ def test_distribution_forms_resolve(name):
         forms += ["_cdf", "_lcdf", "_lccdf"]
     lines = [f"data y: {value[0]}"]
     for k, form in enumerate(forms):
-        lines.append(f"out t{k} = {name}{form}(y | {args})" if args else f"out t{k} = "
-                     f"{name}{form}(y)")  # fmt: skip
+        lines.append(
+            f"out t{k} = {name}{form}(y | {args})" if args else f"out t{k} = {name}{form}(y)"
+        )
     lines.append(f"gen draw = {name}_rng({args})")
     compile_ir("\n".join(lines))
 
@@ -110,17 +111,38 @@ _VALUES = {
     "lkj_corr_cholesky": ("real[2, 2]", ""),
 }
 _ARGS = {
-    "normal": "0, 1", "std_normal": "", "student_t": "3, 0, 1", "cauchy": "0, 1",
-    "half_normal": "1", "half_cauchy": "1", "lognormal": "0, 1", "exponential": "1",
-    "gamma": "2, 1", "inv_gamma": "2, 1", "weibull": "2, 1", "beta": "2, 2",
-    "uniform": "0, 1", "logistic": "0, 1", "double_exponential": "0, 1",
-    "bernoulli": "0.5", "bernoulli_logit": "0", "binomial": "3, 0.5",
-    "binomial_logit": "3, 0", "poisson": "2", "poisson_log": "0", "neg_binomial_2": "2, 1",
-    "neg_binomial_2_log": "0, 1", "categorical": "[0.5, 0.5]", "categorical_logit": "[0, 0]",
-    "ordered_logistic": "0, [-1, 1]", "multi_normal": "zeros(2), eye(2)",
-    "multi_normal_cholesky": "zeros(2), eye(2)", "multi_student_t": "4, zeros(2), eye(2)",
-    "dirichlet": "ones(2)", "lkj_corr_cholesky": "2",
-}  # fmt: skip
+    "normal": "0, 1",
+    "std_normal": "",
+    "student_t": "3, 0, 1",
+    "cauchy": "0, 1",
+    "half_normal": "1",
+    "half_cauchy": "1",
+    "lognormal": "0, 1",
+    "exponential": "1",
+    "gamma": "2, 1",
+    "inv_gamma": "2, 1",
+    "weibull": "2, 1",
+    "beta": "2, 2",
+    "uniform": "0, 1",
+    "logistic": "0, 1",
+    "double_exponential": "0, 1",
+    "bernoulli": "0.5",
+    "bernoulli_logit": "0",
+    "binomial": "3, 0.5",
+    "binomial_logit": "3, 0",
+    "poisson": "2",
+    "poisson_log": "0",
+    "neg_binomial_2": "2, 1",
+    "neg_binomial_2_log": "0, 1",
+    "categorical": "[0.5, 0.5]",
+    "categorical_logit": "[0, 0]",
+    "ordered_logistic": "0, [-1, 1]",
+    "multi_normal": "zeros(2), eye(2)",
+    "multi_normal_cholesky": "zeros(2), eye(2)",
+    "multi_student_t": "4, zeros(2), eye(2)",
+    "dirichlet": "ones(2)",
+    "lkj_corr_cholesky": "2",
+}
 
 
 @pytest.mark.parametrize("kind", STRUCTURED_TYPES)
