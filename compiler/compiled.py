@@ -45,6 +45,13 @@ from typing import Any
 import numpy as np
 
 from fpl.compiler import ir, reporting
+from fpl.compiler.analyses import (
+    bound_shape,
+    column_major,
+    component_names,
+    likelihood_terms,
+    result_code,
+)
 from fpl.compiler.binding import Bound, bind
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import error
@@ -94,33 +101,6 @@ class Evaluation:
     failed: Any  # number of implicit nodes whose forward solve did not converge
     warm: dict[int, Any]  # warm-start state out (see ``evaluate(warm=)``)
     probes: dict[int, Any]  # what ``evaluate(probe=)`` returned per node
-
-
-def _component_names(name: str, shape: tuple[int, ...]) -> list[str]:
-    """Stan's (BridgeStan's) names of an array's components, column-major: ``a.1.1``,
-    ``a.2.1``, ..."""
-    if not shape:
-        return [name]
-    idx = np.indices(shape).reshape(len(shape), -1).T  # row-major enumeration
-    order = np.lexsort(idx.T)  # the last index is the primary key: column-major
-    return [name + "".join(f".{int(i) + 1}" for i in idx[k]) for k in order]
-
-
-def _shape(ty) -> tuple[int, ...]:
-    """A type's shape once sizes are bound (every dimension a number by then)."""
-    dims = []
-    for d in ty.shape:
-        if isinstance(d, str) or d is None:
-            raise AssertionError(f"size {d!r} unresolved in a bound program")
-        dims.append(int(d))
-    return tuple(dims)
-
-
-def _column_major(x, shape: tuple[int, ...]):
-    import jax.numpy as jnp
-
-    x = jnp.reshape(x, shape)
-    return jnp.ravel(jnp.transpose(x)) if len(shape) > 1 else jnp.ravel(x)
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,10 +156,10 @@ class CompiledModel:
     def _shapes_of(self, include_tp: bool, include_gq: bool) -> list[tuple[str, tuple]]:
         out = [(p.name, p.shape) for p in self.params]
         if include_tp:
-            out += [(o.name, _shape(o.value.ty)) for o in self.program.outs]
+            out += [(o.name, bound_shape(o.value.ty)) for o in self.program.outs]
         if include_gq:
             out += [
-                (g.name, _shape(g.dist.ty if isinstance(g, ir.GenDraw) else g.value.ty))
+                (g.name, bound_shape(g.dist.ty if isinstance(g, ir.GenDraw) else g.value.ty))
                 for g in self.program.gens
             ]
         return out
@@ -188,7 +168,7 @@ class CompiledModel:
         """Constrained component names (``theta.2``; matrices column-major, as Stan)."""
         names: list[str] = []
         for name, shape in self._shapes_of(include_tp, include_gq):
-            names += _component_names(name, shape)
+            names += component_names(name, shape)
         return names
 
     def param_unc_names(self) -> list[str]:
@@ -354,7 +334,7 @@ class CompiledModel:
             theta, key=key, generate=include_gq, data=data, weights=weights, report=False
         ).values
         parts = [
-            _column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
+            column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
             for name, shape in self._shapes_of(include_tp, include_gq)
         ]
         return jnp.concatenate(parts) if parts else jnp.zeros((0,))
@@ -419,39 +399,22 @@ class CompiledModel:
     def unconstrain(self, params: Mapping[str, Any], *, data=None, weights=None):
         """Constrained params by name -> ``theta`` (bounds that depend on other params
         are evaluated at the given values)."""
-        import jax.numpy as jnp
-
-        from fpl.compiler import transforms
-        from fpl.compiler.lower import run
-
-        captured: dict[str, Any] = {}
-
-        def source(decl: ir.ParamDecl, lower, upper):
-            x = jnp.asarray(params[decl.name], dtype=jnp.result_type(float))
-            kind = decl.constraint.kind
-            captured[decl.name] = (
-                x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
-            )
-            return x, 0.0, True
-
-        env = {
-            **self.static,
-            **(self.data if data is None else data),
-            **(self.weights if weights is None else weights),
-        }
-        run(self.program, env, source)
-        return self.ravel(captured)
+        return self._unconstrained(None, params, False, data, weights)
 
     def complete(self, theta, given: Mapping[str, Any], *, data=None, weights=None):
         """``theta`` with the params in ``given`` (constrained values by name) replaced
         by their unconstrained values, bounds evaluated at that point; NaN where a given
         value is outside its support."""
+        return self._unconstrained(self.unravel(theta), given, True, data, weights)
+
+    def _unconstrained(self, u, given, nan_outside: bool, data, weights):
+        """One walk of the program: given params (constrained) mapped to the unconstrained
+        scale with the bounds at that point, the others taken from ``u``."""
         import jax.numpy as jnp
 
         from fpl.compiler import transforms
         from fpl.compiler.lower import run
 
-        u = self.unravel(theta)
         captured: dict[str, Any] = {}
 
         def source(decl: ir.ParamDecl, lower, upper):
@@ -462,7 +425,8 @@ class CompiledModel:
             else:
                 x = jnp.asarray(given[decl.name], jnp.result_type(float))
                 v = x if kind == "real" else transforms.unconstrain(kind, x, lower, upper)
-                v = jnp.where(transforms.in_support(kind, x, lower, upper), v, jnp.nan)
+                if nan_outside:
+                    v = jnp.where(transforms.in_support(kind, x, lower, upper), v, jnp.nan)
             captured[decl.name] = v
             return x, 0.0, True
 
@@ -541,56 +505,12 @@ class CompiledModel:
         """Statement indices of the ``~`` / ``target +=`` terms that read one of the data
         ``fields`` (directly or through ``let`` / ``out`` values) and are not averages
         at their top (``loss mean(...)``): the terms minibatching scales by N / B."""
-        tainted = set(fields)
-
-        def reads(node) -> bool:
-            for x in ir.walk(node):
-                if isinstance(x, ir.Ref) and x.name in tainted:
-                    return True
-                if isinstance(x, ir.Attr) and x.target.name in tainted:
-                    return True
-            return False
-
-        out = []
-        for i, s in enumerate(self.program.statements):
-            if isinstance(s, (ir.Let, ir.Out)) and reads(s.value):
-                tainted.add(s.name)
-            elif isinstance(s, (ir.Observe, ir.Factor)) and reads(s) and not _is_average(s):
-                out.append(i)
-            elif isinstance(s, ir.ParamDecl) and reads(s.constraint):
-                raise error(
-                    "E0403", f"cannot minibatch: the bounds of `{s.name}` read batched data", s.span
-                )
-        return out
+        return likelihood_terms(self.program, fields)
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.params) or "-"
         n = self.param_unc_num()
         return f"<fpl.CompiledModel {self.name}: params {names}; {n} unconstrained>"
-
-
-def result_code(stats: Mapping[str, Any]):
-    """A node's solver result code (``fpl.stdlib.solvers.Result``; 0: converged); where a
-    solve converged but the node failed (an inner node did), 7 (``nested_failed``)."""
-    import jax.numpy as jnp
-
-    from fpl.stdlib.solvers import Result
-
-    code = jnp.asarray(stats.get("reason", Result.MAX_ITER_REACHED), jnp.int32)
-    failed = jnp.logical_not(stats["converged"])
-    nested = jnp.int32(Result.NESTED_FAILED)
-    return jnp.where(failed, jnp.where(code == 0, nested, code), jnp.int32(Result.CONVERGED))
-
-
-def _is_average(s) -> bool:
-    """A ``loss mean(...)`` / ``target += mean(...)`` term: a batch mean is already an
-    unbiased estimate of the full mean, so it is not scaled by N / B."""
-    if not isinstance(s, ir.Factor):
-        return False
-    e = s.value
-    while isinstance(e, ir.Op) and e.name == "neg":
-        e = e.args[0]
-    return isinstance(e, ir.Op) and e.name == "mean"
 
 
 def _node_infos(program: ir.Program) -> tuple[NodeInfo, ...]:
@@ -610,7 +530,7 @@ def from_bound(bound: Bound, name: str) -> CompiledModel:
 
     params, offset = [], 0
     for p in bound.program.params:
-        shape = _shape(p.ty)
+        shape = bound_shape(p.ty)
         unc = unconstrained_shape(p.constraint.kind, shape)
         params.append(ParamInfo(p.name, p.constraint.kind, shape, unc, offset, p.span))
         offset += math.prod(unc)
