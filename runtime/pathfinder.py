@@ -134,7 +134,9 @@ def run(model, data, s: PathfinderSettings):
 
 def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
     """L-BFGS on ``-log_density``: the iterates and ``∇log_density`` there, ``(L+1, n)``
-    arrays padded past the last iterate, and L.  One compiled ``lax.scan``."""
+    arrays (rows past the last iterate are zero), and L.  One compiled
+    ``lax.while_loop`` that stops at convergence (or a non-finite step), writing each
+    iterate into preallocated rows: a short path costs only its own evaluations."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -148,31 +150,34 @@ def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
 
         value_and_grad = optax.value_and_grad_from_state(f)
         v0, g0 = jax.value_and_grad(f)(x0)
+        xs = jnp.zeros((max_iter + 1, x0.size), x0.dtype).at[0].set(x0)
+        gs = jnp.zeros((max_iter + 1, x0.size), x0.dtype).at[0].set(-g0)
 
-        def step(carry, _):
-            x, state, done, i = carry
+        def small(value, grad):
+            return jnp.max(jnp.abs(grad)) <= tol * jnp.maximum(1.0, jnp.abs(value))
+
+        def cond(carry):
+            _, _, done, i, _, _ = carry
+            return ~done & (i < max_iter)
+
+        def body(carry):
+            x, state, _, i, xs, gs = carry
             value, grad = value_and_grad(x, state=state)
             updates, new_state = solver.update(grad, state, x, value=value, grad=grad, value_fn=f)
             new_x = optax.apply_updates(x, updates)
             new_value = optax.tree_utils.tree_get(new_state, "value")
             new_grad = optax.tree_utils.tree_get(new_state, "grad")
             ok = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(new_grad))
-            move = ~done & ok
-            x = jnp.where(move, new_x, x)
-            state = jax.tree.map(lambda a, b: jnp.where(move, a, b), new_state, state)
-            converged = jnp.max(jnp.abs(new_grad)) <= tol * jnp.maximum(1.0, jnp.abs(new_value))
-            i = i + move.astype(jnp.int32)
-            done = done | ~ok | converged
-            return (x, state, done, i), (x, -new_grad)
+            x = jnp.where(ok, new_x, x)
+            state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_state, state)
+            i = i + ok.astype(jnp.int32)  # not ok: row i is x already, rewritten as is
+            xs = xs.at[i].set(jnp.where(ok, new_x, xs[i]))
+            gs = gs.at[i].set(jnp.where(ok, -new_grad, gs[i]))
+            return x, state, ~ok | small(new_value, new_grad), i, xs, gs
 
-        init = (
-            x0,
-            solver.init(x0),
-            jnp.max(jnp.abs(g0)) <= tol * jnp.maximum(1.0, jnp.abs(v0)),
-            jnp.int32(0),
-        )
-        (_, _, _, i), (xs, gs) = jax.lax.scan(step, init, None, length=max_iter)
-        return jnp.concatenate([x0[None], xs]), jnp.concatenate([-g0[None], gs]), i
+        init = (x0, solver.init(x0), small(v0, g0), jnp.int32(0), xs, gs)
+        _, _, _, i, xs, gs = jax.lax.while_loop(cond, body, init)
+        return xs, gs, i
 
     return search(x0, args)
 
