@@ -117,13 +117,9 @@ class CompiledModel:
     nodes: tuple[NodeInfo, ...]
 
     # ---- structure ------------------------------------------------------------------
-    @property
-    def param_unc_num_(self) -> int:
-        return sum(p.unc_size for p in self.params)
-
     def param_unc_num(self) -> int:
         """The length of ``theta``."""
-        return self.param_unc_num_
+        return sum(p.unc_size for p in self.params)
 
     def param_num(self, include_tp: bool = False, include_gq: bool = False) -> int:
         return len(self.param_names(include_tp, include_gq))

@@ -103,7 +103,7 @@ def run_nuts(
     progress: bool = True,
     chunk: int = 100,
     checkpoint=None,
-    events=None,
+    events,
 ) -> ChainsResult:
     """Run one NUTS chain per entry of ``inits`` (sequentially, one compilation).
 
@@ -120,6 +120,10 @@ def run_nuts(
     A chain whose warmup step size collapses (see ``STUCK_STEP``) stops at once: inside
     the compiled chunk its state is frozen from the transition completing the streak, so
     the chunk ends cheaply, and :class:`StuckChainError` is raised at the chunk boundary.
+
+    ``events`` (a ``fpl.compiler.reporting.SolverEvents``) counts failed solves per
+    chain; the caller runs this inside ``collecting(events)`` so that the potential,
+    traced here, reports to it.
     """
     from numpyro.infer.hmc import hmc
 
@@ -163,42 +167,6 @@ def run_nuts(
     compiled = jax.jit(step_chunk, static_argnums=2)
     began = time.perf_counter()
     keys = jax.random.split(key, len(inits))
-    from fpl.runtime.failures import SolverEvents, collecting
-
-    events = SolverEvents() if events is None else events
-    with collecting(events):  # the potential reports failed solves to this run only
-        return _run_chains(
-            start,
-            compiled,
-            args,
-            keys,
-            inits,
-            warmup,
-            total,
-            chunk,
-            max_tree_depth,
-            progress,
-            checkpoint,
-            events,
-            began,
-        )
-
-
-def _run_chains(
-    start,
-    compiled,
-    args,
-    keys,
-    inits,
-    warmup,
-    total,
-    chunk,
-    max_tree_depth,
-    progress,
-    checkpoint,
-    events,
-    began,
-) -> ChainsResult:
     done_chains = _Chains([], [], [])
     resumed = checkpoint.load() if checkpoint is not None else None
     if checkpoint is not None and checkpoint.every:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import FplError, error
-from fpl.runtime.failures import SolverEvents, by_label, name_stats, reasons_by_label
+from fpl.runtime.failures import SolverEvents, by_label, collecting, name_stats, reasons_by_label
 from fpl.runtime.fit import Fit
 from fpl.runtime.methods import Method, Settings, option
 from fpl.stdlib.lazy import LazyModule
@@ -244,19 +244,20 @@ def sample(
             saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
         events = SolverEvents()
         try:
-            result = run_nuts(
-                potential(cm),
-                args,
-                inits,
-                warmup=warmup,
-                draws=draws,
-                key=run_key,
-                target_accept=target_accept,
-                max_tree_depth=max_tree_depth,
-                progress=progress,
-                checkpoint=saver,
-                events=events,
-            )
+            with collecting(events):  # the potential, traced in there, reports to this run
+                result = run_nuts(
+                    potential(cm),
+                    args,
+                    inits,
+                    warmup=warmup,
+                    draws=draws,
+                    key=run_key,
+                    target_accept=target_accept,
+                    max_tree_depth=max_tree_depth,
+                    progress=progress,
+                    checkpoint=saver,
+                    events=events,
+                )
         except StuckChainError as stuck:
             raise _stuck_error(model, cm, data, weights, stuck, chains, progress) from None
         values, node_stats = _per_draw(
