@@ -1,12 +1,25 @@
 """Core benchmark: FPL ``model.sample`` vs hand-written NumPyro, same model, same settings.
 
 Run:  python benchmarks/bench_core.py [--reps 2] [--only eight_schools|logistic]
+      python benchmarks/bench_core.py --gradients [--reps 5]
 
 For each model, alternates FPL and NumPyro runs (A B A B ...) in ONE process and records
 total wall time (including compilation), sampling seconds reported by FPL, and
 ESS per draw (mean bulk ESS over params / total draws).  Also times FPL's front end
 (parse + check + bind data) averaged over 20 repetitions.
 Writes benchmarks/results/core.json and prints a markdown table.
+
+``--gradients`` measures instead the cost of one log-density gradient of the nes1972
+posterior (tests/posteriordb; 1330 rows, three data-only ``let``s) in one process: a
+hand-written NumPyro density (its ``potential_fn``, dummies computed once outside, as
+Stan's transformed data would), the same density in plain JAX, and FPL's
+``CompiledModel`` with data-only values hoisted (data passed prepared, or raw and
+recomputed inside) and without (``hoist_data=False``: the program as checked, as before
+the bind-time pass).  Each gradient is compiled with the data as operands (as the
+samplers do) and timed two ways: one jitted call per gradient (the mean of many calls:
+dispatch included) and K gradients inside one compiled
+``fori_loop`` (what a sampler's trajectory costs).  Writes
+benchmarks/results/core_gradients.json.
 """
 
 from __future__ import annotations
@@ -140,6 +153,131 @@ def run_fpl(source, data):
     }
 
 
+NES = ROOT / "tests" / "posteriordb"
+NES_NAME = "nes1972-nes"
+LOOP = 5000  # gradients per compiled loop
+CALLS = 200  # jitted calls per timing of the per-call cost
+
+
+def nes_data() -> dict:
+    return json.loads((NES / "data" / NES_NAME / "data.json").read_text())
+
+
+def nes_columns(data):
+    """The design the FPL model builds: intercept, ideology, race, three age dummies,
+    education, gender, income (dummies computed once, here)."""
+    age = np.asarray(data["age_discrete"])
+    cols = [np.ones(len(age)), data["real_ideo"], data["race_adj"]]
+    cols += [(age == k).astype(float) for k in (2, 3, 4)]
+    cols += [data["educ1"], data["gender"], data["income"]]
+    return jnp.asarray(np.column_stack(cols), float), jnp.asarray(data["partyid7"], float)
+
+
+def np_nes(X, y):
+    beta = numpyro.sample("beta", dist.ImproperUniform(dist.constraints.real, (), (9,)))
+    sigma = numpyro.sample("sigma", dist.ImproperUniform(dist.constraints.positive, (), ()))
+    numpyro.sample("y", dist.Normal(X @ beta, sigma), obs=y)
+
+
+def jax_nes(theta, X, y):
+    """log p(beta, log sigma | y) with flat priors: the normal likelihood plus the
+    log-Jacobian log sigma of sigma = exp(u)."""
+    beta, u = theta[:9], theta[9]
+    return jnp.sum(jax.scipy.stats.norm.logpdf(y, X @ beta, jnp.exp(u))) + u
+
+
+def _compiled(fn):
+    """(one jitted gradient, LOOP gradients in one compiled loop) of ``fn``."""
+
+    def loop(theta, *rest):
+        def body(i, acc):
+            lp, g = jax.value_and_grad(fn)(theta + i * 1e-9, *rest)
+            return acc + lp + g[0]
+
+        return jax.lax.fori_loop(0, LOOP, body, 0.0)
+
+    return jax.jit(jax.value_and_grad(fn)), jax.jit(loop)
+
+
+def _timed(sides: dict, reps: int) -> dict:
+    """Microseconds per gradient of each side: per jitted call (dispatch included), and
+    inside one compiled loop.  CPU time of this process (``time.process_time``: on a
+    shared machine wall time counts other processes' turns too), the best of ``reps``
+    rounds (interference only ever adds time), the sides interleaved in every round."""
+    compiled = {name: _compiled(fn) for name, (fn, _) in sides.items()}
+    for name, (call, looped) in compiled.items():
+        jax.block_until_ready(call(*sides[name][1]))
+        jax.block_until_ready(looped(*sides[name][1]))
+    per_call: dict[str, list] = {name: [] for name in sides}
+    in_loop: dict[str, list] = {name: [] for name in sides}
+    for _ in range(reps):
+        for name, (call, looped) in compiled.items():
+            args = sides[name][1]
+            t0 = time.process_time()
+            for _ in range(CALLS):
+                jax.block_until_ready(call(*args))
+            per_call[name].append((time.process_time() - t0) / CALLS * 1e6)
+            t0 = time.process_time()
+            jax.block_until_ready(looped(*args))
+            in_loop[name].append((time.process_time() - t0) / LOOP * 1e6)
+    return {
+        name: {
+            "per_call_us": float(np.min(per_call[name])),
+            "in_loop_us": float(np.min(in_loop[name])),
+        }
+        for name in sides
+    }
+
+
+def gradient_costs(reps: int) -> dict:
+    from numpyro.infer.util import potential_energy
+
+    from fpl.compiler.compiled import compile_model
+
+    data = nes_data()
+    model = fpl.load(NES / "models" / f"{NES_NAME}.fpl")
+    hoisted = model.bind(data)
+    checked = compile_model(model.ast, model.ir, data, hoist_data=False, name=model.name)
+    X, y = nes_columns(data)
+    theta = jnp.asarray(np.random.default_rng(0).normal(scale=0.1, size=10))
+
+    def numpyro_lp(t, X, y):  # unconstrained values in, data as operands
+        return -potential_energy(np_nes, (X, y), {}, {"beta": t[:9], "sigma": t[9]})
+
+    raw = {k: jnp.asarray(v) for k, v in hoisted.data.items()}
+    prepared = {k: jnp.asarray(v) for k, v in hoisted.prepare_data().items()}
+    sides = {
+        "numpyro": (numpyro_lp, (theta, X, y)),
+        "jax": (jax_nes, (theta, X, y)),
+        "fpl_hoisted_prepared": (lambda t, d: hoisted.log_density(t, data=d), (theta, prepared)),
+        "fpl_hoisted_raw": (lambda t, d: hoisted.log_density(t, data=d), (theta, raw)),
+        "fpl_not_hoisted": (lambda t, d: checked.log_density(t, data=d), (theta, raw)),
+    }
+    values = {name: float(fn(*args)) for name, (fn, args) in sides.items()}
+    # the same density on every side (up to rounding; the Jacobian of sigma included)
+    assert np.allclose(list(values.values()), values["jax"], rtol=1e-10), values
+    out = {"model": NES_NAME, "loop_length": LOOP, "calls": CALLS, "sides": {}}
+    out["sides"] = _timed(sides, reps)
+    base = out["sides"]["numpyro"]
+    for r in out["sides"].values():
+        r["per_call_over_numpyro"] = r["per_call_us"] / base["per_call_us"]
+        r["in_loop_over_numpyro"] = r["in_loop_us"] / base["in_loop_us"]
+    return out
+
+
+def gradient_table(result) -> str:
+    lines = [
+        f"| {result['model']} | µs per call | / NumPyro | µs in a loop | / NumPyro |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in result["sides"].items():
+        lines.append(
+            f"| {name} | {r['per_call_us']:.1f} | {r['per_call_over_numpyro']:.2f} | "
+            f"{r['in_loop_us']:.2f} | {r['in_loop_over_numpyro']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def front_end_ms(source, data, reps=20):
     fpl.compile(source).bind(data)  # warm imports
     t0 = time.perf_counter()
@@ -175,7 +313,14 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--only", choices=["eight_schools", "logistic"])
     ap.add_argument("--out", default=str(HERE / "results" / "core.json"))
+    ap.add_argument("--gradients", action="store_true", help="per-gradient costs (nes1972)")
     a = ap.parse_args(argv)
+    if a.gradients:
+        result = {"machine": machine(), **gradient_costs(a.reps)}
+        path = HERE / "results" / "core_gradients.json"
+        path.write_text(json.dumps(result, indent=2))
+        print(gradient_table(result))
+        return
     cases = {
         "eight_schools": (eight_schools_source(), EIGHT_SCHOOLS_DATA, ["mu", "tau", "theta_tilde"]),
         "logistic": (LOGISTIC_FPL, logistic_data(), ["alpha", "beta"]),

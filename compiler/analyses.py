@@ -91,4 +91,50 @@ def likelihood_terms(program: ir.Program, fields: list[str]) -> list[int]:
     return out
 
 
-__all__ = ["bound_shape", "column_major", "component_names", "likelihood_terms", "result_code"]
+def outcome_fields(program: ir.Program) -> list[str]:
+    """The data fields that only ``~`` statements and ``target +=`` terms read: the
+    outcomes, which outs, gens, ``let`` values they feed, bounds and sizes never read
+    (directly or through ``let`` values).  ``predict`` may leave them out of new data:
+    they change the log density, never the predictions."""
+
+    def names(node) -> set[str]:
+        out = set()
+        for x in ir.walk(node):
+            if isinstance(x, ir.Ref):
+                out.add(x.name)
+            elif isinstance(x, ir.Attr):
+                out.add(x.target.name)
+        return out
+
+    lets = {s.name: names(s.value) for s in program.statements if isinstance(s, ir.Let)}
+    needed: set[str] = set()
+    for s in program.statements:
+        if isinstance(s, (ir.Observe, ir.Factor)):
+            continue
+        if isinstance(s, ir.Let):
+            continue  # a let is needed only where something needed reads it
+        needed |= names(s)
+        if isinstance(s, ir.DataDecl):
+            needed.discard(s.name)
+    frontier = list(needed)
+    while frontier:  # let values read by what is needed are needed too
+        name = frontier.pop()
+        for read in lets.get(name, ()):
+            if read not in needed:
+                needed.add(read)
+                frontier.append(read)
+    observed = set().union(*(names(s) for s in program.statements if isinstance(s, ir.Observe)))
+    for name, reads in lets.items():  # `let z = (y - m) / s; z ~ ...` observes y
+        if name in observed:
+            observed |= reads
+    return [d.name for d in program.data if d.name in observed and d.name not in needed]
+
+
+__all__ = [
+    "bound_shape",
+    "column_major",
+    "component_names",
+    "likelihood_terms",
+    "outcome_fields",
+    "result_code",
+]

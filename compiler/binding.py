@@ -259,6 +259,38 @@ def initial_weights(program: ir.Program, data: Mapping[str, Any], given, seed: i
     return out
 
 
+def weight_transforms(program: ir.Program, env: Mapping[str, Any]):
+    """``(to_raw, from_raw)`` for the weights of a bound ``program`` (``env``: its data):
+    constrained weights move on the unconstrained scale of their constraint (no
+    Jacobian: weights are points, not random)."""
+    from fpl.compiler import transforms
+    from fpl.compiler.lower import Evaluator
+    from fpl.stdlib.registry import registry
+
+    ev = Evaluator(registry(), dict(env))
+    bounds = {}
+    for w in program.weights:
+        c = w.constraint
+        if c.kind != "real":
+            lo = ev.expr(c.lower) if c.lower is not None else None
+            hi = ev.expr(c.upper) if c.upper is not None else None
+            bounds[w.name] = (c.kind, lo, hi)
+
+    def to_raw(weights):
+        return {
+            k: (transforms.unconstrain(bounds[k][0], v, *bounds[k][1:]) if k in bounds else v)
+            for k, v in weights.items()
+        }
+
+    def from_raw(raw):
+        return {
+            k: (transforms.constrain(bounds[k][0], v, *bounds[k][1:])[0] if k in bounds else v)
+            for k, v in raw.items()
+        }
+
+    return to_raw, from_raw
+
+
 def bind(
     program_ast: ast.Program,
     symbolic: ir.Program,
@@ -275,4 +307,11 @@ def bind(
     return Bound(program, static, arrays, initial_weights(program, values, weights, weight_seed))
 
 
-__all__ = ["Bound", "bind", "bind_data", "check_data_constraints", "initial_weights"]
+__all__ = [
+    "Bound",
+    "bind",
+    "bind_data",
+    "check_data_constraints",
+    "initial_weights",
+    "weight_transforms",
+]

@@ -29,6 +29,13 @@ include_gq, rng)``                         order), outs (``tp``) and gens (``gq`
 explicitly as arguments (``data=``, ``weights=``) so that compiled code receives them as
 operands instead of constants (the samplers do).
 
+Data-only computations (``let``s and subexpressions that read data and constants only:
+``fpl.compiler.passes.hoist``) are evaluated once, when the data are bound, and held in
+``derived``; the log density reads them as data.  ``data=`` may hold them too
+(:meth:`CompiledModel.prepare_data` computes them: pass its result as ``data=`` so that
+a compiled loop does not recompute them); where it does not hold all of them they are
+computed from the ``data=`` given, inside the call, so other data give right answers.
+
 Solver results travel as data: :meth:`evaluate` (and ``log_density(..., stats=True)``)
 return each implicit node's residual, iterations, converged flag and failure reason.
 Failures inside a sampler's trajectory are also reported to the run's
@@ -39,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,54 +60,17 @@ from fpl.compiler.analyses import (
     result_code,
 )
 from fpl.compiler.binding import Bound, bind
+from fpl.compiler.passes.hoist import Hoisted, hoist
+from fpl.compiler.pointwise import Observation, observations, pointwise
+from fpl.compiler.structure import (
+    Evaluation,
+    NodeInfo,
+    ParamInfo,
+    node_infos,
+    param_infos,
+)
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import error
-
-
-@dataclass(frozen=True)
-class ParamInfo:
-    """One param: its constraint kind, constrained and unconstrained shapes, and where
-    its unconstrained values sit in ``theta``."""
-
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    unc_shape: tuple[int, ...]
-    offset: int
-    span: Any = field(compare=False, repr=False)
-
-    @property
-    def unc_size(self) -> int:
-        return math.prod(self.unc_shape)
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """An implicit node as the runtime reports it."""
-
-    node_id: int
-    kind: str  # fix | root | argmin
-    location: str  # file:line:col
-    solver: str  # the solver that runs (``linear (direct)`` for affine bodies)
-    grad: str  # implicit | phantom | onestep | unrolled
-    span: Any = field(compare=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind}#{self.node_id} at {self.location}"
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation of the program: the log density, every named value, and per
-    implicit node (by id) its solver results."""
-
-    log_density: Any
-    values: dict[str, Any]
-    stats: dict[int, dict[str, Any]]
-    failed: Any  # number of implicit nodes whose forward solve did not converge
-    warm: dict[int, Any]  # warm-start state out (see ``evaluate(warm=)``)
-    probes: dict[int, Any]  # what ``evaluate(probe=)`` returned per node
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +85,9 @@ class CompiledModel:
     weights: Mapping[str, np.ndarray]  # current weight values
     params: tuple[ParamInfo, ...]
     nodes: tuple[NodeInfo, ...]
+    hoisted: Hoisted  # ``program`` with its data-only computations split off (evaluated)
+    derived: Mapping[str, np.ndarray]  # their values at ``data``
+    observations: tuple[Observation, ...]  # the ``~`` of data (pointwise_log_likelihood)
 
     # ---- structure ------------------------------------------------------------------
     def param_unc_num(self) -> int:
@@ -197,6 +170,26 @@ class CompiledModel:
             return jnp.zeros((0,), jnp.result_type(float))
         return jnp.concatenate([jnp.ravel(jnp.asarray(unconstrained[p.name])) for p in self.params])
 
+    # ---- data ---------------------------------------------------------------------
+    def prepare_data(self, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``data`` (default: the bound data) with the data-only values computed from
+        them: what to pass as ``data=`` to compiled code (pure: ``jit``-able)."""
+        if data is None:
+            return {**self.data, **self.derived}
+        if all(name in data for name in self.hoisted.names):
+            return dict(data)
+        from fpl.compiler.lower import derive
+
+        h = self.hoisted
+        return {**data, **derive(h.derivations, {**self.static, **data}, h.constants)}
+
+    def _env(self, data, weights) -> dict[str, Any]:
+        return {
+            **self.static,
+            **self.prepare_data(data),
+            **(self.weights if weights is None else weights),
+        }
+
     # ---- the one evaluation everything is built on --------------------------------
     def evaluate(
         self,
@@ -234,14 +227,9 @@ class CompiledModel:
             source = from_unconstrained(dict(theta), jacobian)
         else:
             source = from_unconstrained(self.unravel(theta), jacobian)
-        env = {
-            **self.static,
-            **(self.data if data is None else data),
-            **(self.weights if weights is None else weights),
-        }
         res = run(
-            self.program,
-            env,
+            self.hoisted.program,
+            self._env(data, weights),
             source,
             rng_key=key,
             generate=generate,
@@ -307,6 +295,20 @@ class CompiledModel:
         f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
         lp = f(theta)
         return lp, jax.jvp(jax.grad(f), (theta,), (v,))[1]
+
+    def pointwise_log_likelihood(self, theta, data=None, weights=None) -> dict[str, Any]:
+        """The log density of each observed value: ``{field: array}`` for every data
+        field (or data-only ``let``) observed by a ``~``, with that field's shape (one
+        term per event for multivariate distributions); their sum is the likelihood part
+        of :meth:`log_density`.  What is covered and skipped: ``fpl.compiler.pointwise``."""
+        import jax.numpy as jnp
+
+        from fpl.compiler.lower import from_unconstrained, run
+
+        u = theta if isinstance(theta, Mapping) else self.unravel(theta)
+        res = run(self.hoisted.program, self._env(data, weights), from_unconstrained(dict(u)))
+        valid = jnp.logical_and(res.in_support, res.solver_failures == 0)
+        return pointwise(self.observations, res.env, res.terms, valid)
 
     def param_constrain(
         self,
@@ -426,12 +428,7 @@ class CompiledModel:
             captured[decl.name] = v
             return x, 0.0, True
 
-        env = {
-            **self.static,
-            **(self.data if data is None else data),
-            **(self.weights if weights is None else weights),
-        }
-        run(self.program, env, source)
+        run(self.hoisted.program, self._env(data, weights), source)
         return self.ravel(captured)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
@@ -457,32 +454,9 @@ class CompiledModel:
     def weight_transforms(self):
         """``(to_raw, from_raw)``: constrained weights move on the unconstrained scale of
         their constraint (no Jacobian: weights are points, not random)."""
-        from fpl.compiler import transforms
-        from fpl.compiler.lower import Evaluator
-        from fpl.stdlib.registry import registry
+        from fpl.compiler.binding import weight_transforms
 
-        ev = Evaluator(registry(), {**self.static, **self.data})
-        bounds = {}
-        for w in self.program.weights:
-            c = w.constraint
-            if c.kind != "real":
-                lo = ev.expr(c.lower) if c.lower is not None else None
-                hi = ev.expr(c.upper) if c.upper is not None else None
-                bounds[w.name] = (c.kind, lo, hi)
-
-        def to_raw(weights):
-            return {
-                k: (transforms.unconstrain(bounds[k][0], v, *bounds[k][1:]) if k in bounds else v)
-                for k, v in weights.items()
-            }
-
-        def from_raw(raw):
-            return {
-                k: (transforms.constrain(bounds[k][0], v, *bounds[k][1:])[0] if k in bounds else v)
-                for k, v in raw.items()
-            }
-
-        return to_raw, from_raw
+        return weight_transforms(self.program, {**self.static, **self.data})
 
     def with_weights(self, weights: Mapping[str, Any]) -> CompiledModel:
         """The same model with other weight values."""
@@ -509,35 +483,36 @@ class CompiledModel:
         return f"<fpl.CompiledModel {self.name}: params {names}; {n} unconstrained>"
 
 
-def _node_infos(program: ir.Program) -> tuple[NodeInfo, ...]:
-    from fpl.compiler.implicit import direct
-    from fpl.stdlib.solvers import DEFAULT_SOLVER
+def from_bound(bound: Bound, name: str, *, hoist_data: bool = True) -> CompiledModel:
+    """The :class:`CompiledModel` of already-bound data; its data-only computations
+    evaluated once here (in float64, as inference runs).  ``hoist_data=False`` keeps
+    them in the log density (the program as checked: for comparisons)."""
+    import jax
 
-    infos = []
-    for n in program.implicit_nodes:
-        solver = "linear (direct)" if direct(n) else (n.solver or DEFAULT_SOLVER[n.kind])
-        infos.append(NodeInfo(n.node_id, n.kind, n.span.location, solver, n.grad, n.span))
-    return tuple(infos)
+    from fpl.compiler.lower import derive
+    from fpl.stdlib.registry import registry
 
-
-def from_bound(bound: Bound, name: str) -> CompiledModel:
-    """The :class:`CompiledModel` of already-bound data."""
-    from fpl.compiler.transforms import unconstrained_shape
-
-    params, offset = [], 0
-    for p in bound.program.params:
-        shape = bound_shape(p.ty)
-        unc = unconstrained_shape(p.constraint.kind, shape)
-        params.append(ParamInfo(p.name, p.constraint.kind, shape, unc, offset, p.span))
-        offset += math.prod(unc)
+    hoisted = hoist(bound.program, bound.arrays)
+    with jax.enable_x64(True):
+        env = {**bound.static, **bound.arrays}
+        values = derive(hoisted.derivations, env, hoisted.constants)
+    derived = {k: np.asarray(v) for k, v in values.items()}
+    # the ``~`` of data fields and of data-only lets (with or without hoisting)
+    shapes = {k: np.shape(v) for k, v in derived.items() if not k.startswith("$")}
+    events = {d: entry.event_rank for d, entry in registry().distributions.items()}
+    if not hoist_data:
+        hoisted, derived = Hoisted(bound.program, ()), {}
     return CompiledModel(
         name=name,
         program=bound.program,
         static=dict(bound.static),
         data=dict(bound.arrays),
         weights=dict(bound.weights),
-        params=tuple(params),
-        nodes=_node_infos(bound.program),
+        params=param_infos(bound.program),
+        nodes=node_infos(bound.program),
+        hoisted=hoisted,
+        derived=derived,
+        observations=observations(bound.program, shapes, events),
     )
 
 
@@ -549,11 +524,13 @@ def compile_model(
     weights: Mapping[str, Any] | None = None,
     weight_seed: int = 0,
     name: str | None = None,
+    hoist_data: bool = True,
 ) -> CompiledModel:
     """Check ``data`` against the model and return its :class:`CompiledModel`; weights
-    not given start from their ``init`` drawn with ``weight_seed``."""
+    not given start from their ``init`` drawn with ``weight_seed``; ``hoist_data``: see
+    :func:`from_bound`."""
     bound = bind(program_ast, symbolic, dict(data or {}), weights, weight_seed=weight_seed)
-    return from_bound(bound, name or symbolic.name)
+    return from_bound(bound, name or symbolic.name, hoist_data=hoist_data)
 
 
 __all__ = ["CompiledModel", "Evaluation", "NodeInfo", "ParamInfo", "compile_model", "from_bound"]

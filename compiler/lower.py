@@ -39,6 +39,9 @@ class Result:
     warm: dict[int, Any] = field(default_factory=dict)
     #: what ``run(..., probe=)`` returned per implicit node (well-posedness diagnostics)
     probes: dict[int, Any] = field(default_factory=dict)
+    #: statement index -> the elementwise log density of that ``~`` term before it is
+    #: summed (and before any ``term_scale``): what ``fpl.compiler.pointwise`` reads
+    terms: dict[int, Any] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -336,6 +339,7 @@ def _run(program, env, params, rng_key, generate, reg, term_scale, warm=None, pr
     ev.warm, ev.warm_out, ev.probe, ev.probes = warm, {}, probe, {}
     target = 0.0
     ok = True
+    terms: dict[int, Any] = {}
     for i, s in enumerate(program.statements):
         if isinstance(s, ir.ParamDecl):
             c = s.constraint
@@ -352,7 +356,8 @@ def _run(program, env, params, rng_key, generate, reg, term_scale, warm=None, pr
                 ev.env[f"{s.name}.residual"] = stats.get("residual", 0.0)
                 ev.env[f"{s.name}.iterations"] = stats.get("iterations", 0)
         elif isinstance(s, ir.Observe):
-            term = jnp.sum(ev.log_prob(s.dist, ev.expr(s.value)))
+            terms[i] = ev.log_prob(s.dist, ev.expr(s.value))
+            term = jnp.sum(terms[i])
             target = target + (term * term_scale[i] if i in term_scale else term)
         elif isinstance(s, ir.Factor):
             term = jnp.sum(ev.expr(s.value))
@@ -366,7 +371,26 @@ def _run(program, env, params, rng_key, generate, reg, term_scale, warm=None, pr
     failed = [jnp.logical_not(st["converged"]) for st in ev.solver_stats.values()]
     n_failed = sum(jnp.asarray(f, jnp.int32) for f in failed) if failed else 0
     target = jnp.where(jnp.logical_and(ok, n_failed == 0), target, -jnp.inf)
-    return Result(target, ev.env, ev.solver_stats, ok, n_failed, ev.warm_out, ev.probes)
+    return Result(target, ev.env, ev.solver_stats, ok, n_failed, ev.warm_out, ev.probes, terms)
+
+
+def derive(
+    derivations: tuple[tuple[str, ir.Expr], ...],
+    env: dict[str, Any],
+    constants: tuple[tuple[str, ir.Expr], ...] = (),
+    reg: Registry | None = None,
+) -> dict[str, Any]:
+    """The values of data-only ``derivations`` (``fpl.compiler.passes.hoist``), in order,
+    each seeing ``env`` (data and sizes), the ``constants`` (lets of sizes only,
+    evaluated first, not returned) and the derivations before it.  Pure: called once at
+    bind time on the data's arrays, or inside a trace on data passed as operands."""
+    ev = Evaluator(reg or registry(), dict(env))
+    for name, value in constants:
+        ev.env[name] = ev.expr(value)
+    out: dict[str, Any] = {}
+    for name, value in derivations:
+        out[name] = ev.env[name] = ev.expr(value)
+    return out
 
 
 # ---- param sources ------------------------------------------------------------------

@@ -11,7 +11,10 @@ host effects.
 
 Forward failures (a solve that did not converge; the log density is then -inf) and
 backward failures (the linear solve of an implicit gradient; the gradient is then NaN)
-are counted per chain and node.  ``chain`` is set by the runtime between chains.
+are counted per chain and node: a sampler tracing one chain's transition inside
+:func:`chain_index` (its chain number, a traced value) has each report carry that
+number, so chains running in parallel are told apart; elsewhere ``SolverEvents.chain``
+(set by the host) is used.
 """
 
 from __future__ import annotations
@@ -38,24 +41,29 @@ class SolverEvents:
         #: node ids of backward failures since the last :meth:`drain_backward`
         self.recent_backward: list[int] = []
 
-    def forward(self, node_ids: tuple[int, ...], codes) -> None:
+    def forward(self, node_ids: tuple[int, ...], codes, chain=None) -> None:
         """Host side: ``codes[i]`` is node ``node_ids[i]``'s solver result code (0:
         converged; ``fpl.stdlib.solvers.Result``), or a bool: failed."""
         codes = np.asarray(codes).astype(np.int64)
+        c = self._chain(chain)
         with self._lock:
             for node, code in zip(node_ids, codes.reshape(-1, len(node_ids))[-1]):
                 if code:
-                    self.counts[(self.chain, node)] += 1
-                    self.reasons[(self.chain, node, int(code))] += 1
+                    self.counts[(c, node)] += 1
+                    self.reasons[(c, node, int(code))] += 1
 
-    def backward(self, node_id: int, bad=True) -> None:
+    def backward(self, node_id: int, bad=True, chain=None) -> None:
         """Host side: one backward (gradient) solve of ``node_id`` failed (if ``bad``:
         under ``vmap`` the callback also runs for healthy elements)."""
         if not bool(np.any(np.asarray(bad))):
             return
+        c = self._chain(chain)
         with self._lock:
-            self.counts[(self.chain, ~node_id)] += 1
+            self.counts[(c, ~node_id)] += 1
             self.recent_backward.append(node_id)
+
+    def _chain(self, chain) -> int:
+        return self.chain if chain is None else int(np.asarray(chain).reshape(-1)[-1])
 
     def reasons_per_node(self) -> dict[int, dict[int, int]]:
         """node id -> {result code: forward failures for that reason} (all chains)."""
@@ -84,6 +92,19 @@ _CURRENT: contextvars.ContextVar[SolverEvents | None] = contextvars.ContextVar(
 )
 
 
+_CHAIN: contextvars.ContextVar = contextvars.ContextVar("fpl_chain_index", default=None)
+
+
+@contextlib.contextmanager
+def chain_index(index) -> Iterator[None]:
+    """While tracing one chain's transition: reports carry ``index`` (traced)."""
+    token = _CHAIN.set(index)
+    try:
+        yield
+    finally:
+        _CHAIN.reset(token)
+
+
 def current() -> SolverEvents | None:
     """The events object code traced now reports to (None: report nothing)."""
     return _CURRENT.get()
@@ -109,10 +130,13 @@ def report_forward(node_ids: tuple[int, ...], codes) -> None:
     import jax
     import jax.numpy as jnp
 
-    def send(c):
-        jax.debug.callback(functools.partial(events.forward, tuple(node_ids)), c)
+    chain = _CHAIN.get()
+    chain = jnp.int32(-1) if chain is None else chain
 
-    jax.lax.cond(jnp.any(codes != 0), send, lambda c: None, codes)
+    def send(c, chain):
+        jax.debug.callback(functools.partial(_forward, events, tuple(node_ids)), c, chain)
+
+    jax.lax.cond(jnp.any(codes != 0), send, lambda c, chain: None, codes, chain)
 
 
 def report_backward(node_id: int, bad) -> None:
@@ -121,11 +145,32 @@ def report_backward(node_id: int, bad) -> None:
     if events is None:
         return
     import jax
+    import jax.numpy as jnp
 
-    def send(b):
-        jax.debug.callback(functools.partial(events.backward, node_id), b)
+    chain = _CHAIN.get()
+    chain = jnp.int32(-1) if chain is None else chain
 
-    jax.lax.cond(bad, send, lambda b: None, bad)
+    def send(b, chain):
+        jax.debug.callback(functools.partial(_backward, events, node_id), b, chain)
+
+    jax.lax.cond(bad, send, lambda b, chain: None, bad, chain)
 
 
-__all__ = ["SolverEvents", "collecting", "current", "report_forward", "report_backward"]
+def _forward(events: SolverEvents, node_ids, codes, chain) -> None:
+    c = int(np.asarray(chain).reshape(-1)[-1])
+    events.forward(node_ids, codes, None if c < 0 else c)
+
+
+def _backward(events: SolverEvents, node_id: int, bad, chain) -> None:
+    c = int(np.asarray(chain).reshape(-1)[-1])
+    events.backward(node_id, bad, None if c < 0 else c)
+
+
+__all__ = [
+    "SolverEvents",
+    "chain_index",
+    "collecting",
+    "current",
+    "report_backward",
+    "report_forward",
+]

@@ -24,6 +24,7 @@ CODES: dict[str, str] = {
     "E0105": "name declared twice",
     "E0106": "bad import",
     "E0107": "program too deeply nested",
+    "E0108": "Stan syntax that FPL writes differently",
     # E02xx: types and shapes
     "E0201": "type mismatch",
     "E0202": "shape mismatch",
@@ -55,9 +56,11 @@ CODES: dict[str, str] = {
     # W04xx: warnings about numerics (printed, never fatal unless asked)
     "W0401": "ill-posed implicit node",
     "W0402": "implicit solve did not converge at the diagnosed point",
+    "W0403": "Laplace approximation unreliable (Pareto k̂ > 0.7)",
     # E05xx: files and I/O
     "E0501": "cannot read file",
     "E0502": "cannot write file",
+    "E0503": "an optional package is not installed",
 }
 
 

@@ -3,7 +3,13 @@ the parse tree, so deeply nested programs cannot overflow the stack here)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import os
+import stat
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -12,7 +18,7 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from fpl.dsl import ast
+from fpl.dsl import ast, stan_habits
 from fpl.dsl.diagnostics import FplError, error
 from fpl.dsl.spans import Source, Span
 
@@ -35,20 +41,28 @@ _TERMINAL_TEXT = {
 }
 
 
+#: A line ending in one of these continues on the next (``target += a -`` / ``b``): none
+#: can end a statement.  (``<`` and ``>`` are left out: ``>`` closes ``real<lower=0>``.)
+CONTINUING = frozenset("+ - * / % @ ^ .* ./ == != <= >= && || = ~ += , | ? : ->".split())
+
+
 class NewlineFilter:
-    """Drop newline tokens inside parentheses and brackets (implicit line joining)."""
+    """Drop newline tokens inside parentheses and brackets, and after an operator that
+    cannot end a statement (implicit line joining)."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
+        previous = None
         for tok in stream:
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
-            elif tok.type == "_NL" and depth > 0:
+            elif tok.type == "_NL" and (depth > 0 or str(previous) in CONTINUING):
                 continue
+            previous = tok
             yield tok
 
 
@@ -293,16 +307,97 @@ class _Build(Transformer):
     def name(self, meta, tok):
         return ast.Name(str(tok), self.sp(meta))
 
+    def soft_name(self, meta, tok):
+        return ast.Name(str(tok), self.sp(meta))
+
+
+#: the parser's options besides the postlexer; part of the table cache's key
+_OPTIONS = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
+
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
-    return lark.Lark(
-        _GRAMMAR.read_text(),
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        postlex=NewlineFilter(),
+    """The LALR parser, its tables read from the user's cache where a safe, current copy
+    is there (building them takes ~1 s, loading them ~0.05 s), else built and cached."""
+    text = _GRAMMAR.read_text()
+    path = table_cache_path(text)
+    if path is not None:
+        loaded = _load_tables(path)
+        if loaded is not None:
+            return loaded
+    parser = lark.Lark(text, postlex=NewlineFilter(), **_OPTIONS)
+    if path is not None:
+        _save_tables(parser, path)
+    return parser
+
+
+def cache_dir() -> Path:
+    """FPL's cache directory: ``$FPL_CACHE_DIR`` or ``~/.cache/fpl``."""
+    return Path(os.environ.get("FPL_CACHE_DIR") or Path.home() / ".cache" / "fpl")
+
+
+def table_cache_path(grammar: str) -> Path | None:
+    """Where the parse tables of ``grammar`` are cached, or None where no safe place is.
+
+    The file is named by a hash of everything the tables depend on (the grammar, the
+    options, lark's and Python's versions), so a stale file is never read.  lark's tables
+    are a pickle, and unpickling runs code: the directory (``<cache_dir>/lark``, made
+    ``0700``) must belong to this user and be writable by nobody else, so no other user
+    (nor a file planted in the working directory) can put a cache there.  Checked here
+    and again for the file when it is read."""
+    key = "\n".join(
+        [grammar, repr(sorted(_OPTIONS.items())), lark.__version__, sys.version.split()[0]]
     )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    folder = cache_dir() / "lark"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(folder.stat()):
+            return None
+    except OSError:
+        return None
+    return folder / f"grammar-{digest}.pickle"
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else (always true where there are no
+    POSIX owners, on Windows)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return True
+    return st.st_uid == getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _load_tables(path: Path) -> lark.Lark | None:
+    """The cached parser, or None (no file, not private, unreadable or corrupt: the
+    caller rebuilds it)."""
+    try:
+        with open(path, "rb") as f:
+            if not _private(os.fstat(f.fileno())):
+                return None
+            parser = lark.Lark.load(f)
+    except Exception:  # a corrupt or foreign cache only costs the rebuild
+        return None
+    if not isinstance(parser, lark.Lark) or not isinstance(parser.options.postlex, NewlineFilter):
+        return None
+    return parser
+
+
+def _save_tables(parser: lark.Lark, path: Path) -> None:
+    """Write the tables atomically (a private temporary file renamed over ``path``), so
+    a concurrent reader sees the old file or the new, never half of one; an unwritable
+    cache is skipped."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".grammar-", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            parser.save(f)
+        os.replace(tmp, path)
+    except Exception:  # a full disk or a vanished folder only costs speed next time
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _check_depth(source: Source, tree: lark.Tree) -> None:
@@ -342,6 +437,21 @@ def _describe_expected(expected) -> str:
     return "one of " + ", ".join(names) if len(names) > 1 else (names[0] if names else "")
 
 
+def _stan_habit(source: Source, line: int) -> FplError | None:
+    """E0108 with the FPL form when the failing line reads as Stan (dsl/stan_habits.py)."""
+    lines = source.text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    found = stan_habits.explain(lines[line - 1])
+    if found is None:
+        return None
+    message, help_text = found
+    text = lines[line - 1]
+    first = len(text) - len(text.lstrip()) + 1
+    span = Span(source, line, first, line, max(first, len(text.rstrip())))
+    return error("E0108", message, span, label="Stan syntax", help=help_text)
+
+
 def _syntax_error(source: Source, exc: Any) -> FplError:
     """``exc`` is a lark ``UnexpectedInput``; its attributes vary by subclass."""
     line = getattr(exc, "line", 0) or 0
@@ -365,6 +475,9 @@ def _syntax_error(source: Source, exc: Any) -> FplError:
             help="is a `(`, `[` or `{` left open?",
         )
     tok = exc.token
+    habit = _stan_habit(source, line if tok.type == "_NL" else tok.line)
+    if habit is not None:
+        return habit
     text = str(tok).replace("\n", "\\n") if tok.type != "_NL" else "newline"
     span = Span(
         source, tok.line, tok.column, tok.line, max(tok.column, tok.column + len(str(tok)) - 1)

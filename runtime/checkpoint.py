@@ -23,7 +23,7 @@ from fpl.dsl.diagnostics import error
 from fpl.runtime.io import write_atomic
 
 FORMAT = "fpl-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a sampling run saves all chains together
 
 
 class Interrupted(KeyboardInterrupt):
@@ -169,31 +169,23 @@ def tree_from(prefix: str, arrays: Mapping[str, np.ndarray], like, path: str):
 
 
 class NutsResumed:
-    """A saved sampling run: finished chains, then the current chain's progress."""
+    """A saved sampling run: every chain's state, draws and sampler stats so far."""
 
     def __init__(self, header: dict, arrays: dict[str, np.ndarray]):
         self.arrays = arrays
-        self.chain = int(header["chain"])
         self.done = int(header["done"])
-        names, n_stats = header["names"], int(header["n_stats"])
-        finished = int(header["finished"])
-        self.pos = [{k: arrays[f"fin/{c}/pos/{k}"] for k in names} for c in range(finished)]
-        self.stats = [
-            [arrays[f"fin/{c}/stat/{i}"] for i in range(n_stats)] for c in range(finished)
-        ]
-        self.warm_div = [int(x) for x in arrays["warm_div"]]
-        self.cur_pos = {k: arrays[f"cur/pos/{k}"] for k in names}
-        self.cur_stats = [arrays[f"cur/stat/{i}"] for i in range(n_stats)]
+        self.positions = arrays["positions"]  # (chains, done, d)
+        self.stats = [arrays[f"stat/{i}"] for i in range(int(header["n_stats"]))]
         self.failures = {(int(c), int(n)): int(k) for c, n, k in arrays["failures"]}
 
 
 class NutsCheckpoint:
-    """What ``run_nuts`` needs to checkpoint a sampling run and resume it."""
+    """What ``run_nuts`` needs to checkpoint a sampling run (all chains advance
+    together) and resume it."""
 
-    def __init__(self, path, print_: str, every: int | None, resume: bool, names, seed: int):
+    def __init__(self, path, print_: str, every: int | None, resume: bool, seed: int):
         self.path, self.print_, self.every, self.resume = str(path), print_, every, resume
         self.seed = seed
-        self.names = list(names)  # position names, in order
 
     def load(self) -> NutsResumed | None:
         if not self.resume:
@@ -204,53 +196,28 @@ class NutsCheckpoint:
     def state_like(self, like, resumed: NutsResumed):
         return tree_from("state", resumed.arrays, like, self.path)
 
-    def save(
-        self,
-        chain,
-        state,
-        pos_parts,
-        stat_parts,
-        done,
-        all_pos,
-        all_stats,
-        warm_div,
-        counts,
-        path: str | None = None,
-    ) -> None:
-        arrays: dict[str, Any] = {"warm_div": np.asarray(warm_div, np.int64)}
-        for c, (pos, stats) in enumerate(zip(all_pos, all_stats)):
-            arrays.update({f"fin/{c}/pos/{k}": v for k, v in pos.items()})
-            arrays.update({f"fin/{c}/stat/{i}": s for i, s in enumerate(stats)})
-        n_stats = len(all_stats[0]) if all_stats else 0
-        if stat_parts:
-            z = {k: np.concatenate([np.asarray(p[k]) for p in pos_parts]) for k in self.names}
-            arrays.update({f"cur/pos/{k}": v for k, v in z.items()})
+    def save(self, states, pos_parts, stat_parts, done, counts, path: str | None = None) -> None:
+        arrays: dict[str, Any] = dict(tree_arrays("state", states))
+        n_chains = len(np.asarray(states.chain))
+        if pos_parts:
+            arrays["positions"] = np.concatenate(pos_parts, axis=1)
+            for i in range(len(stat_parts[0])):
+                arrays[f"stat/{i}"] = np.concatenate([s[i] for s in stat_parts], axis=1)
             n_stats = len(stat_parts[0])
-            for i in range(n_stats):
-                arrays[f"cur/stat/{i}"] = np.concatenate([np.asarray(s[i]) for s in stat_parts])
-            arrays.update(tree_arrays("state", state))
         else:
-            arrays.update({f"cur/pos/{k}": np.zeros(0) for k in self.names})
-            arrays.update({f"cur/stat/{i}": np.zeros(0) for i in range(n_stats)})
+            arrays["positions"] = np.zeros((n_chains, 0, 0))
+            n_stats = 0
         arrays["failures"] = np.asarray(
             [[c, n, k] for (c, n), k in counts.items()], np.int64
         ).reshape(-1, 3)
-        meta = {
-            "chain": int(chain),
-            "done": int(done),
-            "finished": len(all_pos),
-            "names": self.names,
-            "n_stats": n_stats,
-            "seed": self.seed,
-        }
+        meta = {"done": int(done), "n_stats": n_stats, "seed": self.seed}
         save(path or self.path, "sample", self.print_, int(done), meta, arrays)
 
-    def interrupted(self, snapshot, counts) -> Interrupted:
-        self.save(*snapshot, counts)
-        chain, done = snapshot[0], snapshot[4]
+    def interrupted(self, states, pos_parts, stat_parts, done, counts) -> Interrupted:
+        self.save(states, pos_parts, stat_parts, done, counts)
         return Interrupted(
-            f"interrupted in chain {chain + 1} at iteration {done}; checkpoint written to "
-            f"{self.path}; resume with: model.sample(..., checkpoint={self.path!r}, resume=True)",
+            f"interrupted at iteration {done}; checkpoint written to {self.path}; resume "
+            f"with: model.sample(..., checkpoint={self.path!r}, resume=True)",
             step=done,
             checkpoint=self.path,
         )

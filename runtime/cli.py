@@ -5,6 +5,11 @@ rendered as located diagnostics; a Python traceback is shown only with FPL_DEBUG
 ``fpl check`` and ``fpl compile`` never import JAX.  One command per inference method
 (``fpl sample``, ``optimize``, ``laplace``, ``pathfinder``, ``vi``, ``predict``,
 ``diagnose``) is built from the methods table (``fpl.runtime.cli_methods``).
+
+Global flags (``--error-format``) are accepted before or after the subcommand.  The
+method commands are registered only when the command line may need them (not for
+``check``, ``compile``, ``summary``, ``list``), so those start without importing the
+methods' modules.
 """
 
 from __future__ import annotations
@@ -24,58 +29,89 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _parser() -> argparse.ArgumentParser:
+#: commands that need no inference method: their command lines are parsed without
+#: importing the methods' modules (which pull in NumPy)
+LIGHT_COMMANDS = ("check", "compile", "summary", "list", "lsp")
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Flags valid before and after the subcommand.  On the subcommands the default is
+    ``SUPPRESS``, so a flag given before the subcommand is not overwritten."""
+    parser.add_argument(
+        "--error-format",
+        choices=["text", "json"],
+        default="text" if top else argparse.SUPPRESS,
+        help="how diagnostics are printed: text, or json for editors (default: text)",
+    )
+
+
+def _parser(methods: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``methods=False`` leaves out the inference methods' commands."""
     from fpl import __version__
 
     p = _Parser(prog="fpl", description="FPL: differentiable probabilistic programming on JAX.")
     p.add_argument("--version", action="version", version=f"fpl {__version__}")
-    p.add_argument(
-        "--error-format",
-        choices=["text", "json"],
-        default="text",
-        help="how diagnostics are printed (json for editors)",
-    )
+    _add_global_flags(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     c = sub.add_parser("check", help="parse and type-check a model")
-    c.add_argument("model")
-    c.add_argument("--data", help="also check a data file against the model")
+    c.add_argument("model", help="the model file (.fpl)")
+    c.add_argument("--data", help="also check a data file against the model (default: none)")
 
     c = sub.add_parser("compile", help="print a compilation stage")
-    c.add_argument("model")
+    c.add_argument("model", help="the model file (.fpl)")
     c.add_argument(
         "--emit",
         choices=["ast", "ir", "jaxpr"],
         default="ir",
         help="ast: the syntax tree; ir: the typed IR; jaxpr: the JAX program of the "
-        "log density (needs --data where the model has data)",
+        "log density (needs --data where the model has data) (default: ir)",
     )
-    c.add_argument("--data", help="data file (for --emit jaxpr)")
+    c.add_argument("--data", help="data file (for --emit jaxpr) (default: none)")
 
     from fpl.runtime import cli_list, cli_methods  # each adds its commands (no JAX import)
 
-    COMMANDS.update(cli_methods.add_parsers(sub))
+    if methods:
+        COMMANDS.update(cli_methods.add_parsers(sub))
     c = sub.add_parser("summary", help="summarise a saved fit (.nc, .csv, .json)")
-    c.add_argument("fit")
+    c.add_argument("fit", help="the fit file")
+    sub.add_parser("lsp", help="run the language server on stdio (needs the `lsp` extra)")
 
     COMMANDS.update(cli_list.add_parsers(sub))
+    for command in sub.choices.values():
+        _add_global_flags(command, top=False)
     return p
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand's name: the first word that is neither a flag nor a global flag's
+    value (None if there is none, as for ``fpl --help``)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--error-format":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def print_error(exc, args) -> None:
+    """A coded error on stderr, as text or JSON (``--error-format``)."""
+    if getattr(args, "error_format", "text") == "json":
+        print(exc.to_json(), file=sys.stderr)
+    else:
+        print(exc.render(), file=sys.stderr)
+
+
 def _setup_jax() -> None:
-    """Float64 and a persistent compilation cache, before JAX is first used."""
-    cache = os.environ.get("FPL_CACHE_DIR") or str(Path.home() / ".cache" / "fpl" / "jax")
+    """Float64 and the persistent compilation cache, before JAX is first used."""
     import jax
 
+    from fpl.runtime.platform import use_compilation_cache
+
     jax.config.update("jax_enable_x64", True)
-    try:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    except OSError:
-        pass  # an unwritable cache only costs speed
+    use_compilation_cache()
 
 
 def _load(path: str):
@@ -145,24 +181,34 @@ def emit_jaxpr(tree, program, data_path: str | None) -> str:
 
 
 def cmd_summary(args) -> int:
-    from fpl.runtime.io import load_fit
-    from fpl.runtime.summary import format_summary, summarize
+    from fpl.runtime.fit import load_fit
 
-    fd = load_fit(args.fit)
-    depth = int(fd.attrs.get("max_tree_depth", 10)) if fd.attrs else 10
-    print(format_summary(summarize(fd.posterior), fd.sample_stats or None, max_tree_depth=depth))
+    print(load_fit(args.fit).summary())  # times, E-BFMI and solver failures included
     return EXIT_OK
 
 
 # further commands come from ``cli_methods`` (one per inference method of the table) and
 # ``cli_list``: each has ``add_parsers(sub) -> {name: handler}``
-COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary}
+def cmd_lsp(args) -> int:
+    from fpl.dsl.diagnostics import error
+    from fpl.runtime.lsp import main as serve
+
+    try:
+        return serve()
+    except ImportError as exc:
+        raise error(
+            "E0503", f"the language server needs pygls ({exc})", help='pip install "fpl[lsp]"'
+        ) from None
+
+
+COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "lsp": cmd_lsp}
 
 
 def main(argv: list[str] | None = None) -> int:
     from fpl.dsl.diagnostics import FplError
 
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(methods=_command_of(argv) not in LIGHT_COMMANDS)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help / --version exit 0, usage errors exit 2
@@ -170,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except FplError as exc:
-        if args.error_format == "json":
-            print(exc.to_json(), file=sys.stderr)
-        else:
-            print(exc.render(), file=sys.stderr)
+        print_error(exc, args)
         return EXIT_MODEL
     except KeyboardInterrupt:
         print("\nfpl: interrupted", file=sys.stderr)

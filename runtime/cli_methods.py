@@ -5,12 +5,24 @@ command-line-only options, inputs and the help of ``-o`` / ``--quiet``).
 A bad flag value is a usage error (exit 2) carrying the coded message (E0403) the API
 raises for the same value; Ctrl-C during a checkpointed run prints the command that
 resumes it and exits 130.
+
+Before anything runs, ``-o`` is checked (a known extension, an existing writable
+folder: E0502, exit 2), and a seed left out is drawn and printed ("seed: 123456" on
+stderr), so every run can be repeated; the result stores it (``attrs["seed"]``).  After
+the run the summary is printed first, then the output written; if that fails, the
+result is kept in a recovery file whose path the error (E0502, exit 1) names.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
+import tempfile
 from pathlib import Path
+
+#: the range of seeds the CLI draws when none is given (short enough to retype)
+DRAWN_SEED_LIMIT = 2**31
 
 EXIT_INTERRUPTED = 130
 
@@ -22,43 +34,134 @@ def add_parsers(sub) -> dict:
     handlers = {}
     for method in methods().values():
         c = sub.add_parser(method.name, help=method.help, description=method.help)
-        c.add_argument("model")
-        c.add_argument("--data", help="CmdStan-style JSON data file")
+        c.add_argument("model", help="the model file (.fpl)")
+        c.add_argument("--data", help="CmdStan-style JSON data file (default: none)")
         for i in method.inputs:
             c.add_argument(
                 f"--{i.name}",
                 required=i.required,
-                help=i.help,
+                help=i.help + (" (required)" if i.required else " (default: none)"),
                 metavar="FILE.json" if i.file else "FILE",
             )
         method.settings.add_arguments(c)
         if method.command is not None:
             method.command.add_arguments(c)
         if method.output is not None:
-            c.add_argument("-o", "--output", help=method.output)
+            c.add_argument(
+                "-o", "--output", metavar="FILE", help=f"{method.output} (default: none)"
+            )
         if method.quiet is not None:
-            c.add_argument("--quiet", action="store_true", help=method.quiet)
+            c.add_argument("--quiet", action="store_true", help=f"{method.quiet} (default: off)")
         handlers[method.name] = _handler(method)
     return handlers
 
 
 def _settings(method, args):
     """The settings (and command-line-only options) from the flags, or the exit code of
-    a usage error.  Files are read first: an unreadable file is a data error (exit 1)."""
+    a usage error (a bad value, a bad ``-o``).  Files are read first: an unreadable file
+    is a data error (exit 1).  A seed left out is drawn here and printed."""
     from fpl.dsl.diagnostics import FplError
-    from fpl.runtime.cli import EXIT_USAGE
+    from fpl.runtime.cli import EXIT_USAGE, print_error
     from fpl.runtime.data import read_data
 
     values = method.settings.cli_values(args, read_data)
     try:
+        if getattr(args, "output", None):
+            check_output(args.output, method.output_formats)
+        if "seed" in values and values["seed"] is None:
+            values["seed"] = _seed(values)
         settings = method.settings(**values)
         command = None
         if method.command is not None:
             command = method.command(**method.command.cli_values(args, read_data))
     except FplError as exc:  # a bad flag value: a usage error, with its code
-        print(exc.render(), file=sys.stderr)
+        print_error(exc, args)
         return EXIT_USAGE
     return settings, command
+
+
+def _seed(values: dict) -> int:
+    """The seed of a run given none: a resumed run's first seed (from its checkpoint),
+    else a random one; printed on stderr so that the run can be repeated."""
+    from fpl.runtime.checkpoint import saved_seed
+
+    seed = None
+    if values.get("resume") and values.get("checkpoint"):
+        seed = saved_seed(values["checkpoint"])
+        if seed is not None:
+            print(f"seed: {seed} (from the checkpoint)", file=sys.stderr)
+            return seed
+    seed = secrets.randbelow(DRAWN_SEED_LIMIT)
+    print(f"seed: {seed}", file=sys.stderr)
+    return seed
+
+
+def check_output(path: str, formats: tuple[str, ...]) -> None:
+    """E0502 unless ``path`` can be written: one of ``formats`` (extensions) and in an
+    existing, writable folder (checked before the run, so that no result is lost)."""
+    from fpl.dsl.diagnostics import error
+
+    shown = ", ".join(formats)
+    suffix = Path(path).suffix.lower()
+    if suffix not in formats:
+        raise error(
+            "E0502",
+            f"cannot write `{path}`: unknown format `{suffix or '(none)'}`",
+            help=f"`-o` takes a file ending in {shown}",
+        )
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise error(
+            "E0502",
+            f"cannot write `{path}`: the folder `{folder}` does not exist",
+            help="create it first, or write somewhere else",
+        )
+    if Path(path).is_dir():
+        raise error("E0502", f"cannot write `{path}`: it is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise error("E0502", f"cannot write `{path}`: the folder `{folder}` is not writable")
+
+
+def save_output(result, path: str | None, formats: tuple[str, ...]) -> int:
+    """Write ``result`` to ``path`` (if given) and say so; if that fails, keep it in a
+    recovery file (in the temporary folder, in the same format, else as JSON) and raise
+    E0502 naming it: a finished run is never lost to a late I/O failure."""
+    from fpl.dsl.diagnostics import FplError, error
+
+    if not path:
+        return 0
+    try:
+        written = result.save(path)
+    except FplError as exc:
+        reason = exc.diagnostics[0].message
+        kept, failures = None, []
+        for suffix in dict.fromkeys([Path(path).suffix.lower(), ".json"]):
+            if suffix not in formats:
+                continue
+            fd, candidate = tempfile.mkstemp(prefix=f"{Path(path).stem}.recovered-", suffix=suffix)
+            os.close(fd)
+            try:
+                result.save(candidate)
+            except FplError as again:
+                failures.append(again.diagnostics[0].message)
+                Path(candidate).unlink(missing_ok=True)
+                continue
+            kept = candidate
+            break
+        if kept is None:
+            raise error(
+                "E0502",
+                f"{reason}; the result could not be kept anywhere ({'; '.join(failures)})",
+            ) from None
+        raise error(
+            "E0502",
+            f"{reason}; the result was kept in `{kept}`",
+            help=f"move `{kept}` where you want it; it is the complete result of this run",
+        ) from None
+    # a fit's save lists its files (a Stan CSV is one file per chain)
+    files = written if isinstance(written, list) and written else [path]
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
 
 
 def _handler(method):
@@ -96,19 +199,13 @@ def _handler(method):
 
 
 def report(method, fit, args) -> int:
-    """The default output: ``-o`` written, then (unless ``--quiet``) the headline and
-    the summary."""
-    from fpl.runtime.cli import EXIT_OK
-
-    if args.output:
-        fit.save(args.output)
+    """The default output: unless ``--quiet`` the headline and the summary, then ``-o``
+    written (see :func:`save_output`)."""
     if not args.quiet:
         if method.headline is not None:
             print(method.headline(fit))
         print(fit.summary())
-    if args.output:
-        print(f"wrote {args.output}")
-    return EXIT_OK
+    return save_output(fit, args.output, method.output_formats)
 
 
 def _interrupted(method, args, exc) -> int:
@@ -127,4 +224,4 @@ def _interrupted(method, args, exc) -> int:
     return EXIT_INTERRUPTED
 
 
-__all__ = ["add_parsers", "report"]
+__all__ = ["add_parsers", "check_output", "report", "save_output"]

@@ -1,4 +1,14 @@
-"""Results of sampling: draws by name, a Stan-style summary, ArviZ data and files."""
+"""Results of inference: draws by name, a Stan-style summary, ArviZ data and files.
+
+A :class:`Fit` maps onto the groups of a fit file (:class:`fpl.runtime.io.FitData`,
+ArviZ's schema): ``posterior`` (params and outs), ``unconstrained_posterior``,
+``generated`` (gens: ``posterior_predictive``, and a ``gen log_lik...`` the model
+declares goes to ``log_likelihood``), ``log_likelihood`` (the pointwise log-likelihood
+of every data field observed by ``~``, recorded by the method; a declared ``gen
+log_lik...`` of the same name wins), ``sample_stats``, ``warmup_sample_stats``,
+``observed`` (``observed_data``: the fields observed by ``~``), ``constant_data`` (the
+other data) and ``adaptation``.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +18,21 @@ from typing import Any
 import numpy as np
 
 from fpl.runtime.io import FitData, save_fit, to_arviz
-from fpl.runtime.summary import Row, format_summary, summarize
+from fpl.runtime.summary import Summary, format_summary, summary_rows
 
 
-@dataclass
-class Summary:
-    """A posterior summary: one :class:`Row` per scalar, plus sampler diagnostics."""
-
-    rows: list[Row]
-    text: str
-    divergences: list[int]
-    tree_depth_saturated: list[int]
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __getitem__(self, name: str) -> Row:
-        for r in self.rows:
-            if r.name == name:
-                return r
-        raise KeyError(name)
-
-    def to_dataframe(self):
-        import pandas as pd
-
-        cols = ["mean", "mcse", "sd", "q5", "q50", "q95", "ess_bulk", "ess_tail", "r_hat"]
-        return pd.DataFrame(
-            [[getattr(r, c) for c in cols] for r in self.rows],
-            index=[r.name for r in self.rows],
-            columns=["mean", "mcse", "sd", "5%", "50%", "95%", "ess_bulk", "ess_tail", "r_hat"],
-        )
+def is_declared_log_lik(name: str) -> bool:
+    """A gen the model declares as pointwise log-likelihood (``gen log_lik...``)."""
+    return name.startswith("log_lik")
 
 
-@dataclass
+@dataclass(repr=False)
 class Fit:
     model: str
     posterior: dict[str, np.ndarray]  # params and outs, (chains, draws, ...)
     generated: dict[str, np.ndarray]  # gen values, (chains, draws, ...)
     sample_stats: dict[str, np.ndarray]  # (chains, draws)
-    observed: dict[str, np.ndarray]
+    observed: dict[str, np.ndarray]  # data fields observed by ``~`` (all data where unsplit)
     attrs: dict[str, Any] = field(default_factory=dict)
     warmup_divergences: np.ndarray | None = None
     #: implicit node ("fix#1 at model.fpl:9:9") -> non-converged solves met per chain,
@@ -61,6 +47,17 @@ class Fit:
     elbo: np.ndarray | None = None
     #: the weights the draws were computed with, where the method fitted them (VI)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    #: NUTS: the warmup transitions' sampler stats, (chains, warmup) each
+    warmup_sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    #: NUTS: the adapted step size (chains,) and inverse metric (chains, d) or
+    #: (chains, d, d) over the unconstrained params, plus low-rank factors
+    adaptation: dict[str, np.ndarray] = field(default_factory=dict)
+    #: pointwise log-likelihood per observed data field, (chains, draws, *field shape)
+    log_likelihood: dict[str, np.ndarray] = field(default_factory=dict)
+    #: data not observed by ``~`` (sizes, covariates)
+    constant_data: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the params' unconstrained values, (chains, draws, ...), where kept
+    unconstrained_posterior: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def chains(self) -> int:
@@ -93,10 +90,18 @@ class Fit:
             return np.zeros(self.chains, dtype=int)
         return np.sum(self.sample_stats["diverging"], axis=1)
 
-    def summary(self) -> Summary:
-        rows = summarize(self.posterior)
+    def summary(self, variables: list[str] | None = None) -> Summary:
+        """The summary of ``variables`` (default: the params and outs; for ``predict``'s
+        fits the predictions, outs and gens), ``lp__`` first, with the sampler's
+        per-chain diagnostics (divergences, tree depth, E-BFMI), implicit nodes'
+        failures and the run's times; shows as its table."""
+        if variables is None and self.attrs.get("predicted"):
+            variables = str(self.attrs["predicted"]).split(",")
+        chosen = self.posterior if variables is None else self.draws()
+        chosen = {k: v for k, v in chosen.items() if variables is None or k in variables}
+        rows = summary_rows(chosen, self.sample_stats)
         depth = int(self.attrs.get("max_tree_depth", 10))
-        text = format_summary(rows, self.sample_stats, max_tree_depth=depth)
+        text = format_summary(rows, self.sample_stats, max_tree_depth=depth, attrs=self.attrs)
         tree_depth = self.sample_stats.get("tree_depth", np.zeros((self.chains, 0)))
         sat = np.sum(tree_depth >= depth, axis=1)
         for node in {**self.solver_failures, **self.gradient_failures}:
@@ -115,32 +120,60 @@ class Fit:
                     f"; {sum(bwd)} failed gradient solves (singular or unsolved backward "
                     f"system: the gradient was NaN there) [{per_chain}]"
                 )
-        return Summary(rows, text, [int(x) for x in self.divergences], [int(x) for x in sat])
+        divergences = tuple(int(x) for x in self.divergences)
+        return Summary(tuple(rows), text, divergences, tuple(int(x) for x in sat))
+
+    def __repr__(self) -> str:
+        return f"{self._title()}\n{self.summary()}"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<p>{escape(self._title())}</p>{self.summary()._repr_html_()}"
+
+    def _title(self) -> str:
+        method = self.attrs.get("method", "sample")
+        return (
+            f"<fpl.Fit of {self.model} ({method}): {self.chains} chain"
+            f"{'' if self.chains == 1 else 's'} x {self.num_draws} draws>"
+        )
 
     @classmethod
     def from_fitdata(cls, fd: FitData) -> Fit:
         """A fit read back from a file (the I/O layer's :class:`FitData`): draws, sample
-        statistics and attributes as saved; failure counts are kept as totals in
-        ``attrs`` (per-chain counts are not saved)."""
+        statistics, adaptation and attributes as saved; failure counts are kept as totals
+        in ``attrs`` (per-chain counts are not saved)."""
         attrs = {k: v for k, v in fd.attrs.items() if k != "model"}
+        declared = {k: v for k, v in fd.log_likelihood.items() if is_declared_log_lik(k)}
         return cls(
             model=str(fd.attrs.get("model", "model")),
             posterior=dict(fd.posterior),
-            generated={**fd.log_likelihood, **fd.posterior_predictive},
+            generated={**fd.posterior_predictive, **declared},
             sample_stats=dict(fd.sample_stats),
             observed=dict(fd.observed_data),
             attrs=attrs,
+            warmup_sample_stats=dict(fd.warmup_sample_stats),
+            adaptation=dict(fd.adaptation),
+            log_likelihood={k: v for k, v in fd.log_likelihood.items() if k not in declared},
+            constant_data=dict(fd.constant_data),
+            unconstrained_posterior=dict(fd.unconstrained_posterior),
         )
 
     def to_fitdata(self) -> FitData:
-        loglik = {k: v for k, v in self.generated.items() if k.startswith("log_lik")}
-        predictive = {k: v for k, v in self.generated.items() if k not in loglik}
+        """The fit's groups; a declared ``gen log_lik...`` joins the recorded pointwise
+        log-likelihood (and wins over a recorded entry of the same name)."""
+        declared = {k: v for k, v in self.generated.items() if is_declared_log_lik(k)}
+        predictive = {k: v for k, v in self.generated.items() if k not in declared}
         return FitData(
             posterior=dict(self.posterior),
-            sample_stats=dict(self.sample_stats),
-            observed_data=dict(self.observed),
-            log_likelihood=loglik,
+            unconstrained_posterior=dict(self.unconstrained_posterior),
             posterior_predictive=predictive,
+            log_likelihood={**self.log_likelihood, **declared},
+            sample_stats=dict(self.sample_stats),
+            warmup_sample_stats=dict(self.warmup_sample_stats),
+            observed_data=dict(self.observed),
+            constant_data=dict(self.constant_data),
+            adaptation=dict(self.adaptation),
             attrs={
                 "model": self.model,
                 **self.attrs,
@@ -151,21 +184,35 @@ class Fit:
 
     def to_arviz(self) -> Any:
         """The fit as ArviZ data: an ``xarray.DataTree`` on ArviZ >= 1, an
-        ``arviz.InferenceData`` on ArviZ 0.x (see :func:`fpl.runtime.io.to_arviz`).
-
-        Groups: posterior, sample_stats, observed_data, and log_likelihood /
-        posterior_predictive from ``gen`` values; the same as a saved ``.nc`` file.
+        ``arviz.InferenceData`` on ArviZ 0.x, from one code path
+        (:func:`fpl.runtime.netcdf.to_arviz`); the groups of a saved ``.nc`` file, so
+        ``az.loo``, ``az.compare``, ``az.plot_ppc`` and ``az.plot_trace`` take it as is.
         """
         return to_arviz(self.to_fitdata())
 
-    def save(self, path: str) -> None:
-        """Write the fit atomically: ``.nc`` (ArviZ netCDF), ``.csv`` or ``.json``."""
-        save_fit(path, self.to_fitdata())
+    def save(self, path: str) -> list[str]:
+        """Write the fit atomically: ``.nc`` (ArviZ netCDF), ``.csv`` (Stan CSV: one file
+        per chain, ``fit_1.csv``, ...) or ``.json``; returns the files written."""
+        return save_fit(str(path), self.to_fitdata())
+
+
+def split_data(
+    data: dict[str, np.ndarray], observed_fields
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(observed, constant)``: the data fields observed by ``~`` (``observed_fields``,
+    e.g. ``{o.field for o in cm.observations}``) and the others, for ``Fit.observed`` and
+    ``Fit.constant_data``."""
+    fields = set(observed_fields)
+    observed = {k: v for k, v in data.items() if k in fields}
+    return observed, {k: v for k, v in data.items() if k not in fields}
 
 
 def load_fit(path: str) -> Fit:
-    """Read a saved fit (``.nc``, ``.csv`` or ``.json``) back as a :class:`Fit`, with
-    ``summary()``, ``draws()``, ``to_arviz()`` and ``save()``."""
+    """Read a saved fit (``.nc``, ``.csv`` (also CmdStan's files) or ``.json``) back as a
+    :class:`Fit`, with ``summary()``, ``draws()``, ``to_arviz()`` and ``save()``."""
     from fpl.runtime.io import load_fit as load_fitdata
 
     return Fit.from_fitdata(load_fitdata(str(path)))
+
+
+__all__ = ["Fit", "Summary", "load_fit", "split_data"]

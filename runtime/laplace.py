@@ -21,6 +21,13 @@ the implicit-function-theorem JVP rule of the reverse pass, so it is exact there
 Checked invariants (each a coded error, E0407): the search converged, the density and
 Hessian at the mode are finite, and ``−H`` is positive definite (its Cholesky factor
 exists).  Weights are held at their given or initial values, as the sampler holds them.
+
+How good the Gaussian is: each draw's log importance ratio ``ℓ(u) − log q(u)`` (``lp``
+minus ``lp_approx``, both kept in ``sample_stats``) goes to PSIS (``fpl.runtime.psis``),
+and its Pareto k̂ is stored as ``attrs["pareto_k"]``.  k̂ > 0.7 means the posterior's
+tails are far heavier than the Gaussian's (eight schools' ``tau``, say): the draws
+misrepresent the posterior, and ``fpl laplace`` prints a warning (W0403) suggesting
+``fpl sample``.
 """
 
 from __future__ import annotations
@@ -35,9 +42,10 @@ from typing import Any
 import numpy as np
 
 from fpl.compiler.compiled import CompiledModel
-from fpl.dsl.diagnostics import error
+from fpl.dsl.diagnostics import Diagnostic, error
 from fpl.runtime.fit import Fit
 from fpl.runtime.methods import Method, Settings, option
+from fpl.runtime.psis import K_THRESHOLD, pareto_k
 from fpl.stdlib.lazy import LazyModule
 
 # JAX loads when the method runs, not when the CLI lists its settings
@@ -274,6 +282,8 @@ def laplace(
         lp = _log_density_at(cm, args, approx.unravel, x)
         half = np.sum(np.asarray(z) ** 2, axis=1) / 2
         lp_approx = approx.log_density - half  # the quadratic (Gaussian) approximation of lp
+        # log q differs from lp_approx by a constant, which k̂ does not depend on
+        khat = pareto_k(lp - lp_approx)
     return draws_fit(
         cm,
         values,
@@ -286,6 +296,8 @@ def laplace(
             "log_density_at_mode": approx.log_density,
             "mode_iterations": approx.iterations,
             "mode_gradient_norm": approx.gradient_norm,
+            # ±inf (no tail / too few draws) as text: JSON and netCDF attrs hold no inf
+            "pareto_k": khat if np.isfinite(khat) else str(khat),
             "seconds": round(time.perf_counter() - began, 3),
         },
     )
@@ -299,10 +311,45 @@ def _log_density_at(cm: CompiledModel, args, unravel, x) -> np.ndarray:
 
 
 def headline(fit) -> str:
+    khat = fit.attrs.get("pareto_k")
+    shown = "" if khat is None else f", Pareto k̂ {float(khat):.2f}"
     return (
         f"mode found in {fit.attrs['mode_iterations']} L-BFGS iterations, "
-        f"log density there {fit.attrs['log_density_at_mode']:.6g}\n"
+        f"log density there {fit.attrs['log_density_at_mode']:.6g}{shown}\n"
     )
+
+
+def unreliable(fit) -> Diagnostic | None:
+    """The warning (W0403) of a fit whose Pareto k̂ exceeds ``K_THRESHOLD``, or None."""
+    khat = fit.attrs.get("pareto_k")
+    if khat is None or not float(khat) > K_THRESHOLD:
+        return None
+    khat = float(khat)
+    return Diagnostic(
+        "W0403",
+        f"the Laplace approximation is unreliable here: Pareto k̂ = {khat:.2f} > "
+        f"{K_THRESHOLD} (importance ratios of the posterior to the Gaussian)",
+        help="the posterior is far from Gaussian on the unconstrained scale (heavy tails, "
+        "a funnel); its draws and summaries may be badly off: use `fpl sample`",
+        severity="warning",
+    )
+
+
+def report(model, fit, args) -> int:
+    """``fpl laplace``'s output: the default (headline, summary, ``-o``), then on stderr
+    the warning of an unreliable approximation (k̂ > 0.7)."""
+    import sys
+
+    from fpl.runtime.cli_methods import report as default_report
+
+    code = default_report(METHOD, fit, args)
+    warning = unreliable(fit)
+    if warning is not None:
+        if getattr(args, "error_format", "text") == "json":
+            print(json.dumps(warning.to_json()), file=sys.stderr)
+        else:
+            print("\n" + warning.render(), file=sys.stderr)
+    return code
 
 
 METHOD = Method(
@@ -311,4 +358,5 @@ METHOD = Method(
     settings=LaplaceSettings,
     run="fpl.runtime.laplace:run",
     headline=headline,
+    report=report,
 )

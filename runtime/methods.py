@@ -96,9 +96,14 @@ def _base_type(hint) -> type | None:
     return None
 
 
+#: every ``seed`` setting is in ``[0, SEED_LIMIT)``: JAX's and NumPy's generators take
+#: it as a 64-bit integer
+SEED_LIMIT = 2**63
+
+
 def _check_field(name: str, value: Any, base: type | None, meta: Mapping[str, Any]) -> None:
     """E0403 unless ``value`` has the field's type, is one of its choices and within its
-    bounds."""
+    bounds (a ``seed`` within ``[0, SEED_LIMIT)`` whatever its field says)."""
     if base in (int, float) and (
         isinstance(value, bool) or not isinstance(value, (int, float) if base is float else int)
     ):
@@ -115,6 +120,12 @@ def _check_field(name: str, value: Any, base: type | None, meta: Mapping[str, An
             raise error("E0403", f"`{name}` must be > {meta['gt']}, got {value!r}")
         if meta.get("lt") is not None and not value < meta["lt"]:
             raise error("E0403", f"`{name}` must be < {meta['lt']}, got {value!r}")
+    if name == "seed" and not 0 <= value < SEED_LIMIT:
+        raise error(
+            "E0403",
+            f"`seed` must be an integer in [0, 2**63), got {value!r}",
+            help="any whole number from 0 to 9223372036854775807",
+        )
 
 
 @dataclass(frozen=True)
@@ -157,11 +168,19 @@ class Settings:
             if not meta.get("cli", True):
                 continue
             default = f.default if f.default is not dataclasses.MISSING else None
-            shown = "random, printed" if f.name == "seed" and default is None else default
-            text = f"{meta.get('help', '')} (default: {shown})"
             base = _base_type(hints.get(f.name))
+            text = f"{meta.get('help', '')} (default: {_shown_default(f.name, default, base)})"
             if meta.get("file"):
                 parser.add_argument(flag_of(f), dest=f.name, metavar="FILE.json", help=text)
+            elif meta.get("choices") is None and base in (int, float, str):
+                parser.add_argument(
+                    flag_of(f),
+                    dest=f.name,
+                    type=meta.get("parse") or base,
+                    default=default,
+                    metavar={int: "N", float: "X"}.get(base, "TEXT"),
+                    help=text,
+                )
             elif base is bool:
                 parser.add_argument(flag_of(f), dest=f.name, action="store_true", help=text)
             else:
@@ -190,6 +209,15 @@ class Settings:
                 value = read_file(value)
             values[f.name] = value
         return values
+
+
+def _shown_default(name: str, default: Any, base: type | None) -> str:
+    """A default as ``--help`` shows it."""
+    if name == "seed" and default is None:
+        return "random, printed"
+    if base is bool:
+        return "on" if default else "off"
+    return "none" if default is None else str(default)
 
 
 @dataclass(frozen=True)
@@ -238,6 +266,8 @@ class Method:
     #: help of ``-o`` (None: no such flag) and of ``--quiet`` (None: no such flag)
     output: str | None = OUTPUT_HELP
     quiet: str | None = "print no summary"
+    #: the extensions ``-o`` takes (checked before the run)
+    output_formats: tuple[str, ...] = (".nc", ".csv", ".json")
 
     def __call__(self, model, data, settings: Settings, **inputs: Any):
         module, function = self.run.split(":")
@@ -277,6 +307,7 @@ def settings_dict(settings: Settings) -> Mapping[str, Any]:
 
 __all__ = [
     "MODULES",
+    "SEED_LIMIT",
     "CommandOptions",
     "Input",
     "Method",

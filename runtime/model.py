@@ -16,7 +16,12 @@ from fpl.runtime.methods import run_method
 
 
 class Model:
-    """A compiled FPL model.  Methods take data as a mapping (or a JSON file path)."""
+    """A compiled FPL model.  Methods take data as a mapping (or a JSON file path).
+
+    Inference methods run in float64 whatever JAX's global setting; the density
+    functions (``log_density``, ``constrain``, ``unconstrain``) run at the caller's
+    precision (float32 unless 64-bit values are enabled), so they stay plain JAX
+    functions that ``jit``, ``grad`` and ``vmap`` compose with."""
 
     def __init__(self, program: ast.Program, source_name: str, path: Path | None = None):
         self.ast = program
@@ -71,6 +76,13 @@ class Model:
         With ``jacobian=True`` the log-Jacobian of the unconstraining transform is
         added (the density of the unconstrained params, what samplers see).
         Values outside a param's support give -inf.
+
+        Precision: this runs at the caller's JAX precision, which is float32 unless the
+        process enabled 64-bit values (``jax.config.update("jax_enable_x64", True)``)
+        or the call is inside ``with jax.enable_x64(True):``; the result's dtype says
+        which.  The inference methods (``sample``, ``optimize``, ...) always run in
+        float64 in a scope of their own, whatever the process's setting, so a float32
+        value here can differ from the ``lp__`` of a fit by float32 rounding.
         """
         cm = self.bind(data, weights)
         cm.check_params(params)

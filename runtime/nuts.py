@@ -1,10 +1,26 @@
-"""NUTS over an unconstrained potential, on NumPyro's functional HMC kernel.
+"""NUTS over a compiled model's flat unconstrained log density, chains in parallel.
 
-Every chain runs the same jitted chunk of iterations (compiled once per process, then
-reused by each chain and, with JAX's persistent cache, by later processes), driven by
-the chunked loop of ``fpl.runtime.loop``: progress reports, checkpoints and Ctrl-C
-between chunks, without host callbacks inside the compiled loop.
-Data are passed as arguments of the compiled function, never baked in as constants.
+The transition is BlackJAX's multinomial NUTS kernel; warmup adapts the step size and
+the metric with :mod:`fpl.runtime.adaptation` (nutpie's Fisher-divergence low-rank
+metric by default).  One chain's state is a :class:`ChainState`, and a chunk of one
+chain's iterations (``lax.scan``) is one compiled program.
+
+Chains in parallel: chain ``c`` lives on local device ``c mod D`` (:func:`chain_devices`;
+on CPU the host's cores are made into devices before JAX starts, see
+:mod:`fpl.runtime.devices`), and each chunk is dispatched to every chain's device at
+once — JAX's dispatch is asynchronous, so the devices run their chains concurrently
+and the host waits once per chunk.  Every chain runs **the same single-chain program**,
+whatever the number of devices, so the same seed gives bit-identical draws on 1, 2 or
+4 devices (tested).  A program over all chains split with ``shard_map`` would not: XLA
+compiles a partitioned program differently from a one-device one (a division becomes a
+reciprocal's product, a fused reduction changes order), the last bits of the metric's
+factorisations move, and a chain's trajectory amplifies them.  ``shard_map`` is used
+where sharding is the point: the data-parallel likelihood.
+
+Between chunks (``fpl.runtime.loop``) the host updates the progress line, checkpoints
+and turns Ctrl-C into a resumable interruption; chunks end on multiples of ``chunk``,
+so a resumed run is bit-identical to an uninterrupted one.  Data are arguments of the
+compiled programs, never baked-in constants.
 """
 
 from __future__ import annotations
@@ -16,6 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fpl.compiler import reporting
+from fpl.runtime import adaptation as adapt
 from fpl.runtime.loop import Progress, run_chunks
 from fpl.stdlib.lazy import LazyModule
 
@@ -25,273 +43,178 @@ jnp = LazyModule("jax.numpy")
 STAT_FIELDS = ("lp", "accept_stat", "step_size", "tree_depth", "n_leapfrog", "diverging", "energy")
 
 # The stuck-chain guard.  Unconstrained params are O(1) (Stan-style inits are
-# uniform(-2, 2) there; before the first mass-matrix window the metric is the identity,
-# after it the step is in units of posterior standard deviations).  For a smooth density
-# the leapfrog energy error at step eps is O((eps / scale)^2), so dual averaging only
-# pushes eps below sqrt(float64 eps) ~ 1.5e-8 if the posterior scale is itself that small
-# or if acceptance fails at every scale: a discontinuous or noisy density (an implicit
-# node jumping between solutions).  Such a chain moves at most eps * 2^max_tree_depth ~
-# 1e-5 per transition at full cost (max-depth trees: no U-turn at that scale) and
-# cannot explore.  A smooth model whose step overshoots below the threshold early in
-# warmup (a burst of rejections) recovers within ~10-40 transitions (the dual-averaging
-# statistic decays like 1/t), hence the streak: only STUCK_STREAK consecutive warmup
-# transitions below STUCK_STEP, each a max-depth or divergent tree, stop a chain.
+# uniform(-2, 2) there; the metric puts steps in units of posterior scale).  For a
+# smooth density the leapfrog energy error at step eps is O((eps / scale)^2), so dual
+# averaging only pushes eps below sqrt(float64 eps) ~ 1.5e-8 if the posterior scale is
+# itself that small or if acceptance fails at every scale: a discontinuous or noisy
+# density (an implicit node jumping between solutions).  Such a chain moves at most
+# eps * 2^max_tree_depth ~ 1e-5 per transition at full cost and cannot explore.  A
+# smooth model whose step overshoots below the threshold early in warmup (a burst of
+# rejections) recovers within ~10-40 transitions (the dual-averaging statistic decays
+# like 1/t), hence the streak: only STUCK_STREAK consecutive warmup transitions below
+# STUCK_STEP, each a max-depth or divergent tree, stop a chain.
 STUCK_STEP = 1e-8
 STUCK_STREAK = 50
 
 
 class StuckChainError(Exception):
     """A chain stopped by the stuck-chain guard: its adapted step size collapsed below
-    ``STUCK_STEP`` for ``STUCK_STREAK`` warmup transitions.  ``position`` is the
+    ``STUCK_STEP`` for ``STUCK_STREAK`` warmup transitions.  ``position`` is the flat
     unconstrained point it sits at; the caller turns this into a coded diagnostic."""
 
-    def __init__(
-        self,
-        chain: int,
-        iteration: int,
-        step_size: float,
-        lp: float,
-        position: dict[str, np.ndarray],
-    ):
+    def __init__(self, chain: int, iteration: int, step_size: float, lp: float, position):
         self.chain, self.iteration, self.step_size = chain, iteration, step_size
-        self.lp, self.position = lp, position
+        self.lp, self.position = lp, np.asarray(position)
         super().__init__(
             f"chain {chain + 1} stuck at iteration {iteration}: step size {step_size:.3g}"
         )
 
 
-def _stuck_flags(step_size, depth, diverging, index, warmup: int, max_tree_depth: int):
+def stuck_flags(step_size, depth, diverging, index, warmup: int, max_tree_depth: int):
     """Per transition: does it count towards the stuck streak (NumPy or JAX arrays)."""
     return (
         (index < warmup) & (step_size < STUCK_STEP) & ((depth >= max_tree_depth) | (diverging != 0))
     )
 
 
-def _trailing_streak(stat_parts, warmup: int, max_tree_depth: int) -> int:
-    """The streak at the end of the transitions so far (host side, from their stats), so
-    a chunk, a resumed run included, continues the count where the last one ended."""
-    if not stat_parts:
-        return 0
-    step = np.concatenate([s[2] for s in stat_parts])
-    depth = np.concatenate([s[3] for s in stat_parts])
-    div = np.concatenate([s[5] for s in stat_parts])
-    flags = _stuck_flags(step, depth, div, np.arange(len(step)), warmup, max_tree_depth)
-    misses = np.flatnonzero(~flags)
-    return int(len(flags) - 1 - misses[-1]) if len(misses) else len(flags)
+class ChainState(NamedTuple):
+    """One chain between transitions: BlackJAX's HMC state (flat position, log density,
+    gradient), the adaptation, its RNG key, the stuck streak, the transitions made (a
+    frozen chain stops counting) and its index (for per-chain solver-failure counts)."""
+
+    hmc: Any
+    adapt: adapt.AdaptState
+    key: Any
+    streak: Any
+    iteration: Any
+    chain: Any
 
 
 @dataclass
 class ChainsResult:
-    positions: dict[str, np.ndarray]  # (chains, draws, *unconstrained shape)
+    positions: np.ndarray  # (chains, draws, d): the flat unconstrained draws
     stats: dict[str, np.ndarray]  # (chains, draws)
-    warmup_divergences: np.ndarray  # (chains,)
+    warmup_stats: dict[str, np.ndarray]  # (chains, warmup)
+    step_size: np.ndarray  # (chains,)
+    metric: Any  # the adapted metric, leading chain axis (diag, dense or low-rank form)
     seconds: float
     solver_failures: dict[int, list[int]]  # implicit node id -> failed solves per chain
     gradient_failures: dict[int, list[int]]  # ... -> failed backward (gradient) solves
 
 
+@dataclass(frozen=True)
+class Run:
+    """The settings that decide the draws of a sampling run."""
+
+    warmup: int
+    draws: int
+    max_tree_depth: int
+    adaptation: adapt.Adaptation
+
+
 def run_nuts(
-    potential_gen: Callable[[Any], Callable[[Any], Any]],
+    log_density: Callable[[Any, Any], Any],
     args: Any,
-    inits: list[dict[str, Any]],
+    inits: np.ndarray,
     *,
-    warmup: int,
-    draws: int,
+    run: Run,
     key,
-    target_accept: float = 0.8,
-    max_tree_depth: int = 10,
     progress: bool = True,
     chunk: int = 100,
     checkpoint=None,
     events,
+    metric=None,
+    step_size=None,
 ) -> ChainsResult:
-    """Run one NUTS chain per entry of ``inits`` (sequentially, one compilation).
+    """Run one NUTS chain per row of ``inits`` (flat unconstrained points), in parallel
+    over the local devices.
 
-    ``potential_gen(args)`` returns the potential (negative log density) of an
-    unconstrained position dict; ``args`` (the data arrays) are traced arguments.
+    ``log_density(theta, args)`` is the model's log density (Jacobian included) with the
+    data ``args`` traced.  ``metric``/``step_size`` (leading chain axis) start the chains
+    from a given adaptation (then warmup adapts only the step size, as
+    ``run.adaptation.adapt_metric`` says).
 
-    ``checkpoint`` (a :class:`fpl.runtime.checkpoint.NutsCheckpoint`) saves the run
-    between chunks — every ``checkpoint.every`` iterations of a chain, when a chain
-    ends, and on Ctrl-C — and, when it holds a saved run, continues from it: the
-    finished chains' draws, then the current chain's HMC state (position, step size
-    and mass-matrix adaptation, RNG key) and draws so far.  Chunks keep the same
-    boundaries, so a resumed run gives the draws of an uninterrupted one exactly.
-
-    A chain whose warmup step size collapses (see ``STUCK_STEP``) stops at once: inside
-    the compiled chunk its state is frozen from the transition completing the streak, so
-    the chunk ends cheaply, and :class:`StuckChainError` is raised at the chunk boundary.
-
-    ``events`` (a ``fpl.compiler.reporting.SolverEvents``) counts failed solves per
-    chain; the caller runs this inside ``collecting(events)`` so that the potential,
-    traced here, reports to it.
+    ``checkpoint`` (a :class:`fpl.runtime.checkpoint.NutsCheckpoint`) saves every chain
+    every ``checkpoint.every`` iterations, at the end and on Ctrl-C, and resumes a saved
+    run to the draws of an uninterrupted one.  A chain whose warmup step size collapses
+    is frozen inside the compiled chunk and :class:`StuckChainError` is raised at the
+    chunk's end.  ``events`` counts failed solves per chain: the caller runs this inside
+    ``fpl.compiler.reporting.collecting(events)`` so that the traced density reports to
+    it.
     """
-    from numpyro.infer.hmc import hmc
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-    total = warmup + draws
-
-    @jax.jit
-    def start(init, key, args):
-        return init_kernel(
-            init,
-            num_warmup=warmup,
-            target_accept_prob=target_accept,
-            max_tree_depth=max_tree_depth,
-            rng_key=key,
-            model_args=(args,),
-        )
-
-    def step_chunk(state, args, n, streak, offset):
-        def body(carry, index):
-            s, streak = carry
-            stuck = streak >= STUCK_STREAK  # frozen: no more (costly) transitions
-            s = jax.lax.cond(stuck, lambda s: s, lambda s: sample_kernel(s, model_args=(args,)), s)
-            depth = jnp.ceil(jnp.log2(s.num_steps + 1.0)).astype(jnp.int32)
-            stats = (
-                -s.potential_energy,
-                s.accept_prob,
-                s.adapt_state.step_size,
-                depth,
-                s.num_steps,
-                s.diverging,
-                s.energy,
-            )
-            flag = _stuck_flags(stats[2], depth, s.diverging, index, warmup, max_tree_depth)
-            streak = jnp.where(stuck, streak, jnp.where(flag, streak + 1, 0))
-            return (s, streak), (s.z, stats)
-
-        indices = offset + jnp.arange(n)
-        (state, streak), out = jax.lax.scan(body, (state, streak), indices)
-        return state, streak, out
-
-    compiled = jax.jit(step_chunk, static_argnums=2)
-    began = time.perf_counter()
-    keys = jax.random.split(key, len(inits))
-    done_chains = _Chains([], [], [])
-    resumed = checkpoint.load() if checkpoint is not None else None
+    n_chains = len(inits)
+    total = run.warmup + run.draws
+    codes = adapt.schedule(run.warmup, run.adaptation)
+    capacity = adapt.buffer_size(codes)
+    start, step = _programs(log_density, run, codes, capacity)
+    devices = chain_devices(n_chains)
+    on = [devices[c % len(devices)] for c in range(n_chains)]
+    data = {d: jax.device_put(args, d) for d in devices}
     if checkpoint is not None and checkpoint.every:
         chunk = min(chunk, checkpoint.every)
-    if resumed is not None:
-        done_chains = _Chains(resumed.pos, resumed.stats, resumed.warm_div)
-        events.counts.update(resumed.failures)
-    for c, init in enumerate(inits):
-        if c < len(done_chains.pos):
-            continue  # finished before the checkpoint
-        events.chain = c
-        bar = Progress(progress, total, f"chain {c + 1}/{len(inits)}")
-        state = start(init, keys[c], args)
-        run = _Chain(c, state, [], [], 0)
-        if resumed is not None and resumed.chain == c and resumed.done:
-            state = checkpoint.state_like(state, resumed)
-            run = _Chain(c, state, [resumed.cur_pos], [resumed.cur_stats], resumed.done)
-            bar.update(run.done)
-        _run_chain(
-            run,
-            compiled,
-            args,
-            warmup,
-            total,
-            chunk,
-            max_tree_depth,
-            bar,
-            checkpoint,
-            events,
-            done_chains,
+    keys = jax.random.split(key, n_chains)
+    states = [
+        start(
+            jax.device_put(inits[c], on[c]),
+            jax.device_put(keys[c], on[c]),
+            jnp.int32(c),
+            data[on[c]],
+            _row(metric, c),
+            None if step_size is None else step_size[c],
         )
-        pos = {k: np.concatenate([p[k] for p in run.pos_parts])[warmup:] for k in run.pos_parts[0]}
-        stats_full = [
-            np.concatenate([s[i] for s in run.stat_parts]) for i in range(len(STAT_FIELDS))
-        ]
-        done_chains.warm_div.append(int(np.sum(stats_full[5][:warmup])))
-        done_chains.pos.append(pos)
-        done_chains.stats.append([s[warmup:] for s in stats_full])
-        if checkpoint is not None:  # a finished chain is kept at once
-            checkpoint.save(c + 1, None, [], [], 0, *done_chains, dict(events.counts))
-    jax.effects_barrier()  # every failure callback has been counted
-    all_pos, all_stats, warm_div = done_chains
-    positions = {k: np.stack([p[k] for p in all_pos]) for k in all_pos[0]} if all_pos else {}
-    stats = {name: np.stack([s[i] for s in all_stats]) for i, name in enumerate(STAT_FIELDS)}
-    return ChainsResult(
-        positions,
-        stats,
-        np.asarray(warm_div),
-        time.perf_counter() - began,
-        events.per_node(len(inits)),
-        events.per_node(len(inits), backward=True),
-    )
-
-
-class _Chains(NamedTuple):
-    """The finished chains: draws by name, stats, warmup divergences."""
-
-    pos: list[dict[str, np.ndarray]]
-    stats: list[list[np.ndarray]]
-    warm_div: list[int]
-
-
-@dataclass
-class _Chain:
-    """The chain being run: its HMC state and the chunks of positions and stats so far
-    (replaced, never mutated in place, as each chunk completes)."""
-
-    chain: int
-    state: Any
-    pos_parts: list
-    stat_parts: list
-    done: int
-
-
-def _run_chain(
-    run: _Chain,
-    compiled,
-    args,
-    warmup,
-    total,
-    chunk,
-    max_tree_depth,
-    bar,
-    checkpoint,
-    events,
-    finished: _Chains,
-) -> None:
-    """Advance ``run`` to ``total`` iterations in chunks (see ``fpl.runtime.loop``)."""
+        for c in range(n_chains)
+    ]
+    pos_parts: list[np.ndarray] = []
+    stat_parts: list[tuple] = []
+    done = 0
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        saved = checkpoint.state_like(_stack(states), resumed)
+        states = [jax.device_put(_row(saved, c), on[c]) for c in range(n_chains)]
+        done = resumed.done
+        if done:
+            pos_parts, stat_parts = [resumed.positions], [tuple(resumed.stats)]
+        events.counts.update(resumed.failures)
+    began = time.perf_counter()
+    bar = Progress(progress, total, f"sampling {n_chains} chain{'s' * (n_chains > 1)}")
+    if done:
+        bar.resume(done)  # restored, not run: no rate from these
 
     def advance(done: int, n: int) -> str:
-        streak = _trailing_streak(run.stat_parts, warmup, max_tree_depth)
-        new_state, streak, (z, stats) = compiled(
-            run.state, args, n, jnp.int32(streak), jnp.int32(done)
-        )
-        if int(streak) >= STUCK_STREAK:
-            s = new_state
+        nonlocal states, pos_parts, stat_parts
+        # dispatch every chain's chunk before waiting for any: the devices run in parallel
+        outs = [step(states[c], jnp.int32(done), data[on[c]], n) for c in range(n_chains)]
+        new = _stack([o[0] for o in outs])
+        streak = np.asarray(new.streak)
+        if (streak >= STUCK_STREAK).any():
+            c = int(np.flatnonzero(streak >= STUCK_STREAK)[0])
             raise StuckChainError(
-                run.chain,
-                int(s.i),
-                float(s.adapt_state.step_size),
-                -float(s.potential_energy),
-                {k: np.asarray(v) for k, v in s.z.items()},
+                c,
+                int(new.iteration[c]),
+                float(new.adapt.step_size[c]),
+                float(new.hmc.logdensity[c]),
+                np.asarray(new.hmc.position[c]),
             )
-        z, stats = jax.device_get(z), jax.device_get(stats)
-        run.state, run.pos_parts, run.stat_parts, run.done = (
-            new_state,
-            [*run.pos_parts, z],
-            [*run.stat_parts, stats],
-            done + n,
-        )
-        div = int(sum(np.sum(s[5]) for s in run.stat_parts))
-        return f"divergences {div}" if div else ""
+        states = [o[0] for o in outs]
+        pos_parts = [*pos_parts, np.stack([np.asarray(o[1][0]) for o in outs])]
+        stats = tuple(np.stack([np.asarray(o[1][1][i]) for o in outs]) for i in range(7))
+        stat_parts = [*stat_parts, stats]
+        div = np.concatenate([s[5] for s in stat_parts], axis=1)
+        warm, after = int(div[:, : run.warmup].sum()), int(div[:, run.warmup :].sum())
+        return f"divergent: warmup {warm}, sampling {after}" if warm or after else ""
 
     def snapshot():
-        return (run.chain, run.state, run.pos_parts, run.stat_parts, run.done, *finished)
+        return _stack(states), pos_parts, stat_parts
 
     def save(done: int) -> None:
-        checkpoint.save(*snapshot(), dict(events.counts))
+        checkpoint.save(*snapshot(), done, dict(events.counts))
 
     def interrupted(done: int) -> BaseException:
-        return checkpoint.interrupted(snapshot(), dict(events.counts))
+        return checkpoint.interrupted(*snapshot(), done, dict(events.counts))
 
     run_chunks(
         advance,
-        done=run.done,
+        done=done,
         total=total,
         chunk=chunk,
         bar=bar,
@@ -299,3 +222,141 @@ def _run_chain(
         save=save,
         interrupted=interrupted if checkpoint is not None else None,
     )
+    final = _stack(states)
+    if checkpoint is not None:
+        checkpoint.save(final, pos_parts, stat_parts, total, dict(events.counts))
+    jax.effects_barrier()  # every failure callback has been counted
+    positions = np.concatenate(pos_parts, axis=1)
+    stats = [np.concatenate([s[i] for s in stat_parts], axis=1) for i in range(len(STAT_FIELDS))]
+    return ChainsResult(
+        positions[:, run.warmup :],
+        {name: s[:, run.warmup :] for name, s in zip(STAT_FIELDS, stats)},
+        {name: s[:, : run.warmup] for name, s in zip(STAT_FIELDS, stats)},
+        np.asarray(final.adapt.step_size),
+        final.adapt.metric,
+        time.perf_counter() - began,
+        events.per_node(n_chains),
+        events.per_node(n_chains, backward=True),
+    )
+
+
+def _stack(states):
+    """Per-chain pytrees (on their devices) -> one host pytree with a chain axis."""
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
+
+
+def _row(tree, c: int):
+    """Chain ``c``'s slice of a pytree with a chain axis (None stays None)."""
+    if tree is None:
+        return None
+    return jax.tree_util.tree_map(lambda x: x[c], tree)
+
+
+def _programs(log_density, run: Run, codes: np.ndarray, capacity: int):
+    """The two compiled single-chain programs of a run: ``start`` (a chain's first state)
+    and ``step`` (a chunk of ``n`` iterations of a chain)."""
+    from blackjax.mcmc import nuts as blackjax_nuts
+
+    kernel = blackjax_nuts.build_kernel()
+    a, warmup, depth = run.adaptation, run.warmup, run.max_tree_depth
+    schedule = jnp.asarray(codes if warmup else np.zeros(1, np.int32))
+
+    def start(x, key, chain, args, metric, step_size):
+        hmc = blackjax_nuts.init(x, lambda x: log_density(x, args))
+        state = adapt.init(a, hmc.logdensity_grad, capacity, metric, step_size)
+        zero = jnp.zeros((), jnp.int32)
+        return ChainState(hmc, state, key, zero, zero, chain)
+
+    def transition(cs: ChainState, index, args):
+        key, sub = jax.random.split(cs.key)
+
+        def move(cs):
+            hmc, info = kernel(
+                sub,
+                cs.hmc,
+                lambda x: log_density(x, args),
+                cs.adapt.step_size,
+                cs.adapt.metric,
+                max_num_doublings=depth,
+            )
+            code = schedule[jnp.clip(index, 0, schedule.shape[0] - 1)]
+            state = jax.lax.cond(
+                index < warmup,
+                lambda s: adapt.update(
+                    a,
+                    s,
+                    code,
+                    index == warmup - 1,
+                    hmc.position,
+                    hmc.logdensity_grad,
+                    info.acceptance_rate,
+                ),
+                lambda s: s,
+                cs.adapt,
+            )
+            stats = (
+                hmc.logdensity,
+                info.acceptance_rate,
+                cs.adapt.step_size,
+                info.num_trajectory_expansions,
+                info.num_integration_steps,
+                info.is_divergent,
+                info.energy,
+            )
+            return hmc, state, _typed(stats)
+
+        def stay(cs):  # a frozen (stuck) chain: no more costly transitions
+            nan = jnp.full((), jnp.nan, cs.hmc.logdensity.dtype)
+            stats = (cs.hmc.logdensity, nan, cs.adapt.step_size, 0, 0, False, nan)
+            return cs.hmc, cs.adapt, _typed(stats)
+
+        frozen = cs.streak >= STUCK_STREAK
+        hmc, state, stats = jax.lax.cond(frozen, stay, move, cs)
+        flag = stuck_flags(stats[2], stats[3], stats[5], index, warmup, depth)
+        streak = jnp.where(frozen, cs.streak, jnp.where(flag, cs.streak + 1, 0)).astype(jnp.int32)
+        iteration = jnp.where(frozen, cs.iteration, index + 1).astype(jnp.int32)
+        new = ChainState(hmc, state, key, streak, iteration, cs.chain)
+        return new, (hmc.position, stats)
+
+    def chunk(cs, offset, args, n):
+        with reporting.chain_index(cs.chain):  # failures counted per chain
+            return jax.lax.scan(lambda c, i: transition(c, offset + i, args), cs, jnp.arange(n))
+
+    return jax.jit(start), jax.jit(chunk, static_argnums=3)
+
+
+def _typed(stats):
+    """Sampler statistics with one dtype each, whichever branch made them."""
+    lp, accept, step, depth, n_leapfrog, diverging, energy = stats
+    f = jnp.result_type(float)
+    return (
+        jnp.asarray(lp, f),
+        jnp.asarray(accept, f),
+        jnp.asarray(step, f),
+        jnp.asarray(depth, jnp.int32),
+        jnp.asarray(n_leapfrog, jnp.int32),
+        jnp.asarray(diverging, bool),
+        jnp.asarray(energy, f),
+    )
+
+
+def chain_devices(n_chains: int) -> list:
+    """The local devices the chains are spread over: the most that divide the chains
+    evenly (4 chains on 3 devices use 2)."""
+    devices = jax.local_devices()
+    count = max(k for k in range(1, min(len(devices), n_chains) + 1) if n_chains % k == 0)
+    return devices[:count]
+
+
+__all__ = [
+    "STAT_FIELDS",
+    "STUCK_STEP",
+    "STUCK_STREAK",
+    "ChainState",
+    "ChainsResult",
+    "Run",
+    "StuckChainError",
+    "chain_devices",
+    "run_nuts",
+    "stuck_flags",
+]

@@ -27,6 +27,12 @@ over rows.  A term that is an average at its top (``loss mean(...)``, ``target +
 -mean(...)``) is not scaled: a batch mean already estimates the full mean without bias.
 Other non-sum terms (e.g. ``loss log(sum(...))``) have no unbiased minibatch estimate.
 
+Convergence: on the full data (no minibatching) a run stops before ``steps`` once the
+gradient at its current point has ``‖g‖₂ <= tol · max(1, |loss|)`` (``tol``, default
+1e-8, as Stan's ``tol_grad``; 0 runs every step): the result then says "converged after
+N of M steps" and ``attrs["stopped"]`` is ``"converged"`` (else ``"steps"``).  Minibatch
+gradients are noisy, so minibatched runs always take every step.
+
 A non-converged implicit solve during a step is an error (E0406) naming the node and
 the step, unless ``on_failure="skip"``: then that step's update is skipped and counted
 (as are steps with a non-finite loss or gradient, otherwise E0410).  A failed backward
@@ -39,7 +45,6 @@ node in ``OptimizeResult.gradient_failures``.
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +72,7 @@ jnp = LazyModule("jax.numpy")
 optax = LazyModule("optax")
 
 CHUNK = 200  # steps per compiled chunk: progress and Ctrl-C are checked between chunks
+DEFAULT_TOL = 1e-8  # gradient norm relative to max(1, |loss|) at which a run stops
 
 
 def _fields(text: str) -> list[str]:
@@ -76,7 +82,13 @@ def _fields(text: str) -> list[str]:
 @dataclass(frozen=True)
 class OptimizeSettings(Settings):
     optimizer: Any = option(None, "an optax GradientTransformation (none: adam(1e-2))", cli=False)
-    steps: int = option(1000, "optimizer steps", min=1)
+    steps: int = option(1000, "optimizer steps at most", min=1)
+    tol: float = option(
+        DEFAULT_TOL,
+        "stop once the gradient norm is at most tol * max(1, |loss|) (0: take every step; "
+        "minibatched runs always do)",
+        min=0,
+    )
     seed: int | None = option(None, "random seed", min=0)
     batch_size: int | None = option(None, "minibatch rows per step", min=1)
     batch_fields: Any = option(
@@ -123,17 +135,15 @@ def run(model, data, s: OptimizeSettings) -> OptimizeResult:
 def report(model, res: OptimizeResult, args) -> int:
     """``fpl optimize``'s output: the result (``-o``), the loss plot (``--plot``) and the
     summary (``--quiet`` only silences the progress)."""
+    from fpl.runtime.cli_methods import save_output
     from fpl.runtime.optimizers import plot_loss
 
-    if args.output:
-        res.save(args.output)
+    print(res.summary())
+    code = save_output(res, args.output, METHOD.output_formats)
     if args.plot:
         plot_loss(args.plot, res.trace, f"{model.name}: {args.optimizer}")
-    print(res.summary())
-    for path in (args.output, args.plot):
-        if path:
-            print(f"wrote {path}")
-    return 0
+        print(f"wrote {args.plot}")
+    return code
 
 
 METHOD = Method(
@@ -145,6 +155,7 @@ METHOD = Method(
     report=report,
     output="write the result (.json)",
     quiet="no progress bar",
+    output_formats=(".json",),
 )
 
 
@@ -221,6 +232,9 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
             "jacobian": bool(s.jacobian),
             "batch_size": s.batch_size or 0,
             "seconds": round(seconds, 3),
+            "max_steps": s.steps,
+            "tol": _tol(s, setup),
+            "stopped": "converged" if run.done < s.steps else "steps",
         },
     )
 
@@ -248,6 +262,7 @@ def _prepare(model, data, s: OptimizeSettings):
         "jacobian": bool(s.jacobian),
         "on_failure": s.on_failure,
         "batch": None if batching is None else [batching.fields, batching.size],
+        "tol": s.tol,
         # the structure of the optimizer's state (for checking a checkpoint)
         "optimizer": str(
             jax.tree_util.tree_structure(_state_like(full, prob.step_model, optimizer))
@@ -318,9 +333,9 @@ def _run_steps(
 ) -> _Progress:
     """The steps from ``run.done`` to ``s.steps`` in chunks (``fpl.runtime.loop``); a
     failed step is an error (``on_failure="error"``) naming the node and the step."""
-    from fpl.runtime.loop import Progress, run_chunks
+    from fpl.runtime.loop import Early, Progress, run_chunks
 
-    step, batch_of, value_and_grad = step_function(setup)
+    step, batch_of, value_and_grad = step_function(setup, _tol(s, setup))
     chunk_len = min(CHUNK, s.every or CHUNK, s.steps)
     chunk = chunk_function(step, chunk_len)
     grad_at = jax.jit(value_and_grad)
@@ -343,10 +358,12 @@ def _run_steps(
 
     def advance(done: int, n: int) -> str:
         at = state["run"]
-        (theta, opt_state, skipped), (losses, failed, bad) = chunk(
+        (theta, opt_state, skipped), (losses, failed, bad, converged) = chunk(
             at.theta, at.opt_state, jnp.asarray(at.skipped, jnp.int32), done, done + n, args
         )
-        losses, bad = np.asarray(losses)[:n], np.asarray(bad)[:n]
+        converged = np.asarray(converged)[:n]
+        ran = int(np.argmax(converged)) if converged.any() else n  # steps that updated
+        losses, bad = np.asarray(losses)[:ran], np.asarray(bad)[:ran]
         jax.effects_barrier()  # every callback of the chunk has run
         hits = events.drain_backward()
         for i in hits:
@@ -365,13 +382,16 @@ def _run_steps(
                 float(losses[k]),
             )
         trace = [*at.trace, np.asarray(losses, float)]
-        state["run"] = _Progress(done + n, theta, opt_state, trace, int(skipped))
+        state["run"] = _Progress(done + ran, theta, opt_state, trace, int(skipped))
+        if ran < n:
+            return Early(f"converged after {done + ran} steps", ran)
         return f"loss {float(trace[-1][-1]):.6g}"
 
     def interrupted(done: int) -> BaseException:
         return _interrupted(setup, s, state["run"])
 
-    bar = Progress(s.progress, s.steps - run.done, "optimize")
+    bar = Progress(s.progress, s.steps, "optimize")
+    bar.resume(run.done)
     run_chunks(
         advance,
         done=run.done,
@@ -404,8 +424,6 @@ def _interrupted(setup: _Setup, s: OptimizeSettings, run: _Progress):
     ``save_checkpoint``)."""
     from fpl.runtime import checkpoint as ckpt
 
-    if s.progress:
-        sys.stderr.write("\n")
     checkpoint = s.checkpoint
     if checkpoint is not None:
         _write(setup, checkpoint, run)
@@ -421,6 +439,11 @@ def _interrupted(setup: _Setup, s: OptimizeSettings, run: _Progress):
         checkpoint=None if checkpoint is None else str(checkpoint),
         save=lambda path: _write(setup, path, run),
     )
+
+
+def _tol(s: OptimizeSettings, setup: _Setup) -> float:
+    """The convergence tolerance in force: none (0) for minibatched runs."""
+    return 0.0 if setup.batching is not None else float(s.tol)
 
 
 def _split_init(model, init) -> tuple[dict | None, dict | None]:

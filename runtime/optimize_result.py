@@ -50,10 +50,16 @@ class OptimizeResult:
         return bool(np.isfinite(self.loss) and self.grad_norm <= GTOL * (1 + abs(self.loss)))
 
     @property
+    def stopped_at_convergence(self) -> bool:
+        """The run stopped before its ``steps`` because its gradient met ``tol``."""
+        return self.attrs.get("stopped") == "converged"
+
+    @property
     def message(self) -> str:
-        state = "converged" if self.converged else "stopped"
+        state = "converged" if self.converged or self.stopped_at_convergence else "stopped"
+        of = f" of {self.attrs['max_steps']}" if self.stopped_at_convergence else ""
         text = (
-            f"{state} after {self.steps} steps: loss {self.loss:.6g}, "
+            f"{state} after {self.steps}{of} steps: loss {self.loss:.6g}, "
             f"gradient norm {self.grad_norm:.3g}"
         )
         text += f", {self.skipped} steps skipped" if self.skipped else ""

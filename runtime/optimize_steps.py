@@ -18,16 +18,24 @@ jnp = LazyModule("jax.numpy")
 optax = LazyModule("optax")
 
 
-def step_function(setup):
+def step_function(setup, tol: float = 0.0):
     """One optimizer step on the batch of step ``t``; a step with a failed solve or a
-    non-finite loss, gradient or update keeps the old values (and is counted)."""
+    non-finite loss, gradient or update keeps the old values (and is counted).
+
+    Convergence (``tol > 0``): a step whose gradient at the current point has
+    ``‖g‖₂ <= tol · max(1, |loss|)`` (loss and gradient finite, no failed solve) makes no
+    update and sets the carried ``stopped`` flag, after which the chunk's steps idle.
+    The test is on the point a step starts from, so a run resumed there stops at once,
+    as the uninterrupted run did.  Returns ``(step, batch_of, value_and_grad)``; the
+    step's carry is ``(theta, (state, warm), skipped, stopped)`` and its output
+    ``(loss, failed, bad, converged)``."""
     optimizer, objective_ = setup.optimizer, setup.objective
     extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     batch_of = batch_sampler(setup.batching, jax.random.fold_in(setup.key, 1))
     value_and_grad = jax.value_and_grad(objective_, has_aux=True)
 
     def step(carry, t, args):
-        theta, (state, warm), skipped = carry
+        theta, (state, warm), skipped, stopped = carry
         batch = batch_of(args, t)
         (loss, (failed, _, new_warm)), g = value_and_grad(theta, batch, warm)
         if extra_args:
@@ -43,35 +51,47 @@ def step_function(setup):
             updates, new_state = optimizer.update(g, state, theta)
         new_theta = optax.apply_updates(theta, updates)
         finite = jnp.isfinite(loss)
-        for leaf in jax.tree_util.tree_leaves((g, new_theta)):
+        for leaf in jax.tree_util.tree_leaves(g):
+            finite = jnp.logical_and(finite, jnp.all(jnp.isfinite(leaf)))
+        converged = (
+            (tol > 0)
+            & finite
+            & ~jnp.any(failed)
+            & (optax.global_norm(g) <= tol * jnp.maximum(1.0, jnp.abs(loss)))
+        )
+        for leaf in jax.tree_util.tree_leaves(new_theta):
             finite = jnp.logical_and(finite, jnp.all(jnp.isfinite(leaf)))
         bad = jnp.logical_or(jnp.any(failed), jnp.logical_not(finite))
         keep = jax.tree_util.tree_map(
-            lambda old, new: jnp.where(bad, old, new),
+            lambda old, new: jnp.where(bad | converged, old, new),
             (theta, (state, warm)),
             (new_theta, (new_state, new_warm)),
         )
-        return (*keep, skipped + bad.astype(jnp.int32)), (loss, failed, bad)
+        carry = (*keep, skipped + bad.astype(jnp.int32), stopped | converged)
+        return carry, (loss, failed, bad, converged)
 
     return step, batch_of, value_and_grad
 
 
 def chunk_function(step, chunk_len: int):
     """Steps ``start .. stop - 1`` as one compiled ``lax.scan`` of ``chunk_len`` (one
-    compiled length for every chunk: the last one's spare steps idle)."""
+    compiled length for every chunk: the last one's spare steps, and every step after
+    convergence, idle)."""
 
     @jax.jit
     def chunk(theta, state, skipped, start, stop, args):
-        outs = jax.eval_shape(step, (theta, state, skipped), start, args)[1]
+        carry = (theta, state, skipped, jnp.asarray(False))
+        outs = jax.eval_shape(step, carry, start, args)[1]
 
         def idle(carry, t, args):
             return carry, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), outs)
 
         def body(c, t):
-            return jax.lax.cond(t < stop, step, idle, c, t, args)
+            return jax.lax.cond((t < stop) & ~c[3], step, idle, c, t, args)
 
         ts = start + jnp.arange(chunk_len)
-        return jax.lax.scan(body, (theta, state, skipped), ts)
+        (theta, state, skipped, _), outs = jax.lax.scan(body, carry, ts)
+        return (theta, state, skipped), outs
 
     return chunk
 

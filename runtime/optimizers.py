@@ -35,6 +35,8 @@ class OptimizerOptions(CommandOptions):
     def check(self) -> None:
         if self.optimizer == "lbfgs" and self.schedule != "constant":
             raise error("E0403", "lbfgs takes no `schedule` (its line search sets the steps)")
+        if self.plot is not None:
+            check_plot_path(self.plot)
 
     def apply(self, settings: Settings) -> dict:
         return {"optimizer": make_optimizer(self.optimizer, self.lr, self.schedule, settings.steps)}
@@ -67,6 +69,20 @@ def make_optimizer(name: str, lr: float | None, schedule: str, steps: int):
     return named[name](rate)
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_plot_path(path: str) -> None:
+    """E0502 unless ``path`` is a .png, .pdf or .svg file in an existing folder (checked
+    before the run as well as when plotting)."""
+    if Path(path).suffix.lower() not in PLOT_FORMATS:
+        raise error("E0502", f"cannot write `{path}`: use a .png, .pdf or .svg file")
+    if not Path(path).parent.is_dir():
+        raise error(
+            "E0502", f"cannot write `{path}`: the folder `{Path(path).parent}` does not exist"
+        )
+
+
 def plot_loss(path: str, trace, title: str) -> None:
     """The loss per step, written atomically (matplotlib, Agg backend)."""
     from fpl.runtime.io import write_atomic
@@ -78,9 +94,8 @@ def plot_loss(path: str, trace, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise error("E0403", "`--plot` needs matplotlib", help="pip install 'fpl[plot]'") from None
+    check_plot_path(path)
     suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in ("png", "pdf", "svg"):
-        raise error("E0502", f"cannot write `{path}`: use a .png, .pdf or .svg file")
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(1, len(trace) + 1), trace, lw=1)
     ax.set_xlabel("step")

@@ -3,15 +3,17 @@ data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fpl.dsl.diagnostics import error
-from fpl.runtime.fit import Fit
+from fpl.runtime.fit import Fit, split_data
 from fpl.runtime.methods import Input, Method, Settings, option
 from fpl.stdlib.lazy import LazyModule
 
@@ -31,7 +33,10 @@ def run(model, data, s: PredictSettings, *, fit) -> Fit:
 
 def predict(model, fit, data, *, seed, weights) -> Fit:
     """Outs and gens for every draw of ``fit`` (a :class:`Fit`, a ``FitData`` or a fit
-    file) with ``data`` (typically new data); a :class:`Fit` of the same draws."""
+    file) with ``data`` (typically new data); a :class:`Fit` of the same draws, whose
+    summary is that of the predictions (outs and gens).  Outcome fields (data only
+    ``~`` reads) may be left out of ``data``: predictions never depend on them."""
+    from fpl.compiler.analyses import outcome_fields
     from fpl.runtime.io import FitData, load_fit
     from fpl.runtime.sampling import _float64, _per_draw, draws_fit
 
@@ -51,8 +56,10 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
             help="predict needs a fit of this model: it has " + (", ".join(posterior) or "none"),
         )
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    given = _read(data)
+    outcomes = [f for f in outcome_fields(model.ir) if f not in given]
     with _float64():
-        cm = model.bind(data, weights)
+        cm = model.bind({**given, **placeholders(model, given, outcomes)}, weights)
         for p in cm.params:
             got = tuple(np.shape(posterior[p.name])[2:])
             if got != tuple(p.shape):
@@ -67,13 +74,53 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
         params = {p: np.asarray(posterior[p], float) for p in model.param_names}
         values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
     attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
-    return draws_fit(
+    predicted = [*cm.out_names, *cm.gen_names]
+    result = draws_fit(
         cm,
         values,
         sample_stats={},
-        attrs={**attrs, "method": "predict"},
+        attrs={**attrs, "method": "predict", "predicted": ",".join(predicted)},
         weights={k: np.asarray(v) for k, v in cm.weights.items()},
     )
+    data_given = {k: v for k, v in {**result.constant_data, **result.observed}.items()}
+    data_given = {k: v for k, v in data_given.items() if k not in outcomes}  # no placeholders
+    observed, constant = split_data(data_given, outcome_fields(model.ir))
+    return dataclasses.replace(result, observed=observed, constant_data=constant)
+
+
+def _read(data) -> dict[str, Any]:
+    from fpl.runtime.data import read_data
+
+    if data is None:
+        return {}
+    return dict(read_data(data)) if isinstance(data, (str, Path)) else dict(data)
+
+
+def placeholders(model, given: dict[str, Any], fields: list[str]) -> dict[str, np.ndarray]:
+    """Zeros standing for outcome fields left out of new data (``outcome_fields``: only
+    ``~`` statements read them, so no prediction depends on their values), with their
+    declared shapes at the given sizes.
+
+    Raises:
+        FplError: E0301 where a size of such a field is itself missing.
+    """
+    out = {}
+    for decl in model.ir.data:
+        if decl.name not in fields or None in decl.ty.shape:
+            continue  # an unknown size: binding reports the field missing
+        shape = []
+        for dim in decl.ty.shape:
+            if isinstance(dim, str) and dim not in given:
+                raise error(
+                    "E0301",
+                    f"data field `{dim}` is missing (the size of `{decl.name}`)",
+                    decl.span,
+                    help=f'add `"{dim}": ...` to the data',
+                )
+            shape.append(int(np.asarray(given[dim])) if isinstance(dim, str) else int(dim))
+        dtype = np.int64 if decl.ty.base == "int" else np.float64
+        out[decl.name] = np.zeros(shape, dtype=dtype)
+    return out
 
 
 METHOD = Method(

@@ -5,7 +5,6 @@ its entry in the methods table (``fpl sample``) are here too."""
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import FplError, error
 from fpl.runtime.failures import SolverEvents, by_label, collecting, name_stats, reasons_by_label
-from fpl.runtime.fit import Fit
+from fpl.runtime.fit import Fit, split_data
 from fpl.runtime.methods import Method, Settings, option
 from fpl.stdlib.lazy import LazyModule
 
@@ -31,7 +30,11 @@ INIT_TRIES = 100  # random points per chain before giving up (rounds of INIT_CAN
 
 def _float64():
     """Inference runs in float64 whatever the caller's global JAX setting, so results
-    never depend on import order or on what else the process configured."""
+    never depend on import order or on what else the process configured (and with the
+    persistent compilation cache: ``fpl.runtime.platform``)."""
+    from fpl.runtime.platform import use_compilation_cache
+
+    use_compilation_cache()
     return jax.enable_x64(True)
 
 
@@ -144,26 +147,80 @@ def _candidate_evaluator(cm: CompiledModel):
     return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
+def _metric_arg(text: str):
+    """``--metric``: a metric's name, or the path of a fit whose adaptation is reused."""
+    from fpl.runtime.adaptation import METRICS
+
+    if text in METRICS:
+        return text
+    from fpl.runtime.fit import load_fit
+
+    return load_fit(text)
+
+
 @dataclass(frozen=True)
 class SampleSettings(Settings):
-    chains: int = option(4, "chains, run one after another", min=1)
+    chains: int = option(4, "chains, run in parallel over the local devices", min=1)
     warmup: int = option(1000, "warmup (adaptation) iterations per chain", min=0)
     draws: int = option(1000, "draws per chain after warmup", min=1)
     seed: int | None = option(None, "random seed", min=0)
     target_accept: float = option(0.8, "target acceptance rate of step-size adaptation", gt=0, lt=1)
     max_tree_depth: int = option(10, "NUTS tree depth at most", min=1)
+    metric: Any = option(
+        "low_rank",
+        "metric adapted in warmup: low_rank (diagonal plus low-rank, from draws and "
+        "gradients: nutpie's), diag, dense; or a fit (file) whose adapted metric and step "
+        "size are reused (warmup then adapts the step size only)",
+        parse=_metric_arg,
+    )
+    max_rank: int = option(10, "rank of the low-rank metric's correction at most", min=1)
+    early_window: float = option(
+        0.3, "fraction of warmup with short (10-draw) metric windows", min=0, lt=1
+    )
+    step_size_window: float = option(
+        0.15, "final fraction of warmup adapting the step size only", min=0, lt=1
+    )
+    metric_window: int = option(80, "first metric window after the early ones (then x1.5)", min=1)
     init: Any = option(None, "initial param values (constrained, by name) or a fit", file=True)
     weights: Any = option(None, "weight values held fixed (none: their init)", file=True)
     checkpoint: str | Path | None = option(
-        None, "checkpoint file (written after each chain, every `every` iterations, on Ctrl-C)"
+        None, "checkpoint file (written every `every` iterations, at the end, on Ctrl-C)"
     )
-    every: int | None = option(None, "also checkpoint every N iterations of a chain", min=1)
+    every: int | None = option(None, "also checkpoint every N iterations", min=1)
     resume: bool = option(False, "continue from the checkpoint")
-    progress: bool = option(True, "a progress line per chain on stderr", cli=False)
+    progress: bool = option(True, "a progress line on stderr", cli=False)
 
     def check(self) -> None:
+        from fpl.runtime.adaptation import METRICS
+
         if (self.every is not None or self.resume) and self.checkpoint is None:
             raise error("E0403", "`every` and `resume` need a `checkpoint` file")
+        if isinstance(self.metric, str) and self.metric not in METRICS:
+            shown = ", ".join(repr(m) for m in METRICS)
+            raise error("E0403", f"`metric` must be one of {shown} or a fit, got {self.metric!r}")
+        if not isinstance(self.metric, str) and not getattr(self.metric, "adaptation", None):
+            raise error(
+                "E0403",
+                "the `metric` fit holds no adapted metric",
+                help="pass a fit made by `sample` (FPL 0.2 or later), or a metric's name",
+            )
+        if self.early_window + self.step_size_window >= 1:
+            raise error("E0403", "`early_window` + `step_size_window` must be below 1")
+
+    def adaptation(self):
+        """The warmup adaptation these settings ask for."""
+        from fpl.runtime.adaptation import Adaptation
+
+        given = not isinstance(self.metric, str)
+        return Adaptation(
+            metric=self.metric.attrs.get("metric", "diag") if given else self.metric,
+            max_rank=self.max_rank,
+            early_window=self.early_window,
+            step_size_window=self.step_size_window,
+            switch=self.metric_window,
+            target_accept=self.target_accept,
+            adapt_metric=not given,
+        )
 
 
 def run(model, data, s: SampleSettings) -> Fit:
@@ -171,48 +228,19 @@ def run(model, data, s: SampleSettings) -> Fit:
     weights = s.weights
     if weights is not None and not isinstance(weights, Mapping):
         weights = getattr(weights, "weights", weights)  # an OptimizeResult
-    return sample(
-        model,
-        data,
-        chains=s.chains,
-        warmup=s.warmup,
-        draws=s.draws,
-        seed=s.seed,
-        target_accept=s.target_accept,
-        max_tree_depth=s.max_tree_depth,
-        init=s.init,
-        progress=s.progress,
-        weights=weights,
-        checkpoint=s.checkpoint,
-        every=s.every,
-        resume=s.resume,
-    )
+    return sample(model, data, s, weights)
 
 
-def sample(
-    model,
-    data,
-    *,
-    chains,
-    warmup,
-    draws,
-    seed,
-    target_accept,
-    max_tree_depth,
-    init,
-    progress,
-    weights,
-    checkpoint=None,
-    every=None,
-    resume=False,
-) -> Fit:
-    if seed is None and resume and checkpoint is not None:  # the seed of the first run
+def sample(model, data, s: SampleSettings, weights) -> Fit:
+    from fpl.runtime.nuts import Run, StuckChainError, chain_devices, run_nuts
+
+    seed = s.seed
+    if seed is None and s.resume and s.checkpoint is not None:  # the seed of the first run
         from fpl.runtime.checkpoint import saved_seed
 
-        seed = saved_seed(checkpoint)
-    from fpl.runtime.nuts import StuckChainError, run_nuts
-
+        seed = saved_seed(s.checkpoint)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    a = s.adaptation()
     with _float64():
         cm = model.bind(data, weights)
         if not cm.params:
@@ -221,65 +249,127 @@ def sample(
                 "the model has no params to sample",
                 help="`fpl sample` needs at least one `param`",
             )
-        args = {k: jnp.asarray(v) for k, v in cm.data.items()}
+        args = {k: jnp.asarray(v) for k, v in cm.prepare_data().items()}  # data-only lets once
         key = jax.random.PRNGKey(seed)
         key, run_key, gen_key = jax.random.split(key, 3)
-        inits = find_inits(cm, args, chains, seed, init)
+        inits = find_inits(cm, args, s.chains, seed, s.init)
+        flat_inits = np.stack([np.asarray(cm.ravel(u)) for u in inits])
+        metric, step_size = (None, None) if a.adapt_metric else _given_metric(cm, s)
         saver = None
-        if checkpoint is not None:
+        if s.checkpoint is not None:
             from fpl.runtime import checkpoint as ckpt
 
-            given = {k: np.asarray(v).tolist() for k, v in (init or {}).items()}
+            given = {k: np.asarray(v).tolist() for k, v in (s.init or {}).items()}
             settings = {
                 "seed": seed,
-                "chains": chains,
-                "warmup": warmup,
-                "draws": draws,
-                "target_accept": target_accept,
-                "max_tree_depth": max_tree_depth,
+                "chains": s.chains,
+                "warmup": s.warmup,
+                "draws": s.draws,
+                "max_tree_depth": s.max_tree_depth,
+                "adaptation": repr(a),
+                "metric": None if metric is None else [np.asarray(x).tolist() for x in metric],
                 "init": given,
             }
             weights_ = {f"weight {k}": v for k, v in cm.weights.items()}
             fp = ckpt.fingerprint(model, {**cm.data, **weights_}, settings)
-            saver = ckpt.NutsCheckpoint(checkpoint, fp, every, resume, list(inits[0]), seed)
+            saver = ckpt.NutsCheckpoint(s.checkpoint, fp, s.every, s.resume, seed)
         events = SolverEvents()
         try:
-            with collecting(events):  # the potential, traced in there, reports to this run
+            with collecting(events):  # the density, traced in there, reports to this run
                 result = run_nuts(
-                    potential(cm),
+                    lambda theta, data: cm.log_density(theta, data=data),
                     args,
-                    inits,
-                    warmup=warmup,
-                    draws=draws,
+                    flat_inits,
+                    run=Run(s.warmup, s.draws, s.max_tree_depth, a),
                     key=run_key,
-                    target_accept=target_accept,
-                    max_tree_depth=max_tree_depth,
-                    progress=progress,
+                    progress=s.progress,
                     checkpoint=saver,
                     events=events,
+                    metric=metric,
+                    step_size=step_size,
                 )
         except StuckChainError as stuck:
-            raise _stuck_error(model, cm, data, weights, stuck, chains, progress) from None
+            raise _stuck_error(model, cm, data, weights, stuck, s.chains, s.progress) from None
+        positions = _unflatten(cm, result.positions)
         values, node_stats = _per_draw(
-            cm, args, result.positions, gen_key, unconstrained=True, solver_stats=True
+            cm, args, positions, gen_key, unconstrained=True, solver_stats=True
         )
+    adapted = _adapted(result, a.metric, cm.param_unc_num())
     return draws_fit(
         cm,
         values,
         sample_stats={**result.stats, **node_stats},
+        warmup_sample_stats=result.warmup_stats,
+        adaptation=adapted,
         attrs={
             "seed": seed,
-            "chains": chains,
-            "warmup": warmup,
-            "draws": draws,
-            "max_tree_depth": max_tree_depth,
+            "chains": s.chains,
+            "warmup": s.warmup,
+            "draws": s.draws,
+            "max_tree_depth": s.max_tree_depth,
+            "metric": a.metric,
+            "devices": len(chain_devices(s.chains)),
             "seconds": round(result.seconds, 3),
         },
-        warmup_divergences=result.warmup_divergences,
-        solver_failures=by_label(cm.nodes, result.solver_failures, chains),
-        gradient_failures=by_label(cm.nodes, result.gradient_failures, chains),
+        warmup_divergences=np.sum(result.warmup_stats["diverging"], axis=1),
+        solver_failures=by_label(cm.nodes, result.solver_failures, s.chains),
+        gradient_failures=by_label(cm.nodes, result.gradient_failures, s.chains),
         solver_failure_reasons=reasons_by_label(cm.nodes, events.reasons_per_node()),
     )
+
+
+#: a low-rank metric is saved in dense form (``inv_metric``) up to this many unconstrained
+#: params; above, its diagonal and its factors (exact either way)
+DENSE_SAVE_MAX = 200
+
+
+def _adapted(result, kind: str, d: int) -> dict[str, np.ndarray]:
+    """The fit's ``adaptation``: step sizes and inverse metrics per chain (a low-rank
+    metric also as its exact factors; in dense form only up to ``DENSE_SAVE_MAX``
+    dimensions, its diagonal above)."""
+    from fpl.runtime.adaptation import dense_form
+
+    out = {"step_size": np.asarray(result.step_size)}
+    if kind != "low_rank":
+        return {**out, "inv_metric": dense_form(result.metric)}
+    sigma, u, lam = (np.asarray(x) for x in result.metric)
+    if d <= DENSE_SAVE_MAX:
+        inv = dense_form(result.metric)
+    else:  # diag of diag(σ)(I + U(Λ-I)Uᵀ)diag(σ)
+        inv = sigma**2 * (1.0 + np.einsum("cik,ck->ci", u**2, lam - 1.0))
+    return {**out, "inv_metric": inv, "metric_sigma": sigma, "metric_U": u, "metric_lam": lam}
+
+
+def _given_metric(cm: CompiledModel, s: SampleSettings):
+    """The metric and step size of the fit ``s.metric``, one per chain (its chains
+    reused in turn), in the form the sampler takes."""
+    from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
+    fit = s.metric
+    ad = {k: np.asarray(v, float) for k, v in fit.adaptation.items()}
+    d = cm.param_unc_num()
+    kind = fit.attrs.get("metric", "diag")
+    width = ad["metric_sigma"].shape[-1] if kind == "low_rank" else ad["inv_metric"].shape[-1]
+    if width != d:
+        raise error(
+            "E0403",
+            f"the `metric` fit's metric has {width} unconstrained dimensions, this model {d}",
+        )
+    pick = np.arange(s.chains) % len(ad["step_size"])
+    step = jnp.asarray(ad["step_size"][pick])
+    if kind == "low_rank":
+        parts = (ad["metric_sigma"], ad["metric_U"], ad["metric_lam"])
+        return LowRankInverseMassMatrix(*(jnp.asarray(p[pick]) for p in parts)), step
+    return jnp.asarray(ad["inv_metric"][pick]), step
+
+
+def _unflatten(cm: CompiledModel, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat unconstrained draws (chains, draws, d) -> {param: (chains, draws, *shape)}."""
+    lead = flat.shape[:2]
+    return {
+        p.name: flat[..., p.offset : p.offset + p.unc_size].reshape(*lead, *p.unc_shape)
+        for p in cm.params
+    }
 
 
 def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
@@ -288,15 +378,20 @@ def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
 
 def draws_fit(cm: CompiledModel, values: dict[str, np.ndarray], **fields: Any) -> Fit:
     """The :class:`Fit` of per-draw ``values`` (from :func:`_per_draw`): params and outs
-    as the posterior, gens as generated quantities, the data as observed; ``fields`` are
-    the rest (``sample_stats``, ``attrs``, ...).  Every method's draws become a fit here."""
+    as the posterior, gens as generated quantities, the pointwise log-likelihood of the
+    observed fields, the data as observed (fields observed by ``~``) and constant (the
+    rest); ``fields`` are the rest (``sample_stats``, ``attrs``, ...).  Every method's
+    draws become a fit here."""
     names = [*(p.name for p in cm.params), *cm.out_names]
+    observed, constant = split_data(_observed(cm), {o.field for o in cm.observations})
+    loglik = {k[len(LOG_LIK) :]: v for k, v in values.items() if k.startswith(LOG_LIK)}
     return Fit(
         model=cm.name,
         posterior={n: values[n] for n in names},
         generated={g: values[g] for g in cm.gen_names},
-        observed=_observed(cm),
-        **{"sample_stats": {}, **fields},
+        observed=observed,
+        constant_data=constant,
+        **{"sample_stats": {}, "log_likelihood": loglik, **fields},
     )
 
 
@@ -305,9 +400,7 @@ def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int, pr
     its step size, and, for implicit nodes, which one is ill-posed at that point."""
     from fpl.runtime.diagnose import diagnose
 
-    if progress:
-        sys.stderr.write("\n")  # end the progress line of the stopped chain
-    values = cm.constrain(cm.ravel(stuck.position))
+    values = cm.constrain(jnp.asarray(stuck.position))
     params = {n: np.asarray(values[n]) for n in model.param_names}
     where = ", ".join(f"{n} = {_show(v)}" for n, v in params.items())
     message = (
@@ -343,22 +436,43 @@ def _show(v: np.ndarray) -> str:
     return np.array2string(v, precision=3, threshold=6, separator=", ")
 
 
+#: the prefix of a per-draw value that is a field's pointwise log-likelihood (no FPL name
+#: holds a colon)
+LOG_LIK = "log_lik:"
+
+#: draws evaluated together by the per-draw pass (``lax.map`` in batches): its memory is
+#: O(GEN_BATCH x the model's size), not O(draws x size)
+GEN_BATCH = 64
+
+
 def _per_draw(
     cm: CompiledModel, args, positions: dict, key, unconstrained: bool, solver_stats: bool = False
 ):
-    """Params, outs and gens for every (chain, draw), vectorised (one compiled program);
-    with ``solver_stats`` returns ``(values, stats)`` with also
-    each implicit node's residual, iterations, converged flag and reason at the draw
-    (keys from ``fpl.runtime.failures.stat_name``)."""
+    """Params, outs and gens for every (chain, draw), in batches of ``GEN_BATCH`` draws
+    (one compiled program); from unconstrained draws also the pointwise log-likelihood of
+    every observed data field (keys ``LOG_LIK + field``); with ``solver_stats`` returns
+    ``(values, stats)`` with also each implicit node's residual, iterations, converged
+    flag and reason at the draw (keys from ``fpl.runtime.failures.stat_name``)."""
     lead = next(iter(positions.values())).shape[:2]
     flat = {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in positions.items()}
     n = lead[0] * lead[1]
     keys = jax.random.split(key, n)
 
-    def one(u, k, a):
-        return cm.generate(u, k, constrained=not unconstrained, data=a, stats=solver_stats)
+    def each(flat, keys, a):
+        def one(xs):
+            out = cm.generate(
+                xs[0], xs[1], constrained=not unconstrained, data=a, stats=solver_stats
+            )
+            if not unconstrained:  # predictions: new data need not hold the outcomes
+                return out
+            loglik = cm.pointwise_log_likelihood(xs[0], data=a)
+            if solver_stats:
+                return {**out[0], **{LOG_LIK + k: v for k, v in loglik.items()}}, out[1]
+            return {**out, **{LOG_LIK + k: v for k, v in loglik.items()}}
 
-    out = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))(flat, keys, args)
+        return jax.lax.map(one, (flat, keys), batch_size=min(GEN_BATCH, n))
+
+    out = jax.jit(each)(flat, keys, args)
     if solver_stats:
         out, stats = out
         stats = name_stats(cm.nodes, stats)
@@ -392,13 +506,14 @@ def generate(model, fit_or_params, data, *, seed, weights) -> dict[str, np.ndarr
 
 
 def report(model, fit, args) -> int:
-    """``fpl sample``'s output: the summary (``--quiet`` only silences the progress)."""
-    if args.output:
-        fit.save(args.output)
+    """``fpl sample``'s output: the summary (``--quiet`` only silences the progress),
+    then ``-o`` written (a failed write keeps the fit in a recovery file, E0502)."""
+    from fpl.runtime.cli_methods import save_output
+
     print(fit.summary())
     if args.output:
-        print(f"\nwrote {args.output}")
-    return 0
+        print()
+    return save_output(fit, args.output, METHOD.output_formats)
 
 
 METHOD = Method(

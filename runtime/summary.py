@@ -30,95 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Wichura (1988), Algorithm AS241 (PPND16), Applied Statistics 37(3): the
-# normal quantile to about 1e-16 relative accuracy.  Coefficients highest power
-# first, as np.polyval takes them.
-_CENTRAL_NUM = (
-    2509.0809287301226727,
-    33430.575583588128105,
-    67265.770927008700853,
-    45921.953931549871457,
-    13731.693765509461125,
-    1971.5909503065514427,
-    133.14166789178437745,
-    3.387132872796366608,
-)
-_CENTRAL_DEN = (
-    5226.495278852545561,
-    28729.085735721942674,
-    39307.89580009271061,
-    21213.794301586595867,
-    5394.1960214247511077,
-    687.1870074920579083,
-    42.313330701600911252,
-    1.0,
-)
-_INNER_NUM = (
-    7.7454501427834140764e-4,
-    0.0227238449892691845833,
-    0.24178072517745061177,
-    1.27045825245236838258,
-    3.64784832476320460504,
-    5.7694972214606914055,
-    4.6303378461565452959,
-    1.42343711074968357734,
-)
-_INNER_DEN = (
-    1.05075007164441684324e-9,
-    5.475938084995344946e-4,
-    0.0151986665636164571966,
-    0.14810397642748007459,
-    0.68976733498510000455,
-    1.6763848301838038494,
-    2.05319162663775882187,
-    1.0,
-)
-_TAIL_NUM = (
-    2.01033439929228813265e-7,
-    2.71155556874348757815e-5,
-    0.0012426609473880784386,
-    0.026532189526576123093,
-    0.29656057182850489123,
-    1.7848265399172913358,
-    5.4637849111641143699,
-    6.6579046435011037772,
-)
-_TAIL_DEN = (
-    2.04426310338993978564e-15,
-    1.4215117583164458887e-7,
-    1.8463183175100546818e-5,
-    7.868691311456132591e-4,
-    0.0148753612908506148525,
-    0.13692988092273580531,
-    0.59983220655588793769,
-    1.0,
-)
-
-
-def norm_ppf(p: np.ndarray) -> np.ndarray:
-    """The standard normal quantile function for probabilities strictly in (0, 1)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = p - 0.5
-    out = np.empty_like(p)
-    central = np.abs(q) <= 0.425
-    if central.any():
-        qc = q[central]
-        r = 0.180625 - qc * qc
-        out[central] = qc * np.polyval(_CENTRAL_NUM, r) / np.polyval(_CENTRAL_DEN, r)
-    tail = ~central
-    if tail.any():
-        qt = q[tail]
-        r = np.sqrt(-np.log(np.where(qt < 0, p[tail], 1.0 - p[tail])))
-        inner = r <= 5.0
-        ri = np.where(inner, r - 1.6, 0.0)
-        ro = np.where(inner, 0.0, r - 5.0)
-        x = np.where(
-            inner,
-            np.polyval(_INNER_NUM, ri) / np.polyval(_INNER_DEN, ri),
-            np.polyval(_TAIL_NUM, ro) / np.polyval(_TAIL_DEN, ro),
-        )
-        out[tail] = np.where(qt < 0, -x, x)
-    return out
+from fpl.runtime.normal import norm_ppf
 
 
 def _as_draws(x: np.ndarray) -> np.ndarray | None:
@@ -348,17 +260,56 @@ def _fmt_ess(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.0f}"
 
 
+def ebfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI of each chain of ``energy`` (chains, draws):
+    ``sum_n (E_n - E_{n-1})^2 / sum_n (E_n - mean(E))^2``, the squared changes of the
+    Hamiltonian energy between draws against its spread (Betancourt 2016; Stan's and
+    ArviZ's ``bfmi``).  Below 0.3 the momentum resampling explores
+    the energy distribution poorly.  ``nan`` for a chain with fewer than two draws or
+    constant energy."""
+    e = np.asarray(energy, dtype=np.float64)
+    e = e.reshape(1, -1) if e.ndim == 1 else e.reshape(e.shape[0], -1)
+    if e.shape[1] < 2:
+        return np.full(e.shape[0], math.nan)
+    spread = np.sum((e - e.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.sum(np.diff(e, axis=1) ** 2, axis=1) / spread
+    return np.where(spread > 0, out, math.nan)
+
+
+#: E-BFMI below this warns (Stan's and ArviZ's threshold)
+EBFMI_THRESHOLD = 0.3
+
+
+def summary_rows(
+    posterior: Mapping[str, np.ndarray], sample_stats: Mapping[str, np.ndarray] | None = None
+) -> list[Row]:
+    """The rows of a fit's summary: ``lp__`` first (where the sampler recorded ``lp``),
+    as ``stansummary`` has it, then every scalar of ``posterior``."""
+    lp = (sample_stats or {}).get("lp")
+    head = summarize({"lp__": lp}) if lp is not None and np.ndim(lp) == 2 else []
+    return head + summarize(posterior)
+
+
 def format_summary(
     rows: list[Row],
     sample_stats: Mapping[str, np.ndarray] | None = None,
     max_tree_depth: int = 10,
+    attrs: Mapping[str, object] | None = None,
 ) -> str:
     """An aligned text table of ``rows`` (like CmdStan's ``stansummary``).
 
-    With ``sample_stats`` (arrays of shape (chains, draws)), one line per chain
-    follows with its divergent transitions and its draws whose tree depth
-    reached ``max_tree_depth``, then a warning line when any draw diverged.
+    With ``sample_stats`` (arrays of shape (chains, draws)), an ``lp__`` row leads
+    the table (unless ``rows`` have one), and one line per chain follows with its
+    divergent transitions, its draws whose tree depth reached ``max_tree_depth``
+    and its E-BFMI, then a warning line when any draw diverged and one per chain
+    whose E-BFMI is below 0.3.  With ``attrs`` holding the run's times (``seconds``,
+    ``warmup_seconds``, ``sampling_seconds``, ``seconds_chain_<k>``), a line of
+    elapsed times ends it.
     """
+    lp = (sample_stats or {}).get("lp")
+    if lp is not None and np.ndim(lp) == 2 and not any(r.name == "lp__" for r in rows):
+        rows = summarize({"lp__": lp}) + list(rows)
     cells = [
         [
             row.name,
@@ -379,16 +330,39 @@ def format_summary(
     ]
     if sample_stats is not None:
         lines.extend(_sampler_lines(sample_stats, max_tree_depth))
+    lines.extend(timing_lines(attrs or {}))
     return "\n".join(lines)
 
 
+def timing_lines(attrs: Mapping[str, object]) -> list[str]:
+    """``Elapsed: 3.2 s (warmup 2.1 s, sampling 1.1 s); per chain: 1.6 s, ...`` where
+    the attributes hold the times (none otherwise)."""
+    total = attrs.get("seconds")
+    if not isinstance(total, (int, float)):
+        return []
+    phases = [
+        f"{label} {float(value):.3g} s"
+        for label, key in (("warmup", "warmup_seconds"), ("sampling", "sampling_seconds"))
+        if isinstance(value := attrs.get(key), (int, float))
+    ]
+    line = f"Elapsed: {float(total):.3g} s" + (f" ({', '.join(phases)})" if phases else "")
+    chains = []
+    while isinstance(value := attrs.get(f"seconds_chain_{len(chains) + 1}"), (int, float)):
+        chains.append(f"{float(value):.3g} s")
+    if chains:
+        line += "; per chain: " + ", ".join(chains)
+    return ["", line]
+
+
 def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list[str]:
-    """Per-chain divergences and tree-depth saturations, and a divergence warning."""
+    """Per-chain divergences, tree-depth saturations and E-BFMI, and the warnings."""
     diverging = stats.get("diverging")
     depth = stats.get("tree_depth")
-    if diverging is None and depth is None:
+    energy = stats.get("energy")
+    present = [s for s in (diverging, depth, energy) if s is not None]
+    if not present:
         return []
-    shape = np.shape(diverging if diverging is not None else depth)
+    shape = np.shape(present[0])
     chains = shape[0] if shape else 1
     div_counts = (
         np.asarray(diverging).reshape(chains, -1).astype(bool).sum(axis=1)
@@ -400,6 +374,7 @@ def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list
         if depth is not None
         else None
     )
+    bfmi = ebfmi(energy) if energy is not None else None
     out = [""]
     for c in range(chains):
         parts = []
@@ -408,6 +383,8 @@ def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list
             parts.append(f"{n} divergent transition{'' if n == 1 else 's'}")
         if depth_counts is not None:
             parts.append(f"{int(depth_counts[c])} at max tree depth {max_tree_depth}")
+        if bfmi is not None:
+            parts.append(f"E-BFMI {_fmt(float(bfmi[c]))}")
         out.append(f"Chain {c + 1}: " + ", ".join(parts))
     if div_counts is not None and int(div_counts.sum()) > 0:
         total = int(div_counts.sum())
@@ -417,11 +394,90 @@ def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list
             "divergence; the posterior may be biased. Reparameterize the model or raise "
             "the target acceptance rate."
         )
+    for c in range(chains if bfmi is not None else 0):
+        if bfmi is not None and bfmi[c] < EBFMI_THRESHOLD:
+            out.append(
+                f"Warning: chain {c + 1} has E-BFMI {float(bfmi[c]):.2g} (below "
+                f"{EBFMI_THRESHOLD}): the sampler explored the energy distribution poorly; "
+                "the posterior may have heavy tails. Reparameterize the model."
+            )
     return out
 
 
+_COLUMNS = ("mean", "mcse", "sd", "q5", "q50", "q95", "ess_bulk", "ess_tail", "r_hat")
+_LABELS = ("mean", "mcse", "sd", "5%", "50%", "95%", "ess_bulk", "ess_tail", "r_hat")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A posterior summary: a table of :class:`Row` (one per scalar, ``lp__`` first),
+    its text (the table and the sampler's diagnostics), per-chain divergences and
+    tree-depth saturations.  It shows as its table in a REPL (``repr``) and a notebook
+    (``_repr_html_``); ``summary["mu"]`` is a row, ``to_pandas()`` a DataFrame."""
+
+    rows: tuple[Row, ...]
+    text: str
+    divergences: tuple[int, ...]
+    tree_depth_saturated: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(c)}</th>" for c in ("", *_LABELS))
+        body = "".join(
+            "<tr><th>"
+            + escape(r.name)
+            + "</th>"
+            + "".join(f"<td>{_fmt(getattr(r, c))}</td>" for c in _COLUMNS)
+            + "</tr>"
+            for r in self.rows
+        )
+        table_lines = len(self.rows) + 1
+        rest = "\n".join(self.text.splitlines()[table_lines:]).strip()
+        notes = f"<pre>{escape(rest)}</pre>" if rest else ""
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rows]
+
+    def to_pandas(self):
+        """The table as a ``pandas.DataFrame`` indexed by name (columns ``mean``, ``mcse``,
+        ``sd``, ``5%``, ``50%``, ``95%``, ``ess_bulk``, ``ess_tail``, ``r_hat``)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [[getattr(r, c) for c in _COLUMNS] for r in self.rows],
+            index=self.names,
+            columns=list(_LABELS),
+        )
+
+    to_dataframe = to_pandas
+
+
 __all__ = [
+    "EBFMI_THRESHOLD",
     "Row",
+    "Summary",
+    "ebfmi",
     "ess_bulk",
     "ess_mean",
     "ess_tail",
@@ -431,4 +487,6 @@ __all__ = [
     "rhat",
     "scalar_names",
     "summarize",
+    "summary_rows",
+    "timing_lines",
 ]

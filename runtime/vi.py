@@ -92,15 +92,14 @@ def run(model, data, s: VISettings) -> Fit:
 
 
 def report(model, fit: Fit, args) -> int:
-    """``fpl vi``'s output: the loss plot (``--plot``), then unless ``--quiet`` the ELBO
-    and the summary."""
+    """``fpl vi``'s output: unless ``--quiet`` the ELBO and the summary, the fit
+    (``-o``), then the loss plot (``--plot``)."""
     from fpl.runtime.cli_methods import report as default_report
     from fpl.runtime.optimizers import plot_loss
 
-    if args.plot:
-        plot_loss(args.plot, -fit.elbo, f"{model.name}: vi ({args.guide}), loss = -ELBO")
     code = default_report(METHOD, fit, args)
     if args.plot:
+        plot_loss(args.plot, -fit.elbo, f"{model.name}: vi ({args.guide}), loss = -ELBO")
         print(f"wrote {args.plot}")
     return code
 

@@ -23,6 +23,14 @@ def _f(x):
     return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
+def _batched_location(mu, matrix):
+    """``mu`` broadcast over the batch of a (batch of) scale matrices: NumPyro's
+    multivariate normal fails on a batch of matrices with one shared mean."""
+    mu, matrix = _f(mu), _f(matrix)
+    batch = jnp.broadcast_shapes(mu.shape[:-1], matrix.shape[:-2])
+    return jnp.broadcast_to(mu, (*batch, mu.shape[-1])), matrix
+
+
 def _with_cdf(d, cdf):
     """Give a NumPyro distribution that lacks one a CDF (``cdf(value)``, value in
     NumPyro's outcome space), so the ``_cdf``/``_lcdf``/``_lccdf`` forms work."""
@@ -266,7 +274,8 @@ def ordered_logistic(eta, c):
 )
 def multi_normal(mu, sigma):
     """Multivariate normal with mean mu and covariance Sigma."""
-    return dist.MultivariateNormal(_f(mu), covariance_matrix=_f(sigma))
+    mu, sigma = _batched_location(mu, sigma)
+    return dist.MultivariateNormal(mu, covariance_matrix=sigma)
 
 
 @d(
@@ -279,7 +288,8 @@ def multi_normal(mu, sigma):
 )
 def multi_normal_cholesky(mu, chol):
     """Multivariate normal with mean mu and covariance L L'."""
-    return dist.MultivariateNormal(_f(mu), scale_tril=_f(chol))
+    mu, chol = _batched_location(mu, chol)
+    return dist.MultivariateNormal(mu, scale_tril=chol)
 
 
 @d(
@@ -292,7 +302,8 @@ def multi_normal_cholesky(mu, chol):
 )
 def multi_student_t(nu, mu, sigma):
     """Multivariate Student's t with nu degrees of freedom, location mu, scale Sigma."""
-    return dist.MultivariateStudentT(_f(nu), _f(mu), jnp.linalg.cholesky(_f(sigma)))
+    mu, sigma = _batched_location(mu, sigma)
+    return dist.MultivariateStudentT(_f(nu), mu, jnp.linalg.cholesky(sigma))
 
 
 @d("dirichlet", ("alpha",), Support("simplex"), event_rank=1, arg_ranks=(1,), event_arg=0)
@@ -329,7 +340,8 @@ def lkj_corr(eta, event_shape):
 )
 def multi_normal_prec(mu, omega):
     """Multivariate normal with mean mu and precision (inverse covariance) Omega."""
-    return dist.MultivariateNormal(_f(mu), precision_matrix=_f(omega))
+    mu, omega = _batched_location(mu, omega)
+    return dist.MultivariateNormal(mu, precision_matrix=omega)
 
 
 @d("wishart", ("nu", "Sigma"), Support("cov_matrix"), event_rank=2, arg_ranks=(0, 2), event_arg=1)

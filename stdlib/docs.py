@@ -27,6 +27,7 @@ CATEGORIES = {
     "array": "Arrays: shapes, slicing, reshaping",
     "matrix": "Vectors and matrices",
     "constructor": "Constructors",
+    "constant": "Constants (called with no arguments: `pi()`)",
     "operator": "Operators (the functions behind `+`, `@`, `==`, ...)",
 }
 

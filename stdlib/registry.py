@@ -194,6 +194,6 @@ REGISTRY = Registry()
 
 def registry() -> Registry:
     """The populated registry (importing the entry modules registers them)."""
-    from fpl.stdlib import distributions, functions, operators, solvers  # noqa: F401
+    from fpl.stdlib import distributions, functions, glm, operators, solvers  # noqa: F401
 
     return REGISTRY

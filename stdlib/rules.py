@@ -3,7 +3,7 @@ type or raises :class:`RuleError` with a message the checker locates."""
 
 from __future__ import annotations
 
-from fpl.stdlib.registry import Arg
+from fpl.stdlib.registry import Arg, DistributionEntry
 from fpl.stdlib.types import REAL, Dim, RuleError, Ty, broadcast, join_base, unify_dim
 
 
@@ -55,6 +55,32 @@ def need_rank(args: list[Arg], i: int, ranks: tuple[int, ...], what: str) -> Non
             {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(r, f"rank {r}") for r in ranks
         )
         raise RuleError(f"{what} must be {want}, not {args[i].ty}", arg=i)
+
+
+def need_int_scalar(args: list[Arg], i: int, what: str) -> None:
+    """Argument ``i`` must be one integer (a position, a count)."""
+    if args[i].ty.base not in ("int", "bool") or args[i].ty.rank != 0:
+        raise RuleError(f"{what} must be an integer, not {args[i].ty}", arg=i)
+
+
+def need_real_scalar(args: list[Arg], i: int, what: str) -> None:
+    if args[i].ty.rank != 0:
+        raise RuleError(f"{what} must be a scalar, not {args[i].ty}", arg=i)
+
+
+def fits_length(length: Dim, start: Dim, count: Dim, what: str) -> None:
+    """Positions ``start .. start + count - 1`` (1-based) lie in ``1 .. length`` when all
+    three are known numbers (else the check is left to the data)."""
+    if isinstance(start, int) and start < 1:
+        raise RuleError(f"{what}: position {start} is before the first (1)", kind="shape")
+    if isinstance(count, int) and count < 0:
+        raise RuleError(f"{what}: a negative length {count}", kind="shape")
+    if all(isinstance(d, int) for d in (length, start, count)):
+        assert isinstance(length, int) and isinstance(start, int) and isinstance(count, int)
+        if start + count - 1 > length:
+            raise RuleError(
+                f"{what}: elements {start} to {start + count - 1} of {length}", kind="shape"
+            )
 
 
 def vector_of_first(args: list[Arg]) -> Ty:
@@ -112,3 +138,26 @@ def sizes_shape(args: list[Arg], first: int = 0) -> tuple[Dim, ...]:
             raise RuleError("a size must be an integer", arg=i, kind="shape")
         shape.append(a.dim)
     return tuple(shape)
+
+
+# ---- distributions ----------------------------------------------------------------------
+
+
+def distribution_batch(entry: DistributionEntry, shapes: list[tuple[Dim, ...]]) -> tuple[Dim, ...]:
+    """The batch shape of ``entry(args...)`` with arguments of ``shapes``: the broadcast of
+    each argument's leading axes (all but the ``arg_ranks`` trailing ones that belong to
+    one draw).  Raises :class:`RuleError` when they cannot broadcast."""
+    return broadcast(*(s[: len(s) - r] for s, r in zip(shapes, entry.arg_ranks)))
+
+
+def log_prob_shape(
+    entry: DistributionEntry, value: tuple[Dim, ...], shapes: list[tuple[Dim, ...]]
+) -> tuple[Dim, ...]:
+    """The shape of ``d_lpdf(y | args...)``: FPL's distribution functions are elementwise
+    (one log density per draw, not Stan's sum), so it is the broadcast of the value's
+    draws (its axes before the ``event_rank`` trailing ones) with the batch of the
+    arguments: ``normal_lpdf(y[1] | mu, 1)`` with ``mu: real[K]`` is ``real[K]``.  The
+    same broadcast NumPyro's ``log_prob`` does at run time (a test checks the two agree
+    for every distribution)."""
+    draws = value[: len(value) - entry.event_rank]
+    return broadcast(draws, distribution_batch(entry, shapes))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from fpl.compiler import ir
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import did_you_mean, error
+from fpl.stdlib.rules import log_prob_shape
 from fpl.stdlib.solvers import DEFAULT_SOLVER, UNROLLABLE
 from fpl.stdlib.types import RuleError, Ty, broadcast, dim_text, dims_equal
 
@@ -59,12 +60,14 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
         raise error("E0203", f"`{name}` takes no keyword arguments", e.kwargs[0].span)
     if e.conditional:
         raise error("E0201", f"`|` is only used in `_lpdf`/`_lpmf` calls, not in `{name}`", e.span)
-    args = [c.expr(a) for a in e.args]
     if name in c.functions:
+        args = [c.expr(a) for a in e.args]
         lam = c.instantiate(name, [a.ty for a in args], e.span)
         return ir.Apply(lam, tuple(args), lam.ty, e.span)
     if name in c.reg.functions:
-        return c.op(name, args, e.span)
+        return c.op(name, [c.expr(a) for a in e.args], e.span)
+    # the name is unknown: say so before checking the arguments, whose errors (a
+    # function passed by name, as to Stan's `ode_rk45(f, ...)`) would hide it
     if name in c.reg.distributions:
         raise error(
             "E0104",
@@ -209,10 +212,8 @@ def _dist_function(
     value = c.expr(e.args[0])
     args = tuple(c.expr(a) for a in e.args[1:])
     d = c.dist_type(entry, args, e.span, e.func.span, value=value)
-    shape = value.ty.shape[: value.ty.rank - entry.event_rank]
-    batch = d.ty.shape[: d.ty.rank - entry.event_rank]
     try:
-        out = broadcast(shape, batch)
+        out = log_prob_shape(entry, value.ty.shape, [a.ty.shape for a in args])
     except RuleError as exc:
         raise error("E0202", exc.message, e.span) from None
     return ir.LogProb(kind, d, value, Ty("real", out), e.span)

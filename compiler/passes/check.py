@@ -97,11 +97,13 @@ class Checker:
 
     def type_expr(self, t: ast.TypeExpr, allow_params: bool) -> tuple[Ty, ir.Constraint]:
         if t.base in STRUCTURED:
+            # `simplex[K]` is one simplex; `simplex[M, K]` an array of M of them: the sizes
+            # before the last are the array's (as in `real[M, K]`, M rows of K)
             rank, structured = STRUCTURED[t.base]
-            if len(t.shape) != 1:
-                raise error("E0204", f"`{t.base}` takes one size, e.g. `{t.base}[K]`", t.span)
-            k = self.size(t.shape[0])
-            return Ty("real", (k,) * rank), ir.Constraint(structured)
+            if not t.shape:
+                raise error("E0204", f"`{t.base}` takes a size, e.g. `{t.base}[K]`", t.span)
+            *outer, k = (self.size(d) for d in t.shape)
+            return Ty("real", (*outer, *(k,) * rank)), ir.Constraint(structured)
         shape = tuple(self.size(d) for d in t.shape)
         ty = Ty(t.base, shape)
         lower = upper = None

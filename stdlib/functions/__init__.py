@@ -18,10 +18,12 @@ One module per kind of function:
 - ``sorting``: sorts and ranks
 - ``constructors``: zeros/ones, rep_*, linspaced_*, one_hot_*
 - ``gp_kernels``: Gaussian-process covariance functions
+- ``constants``: ``pi()``, ``e()``, infinities, NaN, machine precision
 """
 
 from fpl.stdlib.functions import (  # noqa: F401  (imported to register their entries)
     arrays,
+    constants,
     constructors,
     elementwise,
     gp_kernels,

@@ -19,7 +19,12 @@ def num_elements(x):
     return jnp.size(x)
 
 
-@fn("rows", rule=rules.int_scalar, args=1, category="array")
+def _rows_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (1, 2), "the argument")
+    return Ty("int")
+
+
+@fn("rows", rule=_rows_rule, args=1, category="array")
 def rows(x):
     """Length of the first axis."""
     return jnp.shape(x)[0]
@@ -32,29 +37,63 @@ def cols(x):
     return s[1] if len(s) > 1 else 1
 
 
+def _stack_base(a: Ty, b: Ty) -> str:
+    return "int" if a.base == b.base == "int" else "real"
+
+
+def _dim_sum(a: Dim, b: Dim) -> Dim:
+    """``a + b`` on sizes: a number when both are known, else the text of the sum (two
+    symbolic sizes are compared by text, so ``K + J`` only equals itself)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if a is None or b is None:
+        return None
+    return f"{a} + {b}"
+
+
+def _need_stackable(args: list[Arg]) -> None:
+    for i, a in enumerate(args):
+        if a.ty.rank > 2:
+            raise RuleError(
+                f"stacks scalars, vectors and matrices, not {a.ty}",
+                arg=i,
+                help="for arrays of higher rank, build them with `[...]` or `rep_array`",
+            )
+
+
 def _append_row_rule(args: list[Arg]) -> Ty:
+    """Stan's ``append_row`` with FPL's one-dimensional vector:
+
+    ======================  ===============  ====================================
+    a                       b                result
+    ======================  ===============  ====================================
+    real or real[M]         real or real[N]  real[M + N] (a scalar counts as 1)
+    real[R1, C]             real[R2, C]      real[R1 + R2, C]
+    real[R, C]              real[C]          real[R + 1, C] (b is a row, as Stan's
+                                             ``append_row(matrix, row_vector)``)
+    real[C]                 real[R, C]       real[1 + R, C]
+    ======================  ===============  ====================================
+    """
+    _need_stackable(args)
     a, b = args[0].ty, args[1].ty
-    base = "int" if a.base == b.base == "int" else "real"
+    base = _stack_base(a, b)
     if a.rank <= 1 and b.rank <= 1:
-        n = (a.shape[0] if a.rank else 1, b.shape[0] if b.rank else 1)
-        total: Dim = n[0] + n[1] if isinstance(n[0], int) and isinstance(n[1], int) else None
-        if total is None and all(x is not None for x in n):
-            total = f"{n[0]} + {n[1]}"
-        return Ty(base, (total,))
-    if a.rank == 2 and b.rank in (1, 2):
-        cols_b = b.shape[-1]
-        unify_dim(a.shape[1], cols_b, "append_row: column counts")
-        rows_b = b.shape[0] if b.rank == 2 else 1
-        total = (
-            a.shape[0] + rows_b if isinstance(a.shape[0], int) and isinstance(rows_b, int) else None
+        return Ty(base, (_dim_sum(a.shape[0] if a.rank else 1, b.shape[0] if b.rank else 1),))
+    if a.rank == 0 or b.rank == 0:
+        raise RuleError(
+            f"cannot stack a scalar and a matrix ({a} and {b})",
+            help="stack a row: `append_row(A, rep_vector(x, cols(A)))`",
         )
-        return Ty(base, (total, a.shape[1]))
-    raise RuleError(f"cannot stack {a} on {b}")
+    cols = unify_dim(a.shape[-1], b.shape[-1], "the column counts")
+    rows_a = a.shape[0] if a.rank == 2 else 1
+    rows_b = b.shape[0] if b.rank == 2 else 1
+    return Ty(base, (_dim_sum(rows_a, rows_b), cols))
 
 
 @fn("append_row", rule=_append_row_rule, args=2, category="array", linearity="sum")
 def append_row(a, b):
-    """Stack vertically: vectors/scalars into a longer vector, or rows under a matrix."""
+    """Stack vertically: scalars and vectors into a longer vector, rows (a vector is one
+    row here) and matrices into a taller matrix."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if a.ndim <= 1 and b.ndim <= 1:
         return jnp.concatenate([jnp.atleast_1d(a), jnp.atleast_1d(b)])
@@ -62,22 +101,44 @@ def append_row(a, b):
 
 
 def _append_col_rule(args: list[Arg]) -> Ty:
+    """Stan's ``append_col`` with FPL's one-dimensional vector, which is one column:
+
+    ======================  ===============  ====================================
+    a                       b                result
+    ======================  ===============  ====================================
+    real[R]                 real[R]          real[R, 2] (two columns)
+    real[R, C1]             real[R, C2]      real[R, C1 + C2]
+    real[R, C]              real[R]          real[R, C + 1]
+    real[R]                 real[R, C]       real[R, 1 + C]
+    real                    real[N]          real[1 + N] (Stan's ``append_col(real,
+                                             row_vector)``: the only reading where a
+                                             scalar fits)
+    real[N]                 real             real[N + 1]
+    ======================  ===============  ====================================
+    """
+    _need_stackable(args)
     a, b = args[0].ty, args[1].ty
-    base = "int" if a.base == b.base == "int" else "real"
-    if a.rank == 2 or b.rank == 2:
-        rows_ = a.shape[0] if a.rank else b.shape[0]
-        ca = a.shape[1] if a.rank == 2 else 1
-        cb = b.shape[1] if b.rank == 2 else 1
-        total = ca + cb if isinstance(ca, int) and isinstance(cb, int) else None
-        return Ty(base, (rows_, total))
-    return _append_row_rule(args)
+    base = _stack_base(a, b)
+    if a.rank == 0 or b.rank == 0:
+        if a.rank == 2 or b.rank == 2:
+            raise RuleError(
+                f"cannot stack a scalar and a matrix ({a} and {b})",
+                help="stack a column: `append_col(A, rep_vector(x, rows(A)))`",
+            )
+        return Ty(base, (_dim_sum(a.shape[0] if a.rank else 1, b.shape[0] if b.rank else 1),))
+    rows = unify_dim(a.shape[0], b.shape[0], "the row counts")
+    cols_a = a.shape[1] if a.rank == 2 else 1
+    cols_b = b.shape[1] if b.rank == 2 else 1
+    return Ty(base, (rows, _dim_sum(cols_a, cols_b)))
 
 
 @fn("append_col", rule=_append_col_rule, args=2, category="array", linearity="sum")
 def append_col(a, b):
-    """Stack horizontally: columns beside a matrix (a vector is one column)."""
+    """Stack horizontally: vectors (each one column) and matrices side by side, so two
+    vectors of length R give an R x 2 matrix; a scalar beside a vector extends it
+    (Stan's append_col(real, row_vector))."""
     a, b = jnp.asarray(a), jnp.asarray(b)
-    if a.ndim <= 1 and b.ndim <= 1:
+    if a.ndim == 0 or b.ndim == 0:
         return jnp.concatenate([jnp.atleast_1d(a), jnp.atleast_1d(b)])
     a = a[:, None] if a.ndim == 1 else a
     b = b[:, None] if b.ndim == 1 else b
@@ -120,7 +181,15 @@ def to_array_1d(x):
 
 
 def _to_matrix_rule(args: list[Arg]) -> Ty:
-    return Ty(args[0].ty.base, rules.sizes_shape(args, 1))
+    """m x n from m n elements (checked when all three are known numbers)."""
+    shape = rules.sizes_shape(args, 1)
+    count: Dim = 1
+    for d in args[0].ty.shape:
+        count = count * d if isinstance(d, int) and isinstance(count, int) else None
+    m, n = shape
+    if isinstance(count, int) and isinstance(m, int) and isinstance(n, int) and count != m * n:
+        raise RuleError(f"to_matrix: {count} elements do not make a {m} x {n} matrix", kind="shape")
+    return Ty(args[0].ty.base, shape)
 
 
 @fn("to_matrix", rule=_to_matrix_rule, args=3, category="array", linearity="same")
@@ -129,13 +198,19 @@ def to_matrix(x, m, n):
     return jnp.reshape(jnp.ravel(x, order="F"), (m, n), order="F")
 
 
-@fn("reverse", rule=rules.same_as_first, args=1, category="array", linearity="same")
+def _along_first_axis(args: list[Arg]) -> Ty:
+    if args[0].ty.rank == 0:
+        raise RuleError(f"the argument must be a vector or an array, not {args[0].ty}", arg=0)
+    return args[0].ty
+
+
+@fn("reverse", rule=_along_first_axis, args=1, category="array", linearity="same")
 def reverse(x):
     """Reverse the first axis."""
     return jnp.flip(x, axis=0)
 
 
-@fn("cumulative_sum", rule=rules.same_as_first, args=1, category="array", linearity="same")
+@fn("cumulative_sum", rule=_along_first_axis, args=1, category="array", linearity="same")
 def cumulative_sum(x):
     """Running sums along the first axis."""
     return jnp.cumsum(x, axis=0)

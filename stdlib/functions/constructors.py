@@ -115,6 +115,8 @@ def rep_array(x, *shape):
 
 
 def _linspaced_rule(args: list[Arg]) -> Ty:
+    rules.need_real_scalar(args, 1, "the first value")
+    rules.need_real_scalar(args, 2, "the last value")
     return Ty("real", rules.sizes_shape(args[:1]))
 
 
@@ -155,6 +157,7 @@ def linspaced_int_array(n, lo, hi):
 
 def _one_hot_rule(base: str):
     def rule(args: list[Arg]) -> Ty:
+        rules.need_int_scalar(args, 1, "the position of the one")
         return Ty(base, rules.sizes_shape(args[:1]))
 
     return rule

@@ -7,7 +7,7 @@ Every function here broadcasts its arguments (Stan's vectorised signatures).
 from __future__ import annotations
 
 from fpl.stdlib import rules
-from fpl.stdlib.functions._register import binary, fn, unary
+from fpl.stdlib.functions._register import binary, fn, promoting, unary
 from fpl.stdlib.lazy import jax, jnp, jsp_special
 
 # ---- powers, logarithms, roots --------------------------------------------------------
@@ -95,6 +95,7 @@ binary(
 
 
 @fn("fma", rule=rules.elementwise_real, args=3)
+@promoting
 def fma(x, y, z):
     """x * y + z."""
     return x * y + z
@@ -120,3 +121,9 @@ unary("is_nan", "1 if x is NaN.", rule=rules.elementwise_int)(lambda x: jnp.isna
 unary("is_inf", "1 if x is infinite.", rule=rules.elementwise_int)(
     lambda x: jnp.isinf(x).astype(int)
 )
+
+
+@fn("to_int", rule=rules.elementwise_int, args=1, category="math")
+def to_int(x):
+    """x truncated toward zero, as an integer (Stan's to_int; elementwise)."""
+    return jnp.trunc(x).astype(int)

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from fpl.stdlib import rules
 from fpl.stdlib.functions._register import fn
 from fpl.stdlib.lazy import jnp
 from fpl.stdlib.registry import Arg
-from fpl.stdlib.types import Ty
+from fpl.stdlib.types import RuleError, Ty, unify_dim
 
 
 def _gp_rule(args: list[Arg]) -> Ty:
+    """Points are the entries of a vector or the rows of a matrix; alpha and rho are
+    scalars; two sets of points have points of the same dimension."""
+    points = len(args) - 2
+    for i in range(points):
+        rules.need_rank(args, i, (1, 2), "the points")
+    for i in range(points, len(args)):
+        rules.need_rank(args, i, (0,), "alpha and rho")
     x = args[0].ty
-    n = x.shape[0] if x.rank else None
-    if len(args) == 4:
-        m = args[1].ty.shape[0] if args[1].ty.rank else None
-        return Ty("real", (n, m))
+    n = x.shape[0]
+    if points == 2:
+        x2 = args[1].ty
+        if x.rank != x2.rank:
+            raise RuleError(f"points of different dimensions: {x} and {x2}", arg=1, kind="shape")
+        if x.rank == 2:
+            unify_dim(x.shape[1], x2.shape[1], "gp_exp_quad_cov: point dimensions")
+        return Ty("real", (n, x2.shape[0]))
     return Ty("real", (n, n))
 
 

@@ -15,7 +15,9 @@ from fpl.stdlib.types import Ty
 
 
 def _head_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (1, 2), "the first argument")
     t = args[0].ty
+    rules.fits_length(t.shape[0], 1, args[1].dim, "the elements taken")
     return t.with_shape((args[1].dim, *t.shape[1:]))
 
 
@@ -32,7 +34,9 @@ def tail(x, n):
 
 
 def _segment_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (1, 2), "the first argument")
     t = args[0].ty
+    rules.fits_length(t.shape[0], args[1].dim, args[2].dim, "segment")
     return t.with_shape((args[2].dim, *t.shape[1:]))
 
 
@@ -44,11 +48,13 @@ def segment(x, i, n):
 
 def _row_rule(args: list[Arg]) -> Ty:
     rules.need_rank(args, 0, (2,), "the first argument")
+    rules.need_int_scalar(args, 1, "the row")
     return Ty(args[0].ty.base, args[0].ty.shape[1:])
 
 
 def _col_rule(args: list[Arg]) -> Ty:
     rules.need_rank(args, 0, (2,), "the first argument")
+    rules.need_int_scalar(args, 1, "the column")
     return Ty(args[0].ty.base, args[0].ty.shape[:1])
 
 
@@ -64,8 +70,14 @@ def col(A, j):
     return jnp.take(A, j - 1, axis=1)
 
 
-def _block_rule(args: list[Arg]) -> Ty:
+def _positions(args: list[Arg]) -> None:
     rules.need_rank(args, 0, (2,), "the first argument")
+    rules.need_int_scalar(args, 1, "the first row")
+    rules.need_int_scalar(args, 2, "the first column")
+
+
+def _block_rule(args: list[Arg]) -> Ty:
+    _positions(args)
     return Ty(args[0].ty.base, (args[3].dim, args[4].dim))
 
 
@@ -76,7 +88,7 @@ def block(A, i, j, n_rows, n_cols):
 
 
 def _sub_rule(args: list[Arg]) -> Ty:
-    rules.need_rank(args, 0, (2,), "the first argument")
+    _positions(args)
     return Ty(args[0].ty.base, (args[3].dim,))
 
 

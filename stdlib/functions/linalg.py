@@ -36,7 +36,15 @@ def diagonal(A):
     return jnp.diagonal(A)
 
 
-@fn("add_diag", rule=rules.same_as_first, args=2, category="matrix", linearity="sum")
+def _add_diag_rule(args: list[Arg]) -> Ty:
+    rules.square_matrix(args[:1])
+    rules.need_rank(args, 1, (0, 1), "the diagonal")
+    if args[1].ty.rank == 1:
+        unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "add_diag")
+    return Ty("real", args[0].ty.shape)
+
+
+@fn("add_diag", rule=_add_diag_rule, args=2, category="matrix", linearity="sum")
 def add_diag(A, d):
     """A with d added to its diagonal."""
     return A + jnp.diag(jnp.broadcast_to(d, A.shape[:1]))
@@ -73,6 +81,13 @@ def _eigenvalues_rule(args: list[Arg]) -> Ty:
 def eigenvalues_sym(A):
     """Eigenvalues of a symmetric matrix, ascending."""
     return jnp.linalg.eigvalsh(A)
+
+
+@fn("eigenvectors_sym", rule=rules.square_matrix, args=1, category="matrix")
+def eigenvectors_sym(A):
+    """Eigenvectors of a symmetric matrix, as columns, in the order of eigenvalues_sym
+    (ascending); each has unit length (its sign is the solver's)."""
+    return jnp.linalg.eigh(A)[1]
 
 
 def _singular_values_rule(args: list[Arg]) -> Ty:
@@ -136,6 +151,7 @@ def matrix_power(A, n):
 
 def _mdivide_left_rule(args: list[Arg]) -> Ty:
     rules.square_matrix(args[:1])
+    rules.need_rank(args, 1, (1, 2), "the right-hand side")
     unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "mdivide_left")
     return Ty("real", args[1].ty.shape)
 
@@ -160,6 +176,7 @@ def mdivide_left_spd(A, b):
 
 def _mdivide_right_rule(args: list[Arg]) -> Ty:
     rules.square_matrix(args[1:])
+    rules.need_rank(args, 0, (1, 2), "the left-hand side")
     unify_dim(args[0].ty.shape[-1], args[1].ty.shape[0], "mdivide_right")
     return Ty("real", args[0].ty.shape)
 

@@ -5,7 +5,7 @@ scalings and cross products.
 from __future__ import annotations
 
 from fpl.stdlib import rules
-from fpl.stdlib.functions._register import fn
+from fpl.stdlib.functions._register import fn, promoting
 from fpl.stdlib.lazy import jnp
 from fpl.stdlib.registry import Arg
 from fpl.stdlib.types import REAL, Ty, broadcast, unify_dim
@@ -17,9 +17,15 @@ def dot_product(a, b):
     return jnp.dot(a, b)
 
 
+def _same_matrices(args: list[Arg], what: str) -> tuple:
+    rules.need_rank(args, 0, (2,), "the first argument")
+    rules.need_rank(args, 1, (2,), "the second argument")
+    a, b = args[0].ty.shape, args[1].ty.shape
+    return (unify_dim(a[0], b[0], f"{what}: rows"), unify_dim(a[1], b[1], f"{what}: columns"))
+
+
 def _rows_dot_rule(args: list[Arg]) -> Ty:
-    s = broadcast(args[0].ty.shape, args[1].ty.shape)
-    return Ty("real", s[:1])
+    return Ty("real", _same_matrices(args, "rows_dot_product")[:1])
 
 
 @fn("rows_dot_product", rule=_rows_dot_rule, args=2, category="matrix", linearity="product")
@@ -29,8 +35,7 @@ def rows_dot_product(a, b):
 
 
 def _cols_dot_rule(args: list[Arg]) -> Ty:
-    s = broadcast(args[0].ty.shape, args[1].ty.shape)
-    return Ty("real", s[-1:])
+    return Ty("real", _same_matrices(args, "columns_dot_product")[1:])
 
 
 @fn("columns_dot_product", rule=_cols_dot_rule, args=2, category="matrix", linearity="product")
@@ -62,17 +67,21 @@ def columns_dot_self(A):
 
 
 def _squared_distance_rule(args: list[Arg]) -> Ty:
+    rules.need_rank(args, 0, (0, 1), "the first argument")
+    rules.need_rank(args, 1, (0, 1), "the second argument")
     broadcast(args[0].ty.shape, args[1].ty.shape)
     return REAL
 
 
 @fn("squared_distance", rule=_squared_distance_rule, args=2, category="matrix")
+@promoting
 def squared_distance(a, b):
     """Squared Euclidean distance."""
     return jnp.sum(jnp.square(a - b))
 
 
 @fn("distance", rule=_squared_distance_rule, args=2, category="matrix")
+@promoting
 def distance(a, b):
     """Euclidean distance."""
     return jnp.sqrt(jnp.sum(jnp.square(a - b)))
@@ -84,6 +93,7 @@ def _quad_form_rule(args: list[Arg]) -> Ty:
         unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "quad_form")
         return REAL
     rules.need_rank(args, 1, (2,), "the second argument")
+    unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "quad_form")
     return Ty("real", (args[1].ty.shape[1], args[1].ty.shape[1]))
 
 
@@ -100,7 +110,14 @@ def quad_form_sym(A, B):
     return 0.5 * (out + out.T) if B.ndim == 2 else out
 
 
-@fn("quad_form_diag", rule=rules.same_as_first, args=2, category="matrix")
+def _quad_form_diag_rule(args: list[Arg]) -> Ty:
+    rules.square_matrix(args[:1])
+    rules.need_rank(args, 1, (1,), "the second argument")
+    unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "quad_form_diag")
+    return Ty("real", args[0].ty.shape)
+
+
+@fn("quad_form_diag", rule=_quad_form_diag_rule, args=2, category="matrix")
 def quad_form_diag(A, v):
     """diag(v) A diag(v)."""
     return v[:, None] * A * v[None, :]
@@ -122,6 +139,7 @@ def trace_quad_form(A, B):
 def _diag_pre_rule(args: list[Arg]) -> Ty:
     rules.need_rank(args, 0, (1,), "the first argument")
     rules.need_rank(args, 1, (2,), "the second argument")
+    unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "diag_pre_multiply")
     return Ty("real", args[1].ty.shape)
 
 
@@ -134,6 +152,7 @@ def diag_pre_multiply(v, A):
 def _diag_post_rule(args: list[Arg]) -> Ty:
     rules.need_rank(args, 0, (2,), "the first argument")
     rules.need_rank(args, 1, (1,), "the second argument")
+    unify_dim(args[0].ty.shape[1], args[1].ty.shape[0], "diag_post_multiply")
     return Ty("real", args[0].ty.shape)
 
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fpl.stdlib import rules
-from fpl.stdlib.functions._register import fn
+from fpl.stdlib.functions._register import fn, promoting
 from fpl.stdlib.lazy import jax, jnp
 from fpl.stdlib.registry import Arg, Linearity, Rule
-from fpl.stdlib.types import REAL, Ty, broadcast
+from fpl.stdlib.types import REAL, Ty, broadcast, unify_dim
 
 
 def _reduction(
@@ -22,6 +22,8 @@ def _reduction(
     linearity: Linearity | None = None,
 ) -> None:
     impl.__doc__ = doc
+    if rule is rules.reduce_real:
+        impl = promoting(impl)
     fn(name, rule=rule, args=(1, 1), category="reduction", linearity=linearity)(impl)
 
 
@@ -66,8 +68,13 @@ def log_sum_exp(x, y=None):
 
 
 def _log_mix_rule(args: list[Arg]) -> Ty:
-    if args[0].ty.rank == 0 and len(args) == 3:
-        return Ty("real", broadcast(args[1].ty.shape, args[2].ty.shape))
+    """Three arguments: elementwise over the broadcast of all three (theta included).
+    Two: a simplex theta and one log density per component, both vectors of K."""
+    if len(args) == 3:
+        return Ty("real", broadcast(*(a.ty.shape for a in args)))
+    rules.need_rank(args, 0, (1,), "the mixing proportions")
+    rules.need_rank(args, 1, (1,), "the log densities")
+    unify_dim(args[0].ty.shape[0], args[1].ty.shape[0], "log_mix: components")
     return REAL
 
 

@@ -47,6 +47,17 @@ EXPECTED_CODES = {
     "bad_solver_option": "E0206",
     "rng_outside_gen": "E0207",
     "too_deep": "E0107",
+    # Stan habits (issue 13): the FPL form in `help:`
+    "stan_for_loop": "E0108",
+    "stan_if_statement": "E0108",
+    "stan_declaration": "E0108",
+    "stan_type_in_declaration": "E0108",
+    "stan_block": "E0108",
+    "stan_leading_operator": "E0108",
+    "stan_array_of_simplex": "E0108",
+    "unknown_function_masked": "E0104",  # not hidden by the function-valued argument
+    "append_col_rows": "E0202",
+    "append_row_scalar": "E0201",
     "data_missing_field": "E0301",
     "data_wrong_length": "E0302",
     "data_wrong_rank": "E0302",

@@ -113,9 +113,11 @@ def test_fit_records_the_mode_and_saves(fit, tmp_path):
     lp = fit.sample_stats["lp"]
     # exactly Gaussian: the log density of each draw equals its quadratic approximation
     np.testing.assert_allclose(lp, fit.sample_stats["lp_approx"], rtol=1e-8)
+    # so the importance ratios have no heavy tail: Pareto k̂ far below the 0.7 alarm
+    assert float(fit.attrs["pareto_k"]) < 0.5
     idata = fit.to_arviz()
     assert idata.posterior["beta"].shape == (1, DRAWS, 3)
-    assert "y_rep" in idata.posterior_predictive
+    assert "y" in idata.posterior_predictive  # named after the observed field (ArviZ)
     path = str(tmp_path / "laplace.nc")
     fit.save(path)
     back = load_fit(path)
@@ -207,3 +209,17 @@ def test_cli_laplace(tmp_path, capsys):
     assert json.loads(back.attrs["mode"])["mu"] == pytest.approx(1.5, rel=1e-6)
     assert main([*argv, "--draws", "0"]) == 2
     assert main([*argv, "--draws", "many"]) == 2
+    assert "W0403" not in capsys.readouterr().err  # Gaussian: no warning
+
+
+def test_heavy_tails_give_a_large_pareto_k_and_a_warning(tmp_path, capsys):
+    # a Student t with 2 degrees of freedom: the Gaussian at its mode has far lighter
+    # tails, so the ratios p/q have a very heavy tail (k̂ ~ 0.9 at 4000 draws; the
+    # seed is fixed, and any k̂ > 0.7 is what the warning is for)
+    (tmp_path / "t.fpl").write_text("param x ~ student_t(2, 0, 1)\n")
+    fit = fpl.compile("param x ~ student_t(2, 0, 1)\n").laplace({}, draws=4000, seed=1)
+    assert float(fit.attrs["pareto_k"]) > 0.7
+    rc = main(["laplace", str(tmp_path / "t.fpl"), "--draws", "4000", "--seed", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "Pareto k̂" in captured.out
+    assert "warning[W0403]" in captured.err and "fpl sample" in captured.err

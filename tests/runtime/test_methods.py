@@ -39,8 +39,14 @@ BAD_TOGETHER = {
 
 
 def _shown(f: dataclasses.Field):
+    """The default as --help words it: a seed left out is drawn and printed, no value is
+    "none", a switch "on" or "off"."""
     default = f.default if f.default is not dataclasses.MISSING else None
-    return "random, printed" if f.name == "seed" and default is None else default
+    if f.name == "seed" and default is None:
+        return "random, printed"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return "none" if default is None else default
 
 
 def _subparsers():
@@ -128,3 +134,18 @@ def test_options_are_checked_on_construction():
         with pytest.raises(FplError) as e:
             Demo(**bad)
         assert e.value.code == "E0403", bad
+
+
+def test_every_seed_is_checked_against_the_64_bit_range():
+    from fpl.dsl.diagnostics import FplError
+    from fpl.runtime.methods import SEED_LIMIT, methods
+
+    for method in methods().values():
+        names = {f.name for f in dataclasses.fields(method.settings)}
+        if "seed" not in names:
+            continue
+        method.settings(seed=SEED_LIMIT - 1)  # the largest seed is fine
+        for bad in (SEED_LIMIT, -1):
+            with pytest.raises(FplError) as info:
+                method.settings(seed=bad)
+            assert info.value.code == "E0403" and "seed" in str(info.value)

@@ -41,9 +41,10 @@ def test_map_of_conjugate_model_and_the_jacobian_shift():
     model = fpl.compile(CONJ)
     mu, mode, mode_log = _closed_form()
     opt = optax.adam(0.05)
-    res = model.optimize(CONJ_DATA, optimizer=opt, steps=1500, seed=1, progress=False)
+    # tol=0: every one of the 1500 steps is taken (no stop at convergence)
+    res = model.optimize(CONJ_DATA, optimizer=opt, steps=1500, seed=1, progress=False, tol=0)
     jac = model.optimize(
-        CONJ_DATA, optimizer=opt, steps=1500, seed=1, progress=False, jacobian=True
+        CONJ_DATA, optimizer=opt, steps=1500, seed=1, progress=False, jacobian=True, tol=0
     )
     # both runs end at a stationary point (full-data gradient ~ 0 on the unconstrained
     # scale), so 1e-8 on the values is far above the remaining optimisation error
@@ -86,6 +87,39 @@ def test_mle_of_linear_regression_is_least_squares_with_lbfgs():
     # L-BFGS on a quadratic reaches the minimum to rounding in a few steps
     np.testing.assert_allclose(res.params["beta"], ls, atol=1e-8)
     assert res.converged
+
+
+def test_lbfgs_stops_at_convergence_and_says_so(tmp_path):
+    X, y = _regression()
+    model = fpl.compile(REG)
+    kw = dict(optimizer=optax.lbfgs(), seed=2, progress=False)
+    res = model.optimize({"X": X, "y": y}, steps=200, **kw)
+    # L-BFGS solves this 3-parameter quadratic in a handful of steps; without the stop
+    # it would take all 200 (the issue: 200/200 steps at gradient norm 4e-14)
+    assert res.steps < 20 and res.attrs["stopped"] == "converged"
+    assert f"converged after {res.steps} of 200 steps" in res.message
+    assert res.trace.shape == (res.steps,)
+    # the stop rule: gradient norm <= tol * max(1, |loss|) with the default tol 1e-8
+    assert res.grad_norm <= 1e-8 * max(1.0, abs(res.loss))
+    np.testing.assert_allclose(res.params["beta"], np.linalg.lstsq(X, y, rcond=None)[0], atol=1e-8)
+    every = model.optimize({"X": X, "y": y}, steps=200, tol=0, **kw)
+    assert every.steps == 200 and every.attrs["stopped"] == "steps"
+    # resuming a run part-way gives the uninterrupted run bit for bit, stop included
+    # (same chunk boundaries: every=2 in both)
+    whole = model.optimize(
+        {"X": X, "y": y}, steps=200, checkpoint=tmp_path / "a.ckpt", every=2, **kw
+    )
+    path = tmp_path / "b.ckpt"
+    model.optimize({"X": X, "y": y}, steps=4, checkpoint=path, every=2, **kw)
+    resumed = model.optimize(
+        {"X": X, "y": y}, steps=200, checkpoint=path, every=2, resume=True, **kw
+    )
+    assert resumed.steps == whole.steps == res.steps
+    np.testing.assert_array_equal(resumed.params["beta"], whole.params["beta"])
+    np.testing.assert_array_equal(resumed.trace, whole.trace)
+    # a converged run resumed takes no further step
+    again = model.optimize({"X": X, "y": y}, steps=300, checkpoint=path, every=2, resume=True, **kw)
+    assert again.steps == whole.steps
 
 
 WEIGHTS = """
@@ -241,7 +275,7 @@ def test_result_save_load_and_sample_with_its_weights(tmp_path, monkeypatch):
     import fpl.runtime.sampling as sampling
 
     seen = {}
-    monkeypatch.setattr(sampling, "sample", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(sampling, "sample", lambda *a, **kw: seen.update(weights=a[-1]))
     model.sample({"X": X, "y": y}, weights=back)
     assert seen["weights"] is back.weights
 

@@ -89,3 +89,41 @@ def test_cli_predict(tmp_path, capsys):
     assert main([*base, "--fit", str(tmp_path / "bad.nc")]) == 1
     assert "E0404" in capsys.readouterr().err
     assert main(base) == 2  # --fit is required
+
+
+REGRESSION = """
+data N: int
+data x: real[N]
+data y: real[N]
+param a ~ normal(0, 1)
+param b ~ normal(0, 1)
+out mu = a + b * x
+y ~ normal(mu, 1)
+gen y_rep ~ normal(mu, 0.1)
+"""
+
+
+def test_predict_with_new_covariates_and_no_outcome(tmp_path, capsys):
+    """The outcome `y` (read only by `~`) may be left out of new data; the fit's
+    summary is that of the predictions, and the data land in constant_data."""
+    reg = fpl.compile(REGRESSION, "reg.fpl")
+    rng = np.random.default_rng(0)
+    posterior = {"a": rng.normal(size=(2, 5)), "b": rng.normal(size=(2, 5))}
+    save_fit(str(tmp_path / "fit.json"), FitData(posterior=posterior, attrs={"seed": 1}))
+    pred = reg.predict(str(tmp_path / "fit.json"), NEW, seed=3)
+    expected = posterior["a"][..., None] + posterior["b"][..., None] * np.asarray(NEW["x"])
+    np.testing.assert_allclose(pred.draws("mu"), expected, rtol=1e-12, atol=1e-12)
+    assert pred.summary().names[:2] == ["mu[1]", "mu[2]"]  # predictions, not a and b
+    assert "y_rep[4]" in pred.summary().names and "a" not in pred.summary().names
+    assert "y" not in pred.observed and set(pred.constant_data) == {"N", "x"}
+    (tmp_path / "reg.fpl").write_text(REGRESSION)
+    (tmp_path / "new.json").write_text(json.dumps(NEW))
+    argv = ["predict", str(tmp_path / "reg.fpl"), "--data", str(tmp_path / "new.json")]
+    capsys.readouterr()
+    assert main([*argv, "--fit", str(tmp_path / "fit.json"), "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "y_rep[1]" in printed and "mu[4]" in printed
+    missing_size = {"x": [1.0]}  # N missing: still E0301, with the field named
+    with pytest.raises(FplError) as exc:
+        reg.predict(str(tmp_path / "fit.json"), missing_size)
+    assert exc.value.code == "E0301" and "`N`" in str(exc.value)

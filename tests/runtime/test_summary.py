@@ -12,7 +12,9 @@ import pytest
 from scipy import special
 
 from fpl.runtime.summary import (
+    EBFMI_THRESHOLD,
     Row,
+    ebfmi,
     ess_bulk,
     ess_mean,
     ess_tail,
@@ -22,6 +24,7 @@ from fpl.runtime.summary import (
     rhat,
     scalar_names,
     summarize,
+    summary_rows,
 )
 
 
@@ -236,3 +239,72 @@ def test_module_imports_only_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ebfmi_matches_arviz_and_warns_below_0_3() -> None:
+    rng = np.random.default_rng(5)
+    healthy = rng.normal(size=(2, 500))  # independent energies: E-BFMI near 2
+    sticky = np.cumsum(rng.normal(size=(1, 500)) * 0.05, axis=1)  # a random walk: near 0
+    energy = np.concatenate([healthy, sticky])
+    got = ebfmi(energy)
+    np.testing.assert_allclose(got, az.bfmi(energy), rtol=1e-12)  # the same formula
+    assert got[0] > 1 and got[2] < EBFMI_THRESHOLD
+    text = format_summary([make_row("mu", 0.0)], {"energy": energy})
+    assert f"Chain 3: E-BFMI {got[2]:#.4g}" in text
+    warnings = [line for line in text.splitlines() if line.startswith("Warning")]
+    assert len(warnings) == 1 and "chain 3 has E-BFMI" in warnings[0]
+
+
+def test_lp_row_leads_the_table_and_times_end_it() -> None:
+    rng = np.random.default_rng(6)
+    lp = rng.normal(size=(2, 50))
+    rows = summary_rows({"mu": rng.normal(size=(2, 50))}, {"lp": lp})
+    assert [r.name for r in rows] == ["lp__", "mu"]
+    assert rows[0].mean == pytest.approx(float(np.mean(lp)), rel=1e-12)
+    # format_summary adds the row itself when given the stats (``fpl summary``'s path)
+    text = format_summary(rows[1:], {"lp": lp}, attrs={"seconds": 2.5, "warmup_seconds": 2})
+    assert text.splitlines()[1].split()[0] == "lp__"
+    assert text.splitlines()[-1] == "Elapsed: 2.5 s (warmup 2 s)"
+
+
+def test_summary_shows_as_its_table_and_converts_to_pandas() -> None:
+    from fpl.runtime.fit import Fit
+
+    rng = np.random.default_rng(7)
+    fit = Fit(
+        model="demo",
+        posterior={"mu": rng.normal(size=(2, 30)), "theta": rng.normal(size=(2, 30, 2))},
+        generated={},
+        sample_stats={"lp": rng.normal(size=(2, 30)), "diverging": np.zeros((2, 30), bool)},
+        observed={},
+        attrs={"seconds": 1.0},
+    )
+    summary = fit.summary()
+    assert repr(summary) == str(summary) == summary.text
+    assert summary.names == ["lp__", "mu", "theta[1]", "theta[2]"]
+    assert len(repr(summary)) < 1000  # the table, not a dataclass dump
+    html = summary._repr_html_()
+    assert html.count("<tr>") == 5 and "theta[2]" in html and "Elapsed" in html
+    frame = summary.to_pandas()
+    assert list(frame.index) == summary.names
+    assert frame.loc["mu", "mean"] == summary["mu"].mean
+    assert repr(fit).startswith("<fpl.Fit of demo (sample): 2 chains x 30 draws>\n")
+    assert summary.text in repr(fit) and "array(" not in repr(fit)
+    assert "<table>" in fit._repr_html_()
+
+
+def test_fpl_summary_of_a_netcdf_fit_imports_no_arviz(tmp_path) -> None:
+    from fpl.runtime.io import FitData, save_fit
+
+    path = tmp_path / "fit.nc"
+    stats = {"lp": np.zeros((2, 10)), "energy": np.arange(20.0).reshape(2, 10)}
+    save_fit(str(path), FitData(posterior={"mu": np.ones((2, 10))}, sample_stats=stats))
+    code = (
+        "import sys; from fpl.runtime.cli import main; main(['summary', sys.argv[1]]); "
+        "print(sorted(m for m in ('arviz', 'xarray', 'pandas', 'jax') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "[]"
+    assert "lp__" in out.stdout and "mu" in out.stdout

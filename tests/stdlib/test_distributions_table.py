@@ -21,6 +21,7 @@ import scipy.special as sps
 import scipy.stats as st
 
 import fpl
+from fpl.stdlib import rules
 from fpl.stdlib.registry import Bound, registry
 
 POS = np.array([0.4, 1.3, 2.7])
@@ -30,6 +31,8 @@ COUNTS = np.array([0, 2, 7])
 SIGMA = np.array([[2.0, 0.3, -0.4], [0.3, 1.0, 0.2], [-0.4, 0.2, 1.5]])
 CHOL = np.linalg.cholesky(SIGMA)
 MU3 = np.array([0.5, -0.2, 1.0])
+XG = np.array([[0.5, -1.2], [1.3, 0.4], [-0.7, 0.9], [0.2, 0.1]])  # a design matrix, N=4, K=2
+BG = np.array([0.8, -0.5])
 Y3 = np.array([[0.1, 0.4, -0.3], [1.2, -1.0, 2.0]])  # two draws of a 3-vector
 
 
@@ -238,6 +241,52 @@ ROWS: list[Row] = [
         (1, 2),
         rtol=1e-6,
     ),  # through jax's betaln, as neg_binomial_2: ~4e-7 relative
+    # ---- the *_glm family (issue 13): the family at eta = alpha + x @ beta ----
+    Row(
+        "bernoulli_logit_glm",
+        (XG, 0.3, BG),
+        np.array([0, 1, 1, 0]),
+        lambda y, x, a, b: st.bernoulli.logpmf(y, sps.expit(a + x @ b)),
+        (0, 1, 2),
+    ),
+    Row(
+        "poisson_log_glm",
+        (XG, 0.3, BG),
+        np.array([0, 2, 5, 1]),
+        lambda y, x, a, b: st.poisson.logpmf(y, np.exp(a + x @ b)),
+        (0, 1, 2),
+    ),
+    Row(
+        "normal_id_glm",
+        (XG, 0.3, BG, 1.4),
+        np.array([0.2, -1.1, 2.3, 0.5]),
+        lambda y, x, a, b, s: st.norm.logpdf(y, a + x @ b, s),
+        (0, 1, 2, 3),
+    ),
+    Row(
+        "neg_binomial_2_log_glm",
+        (XG, 0.3, BG, 1.7),
+        np.array([0, 2, 5, 1]),
+        lambda y, x, a, b, phi: st.nbinom.logpmf(y, phi, phi / (np.exp(a + x @ b) + phi)),
+        (0, 1, 2, 3),
+        rtol=1e-6,
+    ),  # as neg_binomial_2
+    Row(
+        "ordered_logistic_glm",
+        (XG, BG, np.array([-1.0, 0.5, 2.0])),
+        np.array([1, 2, 4, 3]),
+        lambda y, x, b, c: np.array(
+            [_ordered_logistic(k, eta, c) for k, eta in zip(y, x @ b, strict=True)]
+        ),
+        (0, 1, 2),
+    ),
+    Row(
+        "categorical_logit_glm",
+        (XG, np.array([0.1, -0.3, 0.4]), np.array([[0.5, -1.0, 0.2], [1.1, 0.3, -0.6]])),
+        np.array([1, 3, 2, 3]),
+        lambda y, x, a, b: sps.log_softmax(a + x @ b, axis=-1)[np.arange(len(y)), y - 1],
+        (0, 1, 2),
+    ),
 ]
 
 UNNORMALISED = {"lkj_corr_cholesky", "lkj_corr"}
@@ -256,6 +305,30 @@ def _build(row: Row, args=None, value=None):
 def _log_prob(row: Row, args=None):
     entry, d = _build(row, args)
     return d.log_prob(jnp.asarray(row.value) - entry.value_offset)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
+def test_log_prob_shape_rule_matches_the_implementation(row: Row):
+    """The checker's type of ``d_lpdf(y | args...)`` (``rules.log_prob_shape``) is the
+    shape the lowering computes, for the row's draws and for one draw against each
+    argument batched in turn (``normal_lpdf(y[1] | mu, 1)`` with ``mu: real[K]`` is
+    ``real[K]``, issue 13)."""
+    entry = registry().distributions[row.name]
+    draws = np.asarray(row.value)
+    batch_ranks = [np.ndim(a) - r for a, r in zip(row.args, entry.arg_ranks)]
+    cases = [(draws, tuple(row.args))]
+    for i, a in enumerate(row.args):
+        # a new leading axis of 2 on argument i, placed before every other argument's
+        # batch axes so that the arguments still broadcast
+        pad = (1,) * (max(batch_ranks) - batch_ranks[i])
+        batched = np.stack([a, a]).reshape((2, *pad, *np.shape(a)))
+        args = tuple(batched if k == i else b for k, b in enumerate(row.args))
+        cases.append((draws[0], args))  # every row's value holds several draws
+    for value, args in cases:
+        want = rules.log_prob_shape(entry, value.shape, [np.shape(a) for a in args])
+        _, d = _build(row, args, value)
+        got = d.log_prob(jnp.asarray(value) - entry.value_offset).shape
+        assert got == want, f"value {value.shape}, args {[np.shape(a) for a in args]}"
 
 
 def test_every_distribution_has_a_row():
@@ -570,3 +643,26 @@ def test_log_cdf_gradient_in_parameters(name):
     for k in positions:
         # as the log density gradients: h = 1e-6 central differences in float64
         np.testing.assert_allclose(np.asarray(grads[k]), np.asarray(fds[k]), rtol=1e-5, atol=1e-5)
+
+
+def test_log_density_of_an_integer_passed_through_map():
+    """``Model.log_density`` runs the model eagerly, where ``map`` hands its function
+    traced integers; NumPyro's eager validation (NumPy on a tracer, issue 13) must not
+    run there.  The value is SciPy's, and equal to the jitted route samplers take."""
+    model = fpl.compile(
+        "data N: int\ndata n: int[N]\ndata k: int[N]\n"
+        "param p: real<lower=0, upper=1>\n"
+        "fn term(ni: int, ki: int) = binomial_lpmf(ki | ni, p)\n"
+        "fn logit_term(ni: int, ki: int) = binomial_logit_lpmf(ki | ni, 0.2)\n"
+        "target += sum(map(term, n, k)) + sum(map(logit_term, n, k))\n"
+    )
+    data = {"N": 3, "n": [5, 6, 7], "k": [1, 2, 3]}
+    n, k = np.array(data["n"]), np.array(data["k"])
+    want = st.binom.logpmf(k, n, 0.3).sum() + st.binom.logpmf(k, n, sps.expit(0.2)).sum()
+    eager = float(model.log_density({"p": 0.3}, data))
+    cm = model.bind(data)
+    jitted = float(
+        jax.jit(lambda theta: cm.log_density(theta, jacobian=False))(cm.unconstrain({"p": 0.3}))
+    )
+    # float32 evaluation of a sum of six log-probabilities of size ~1
+    np.testing.assert_allclose([eager, jitted], [want, want], rtol=1e-5)

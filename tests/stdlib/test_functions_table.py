@@ -248,6 +248,15 @@ ROWS: list[Row] = [
     Row("append_row", (M23, V3), lambda a, b: np.vstack([a, b]), variant="matrix"),
     Row("append_row", (np.array(0.5), V3), lambda a, b: np.concatenate([[a], b]), variant="scalar"),
     Row("append_col", (M23, np.array([1.0, 2.0])), lambda a, b: np.column_stack([a, b])),
+    # Stan: append_col(vector, vector) is a matrix of two columns
+    Row("append_col", (V3, V3[::-1]), lambda a, b: np.column_stack([a, b]), variant="vectors"),
+    Row(
+        "append_col",
+        (np.array(0.5), V3),
+        lambda a, b: np.concatenate([[a], b]),
+        variant="scalar",
+    ),
+    Row("append_row", (V3, M23), lambda a, b: np.vstack([a, b]), variant="row-matrix"),
     Row("to_vector", (M23,), lambda x: x.ravel(order="F")),
     Row("flatten", (M23,), lambda x: x.ravel()),
     Row("to_matrix", (np.arange(6.0), 2, 3), lambda x, m, n: x.reshape((m, n), order="F")),
@@ -332,6 +341,35 @@ ROWS: list[Row] = [
     Row("ones_row_vector", (2,), np.ones),
     Row("ones_array", (2,), np.ones),
     Row("uniform_simplex", (4,), lambda n: np.full(n, 1 / n)),
+    # ---- constants (issue 13) ----
+    Row("pi", (), lambda: np.pi),
+    Row("e", (), lambda: np.e),
+    Row("sqrt2", (), lambda: np.sqrt(2.0)),
+    Row("negative_infinity", (), lambda: -np.inf),
+    Row("positive_infinity", (), lambda: np.inf),
+    Row("not_a_number", (), lambda: np.nan),
+    Row("machine_precision", (), lambda: np.finfo(np.float64).eps),  # inference is float64
+    # ---- positions, conversions, eigenvectors (issue 13) ----
+    Row("argmax", (V,), lambda x: np.argmax(x) + 1, grad=False),
+    Row("argmax", (IV,), lambda x: np.argmax(x) + 1, variant="int"),
+    Row("sort_indices_asc", (V,), lambda x: np.argsort(x, kind="stable") + 1, grad=False),
+    Row("sort_indices_desc", (V,), lambda x: np.argsort(-x, kind="stable") + 1, grad=False),
+    Row(
+        "sort_indices_asc",
+        (np.array([2, 1, 2, 1]),),
+        lambda x: np.array([2, 4, 1, 3]),  # ties keep their order, as Stan
+        variant="ties",
+    ),
+    Row(
+        "to_int",
+        (np.array([-1.7, -0.2, 0.0, 2.5, 3.99]),),
+        lambda x: np.trunc(x).astype(int),
+        grad=False,
+    ),
+    Row("to_int", (IV,), lambda x: x, variant="int"),
+    # eigenvectors of a matrix with distinct eigenvalues, each with the sign NumPy's
+    # LAPACK gives (the same routine as JAX's on CPU); the sign-free check is below
+    Row("eigenvectors_sym", (SPD,), lambda A: np.linalg.eigh(A)[1]),
     # ---- operators ----
     Row("add", (M23, V3), np.add),
     Row("add", (IV, IW), np.add, variant="int"),
@@ -512,3 +550,12 @@ def test_type_rule_keeps_symbolic_sizes():
     assert fns["diag_matrix"].rule([k]) == Ty("real", ("K", "K"))
     assert fns["zeros"].rule([Arg(Ty("int"), "N"), Arg(Ty("int"), 3)]) == Ty("real", ("N", 3))
     assert fns["append_row"].rule([k, Arg(Ty("real", ("J",)))]) == Ty("real", ("K + J",))
+
+
+def test_eigenvectors_sym_diagonalise():
+    """Sign-free: V' A V is diag(eigenvalues_sym(A)) and V is orthonormal."""
+    fns = registry().functions
+    A = jnp.asarray(SPD)
+    V, lam = fns["eigenvectors_sym"].impl(A), fns["eigenvalues_sym"].impl(A)
+    np.testing.assert_allclose(V.T @ A @ V, np.diag(lam), atol=1e-12)  # float64 rounding
+    np.testing.assert_allclose(V.T @ V, np.eye(3), atol=1e-12)
