@@ -493,7 +493,8 @@ def from_bound(bound: Bound, name: str, *, hoist_data: bool = True) -> CompiledM
     from fpl.stdlib.registry import registry
 
     hoisted = hoist(bound.program, bound.arrays)
-    with jax.enable_x64(True):
+    # concrete values even when the model is bound inside someone's jit trace
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
         env = {**bound.static, **bound.arrays}
         values = derive(hoisted.derivations, env, hoisted.constants)
     derived = {k: np.asarray(v) for k, v in values.items()}

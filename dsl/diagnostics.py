@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "E0106": "bad import",
     "E0107": "program too deeply nested",
     "E0108": "Stan syntax that FPL writes differently",
+    "E0109": "number out of range",
     # E02xx: types and shapes
     "E0201": "type mismatch",
     "E0202": "shape mismatch",
@@ -33,6 +34,7 @@ CODES: dict[str, str] = {
     "E0205": "not assignable",
     "E0206": "bad solver option",
     "E0207": "invalid statement here",
+    "E0208": "integer division by zero",
     # E03xx: data
     "E0301": "missing data field",
     "E0302": "data of the wrong rank or length",

@@ -26,6 +26,10 @@ from fpl.dsl.spans import Source, Span
 #: recurses over the tree, and this bound keeps them far from Python's stack limit.
 MAX_DEPTH = 400
 
+#: Integer literals above int64's maximum are refused (E0109): they would wrap or fail
+#: in the int64 arrays the model computes with.
+MAX_INT = 2**63 - 1
+
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 # Human names for terminals in "expected ..." messages.
@@ -46,6 +50,14 @@ _TERMINAL_TEXT = {
 CONTINUING = frozenset("+ - * / % @ ^ .* ./ == != <= >= && || = ~ += , | ? : ->".split())
 
 
+class TooDeep(Exception):
+    """Raised by the postlexer at the first bracket nested deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, token: Token):
+        super().__init__(token)
+        self.token = token
+
+
 class NewlineFilter:
     """Drop newline tokens inside parentheses and brackets, and after an operator that
     cannot end a statement (implicit line joining)."""
@@ -58,6 +70,8 @@ class NewlineFilter:
         for tok in stream:
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
+                if depth > MAX_DEPTH:  # refused while parsing, not after
+                    raise TooDeep(tok)
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
             elif tok.type == "_NL" and (depth > 0 or str(previous) in CONTINUING):
@@ -299,7 +313,16 @@ class _Build(Transformer):
         return self._expr(ast.ArrayLit(items, self.sp(meta)), *items)
 
     def int_lit(self, meta, tok):
-        return ast.Num(int(tok), True, self.sp(meta))
+        digits = str(tok).lstrip("0") or "0"
+        if len(digits) > len(str(MAX_INT)) or int(digits) > MAX_INT:
+            raise error(
+                "E0109",
+                "integer literal out of range",
+                self.sp(meta),
+                label=f"larger than {MAX_INT} (2^63 - 1)",
+                help="write a real literal (`1e30`) for a large real value",
+            )
+        return ast.Num(int(digits), True, self.sp(meta))
 
     def float_lit(self, meta, tok):
         return ast.Num(float(tok), False, self.sp(meta))
@@ -375,7 +398,7 @@ def _load_tables(path: Path) -> lark.Lark | None:
         with open(path, "rb") as f:
             if not _private(os.fstat(f.fileno())):
                 return None
-            parser = lark.Lark.load(f)
+            parser: object = lark.Lark.load(f)  # a foreign pickle may hold anything
     except Exception:  # a corrupt or foreign cache only costs the rebuild
         return None
     if not isinstance(parser, lark.Lark) or not isinstance(parser.options.postlex, NewlineFilter):
@@ -406,13 +429,17 @@ def _check_depth(source: Source, tree: lark.Tree) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise error(
-                "E0107",
-                f"program nested more than {MAX_DEPTH} levels deep",
-                _span(source, node.meta),
-                help="split the expression into several `let` statements",
-            )
+            raise _too_deep(_span(source, node.meta))
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+
+
+def _too_deep(span: Span) -> FplError:
+    return error(
+        "E0107",
+        f"program nested more than {MAX_DEPTH} levels deep",
+        span,
+        help="split the expression into several `let` statements",
+    )
 
 
 def _describe_expected(expected) -> str:
@@ -540,6 +567,9 @@ def parse(text: str, name: str = "<string>") -> ast.Program:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
+    except TooDeep as exc:
+        tok = exc.token
+        raise _too_deep(Span(source, tok.line, tok.column, tok.line, tok.column)) from None
     _check_depth(source, tree)
     try:
         return _Build(source).transform(tree)

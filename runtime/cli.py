@@ -116,13 +116,9 @@ def _setup_jax() -> None:
 
 def _load(path: str):
     from fpl.compiler import front_end
-    from fpl.dsl.diagnostics import error
+    from fpl.dsl.reader import read_source
 
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise error("E0501", f"cannot read `{path}`: {exc.strerror or exc}") from None
-    return front_end(text, path, Path(path))
+    return front_end(read_source(path), path, Path(path))
 
 
 def cmd_check(args) -> int:

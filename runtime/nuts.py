@@ -125,6 +125,7 @@ def run_nuts(
     events,
     metric=None,
     step_size=None,
+    shard_data: bool = False,
 ) -> ChainsResult:
     """Run one NUTS chain per row of ``inits`` (flat unconstrained points), in parallel
     over the local devices.
@@ -141,28 +142,40 @@ def run_nuts(
     chunk's end.  ``events`` counts failed solves per chain: the caller runs this inside
     ``fpl.compiler.reporting.collecting(events)`` so that the traced density reports to
     it.
+
+    ``shard_data`` splits the data's leading (observation) axis over all local devices
+    instead of spreading the chains: each chain's program then runs on every device, XLA
+    partitioning the likelihood (GSPMD) — for data too large for one device, or a
+    likelihood that dominates the cost.  The result is the same computation (sums in
+    another order: equal to rounding, tested).
     """
     n_chains = len(inits)
     total = run.warmup + run.draws
+    mine = _own_chains(n_chains, checkpoint, shard_data)
     codes = adapt.schedule(run.warmup, run.adaptation)
     capacity = adapt.buffer_size(codes)
     start, step = _programs(log_density, run, codes, capacity)
-    devices = chain_devices(n_chains)
-    on = [devices[c % len(devices)] for c in range(n_chains)]
-    data = {d: jax.device_put(args, d) for d in devices}
+    if shard_data:
+        replicated, sharded_args = shard_observations(args)
+        on = [replicated] * len(mine)
+        data = {replicated: sharded_args}
+    else:
+        devices = chain_devices(len(mine))
+        on = [devices[k % len(devices)] for k in range(len(mine))]
+        data = {d: jax.device_put(args, d) for d in devices}
     if checkpoint is not None and checkpoint.every:
         chunk = min(chunk, checkpoint.every)
-    keys = jax.random.split(key, n_chains)
+    keys = jax.random.split(key, n_chains)  # chain c's key whoever runs it
     states = [
         start(
-            jax.device_put(inits[c], on[c]),
-            jax.device_put(keys[c], on[c]),
+            jax.device_put(inits[c], on[k]),
+            jax.device_put(keys[c], on[k]),
             jnp.int32(c),
-            data[on[c]],
+            data[on[k]],
             _row(metric, c),
             None if step_size is None else step_size[c],
         )
-        for c in range(n_chains)
+        for k, c in enumerate(mine)
     ]
     pos_parts: list[np.ndarray] = []
     stat_parts: list[tuple] = []
@@ -176,24 +189,25 @@ def run_nuts(
             pos_parts, stat_parts = [resumed.positions], [tuple(resumed.stats)]
         events.counts.update(resumed.failures)
     began = time.perf_counter()
-    bar = Progress(progress, total, f"sampling {n_chains} chain{'s' * (n_chains > 1)}")
+    shown = progress and jax.process_index() == 0
+    bar = Progress(shown, total, f"sampling {n_chains} chain{'s' * (n_chains > 1)}")
     if done:
         bar.resume(done)  # restored, not run: no rate from these
 
     def advance(done: int, n: int) -> str:
         nonlocal states, pos_parts, stat_parts
         # dispatch every chain's chunk before waiting for any: the devices run in parallel
-        outs = [step(states[c], jnp.int32(done), data[on[c]], n) for c in range(n_chains)]
+        outs = [step(states[k], jnp.int32(done), data[on[k]], n) for k in range(len(mine))]
         new = _stack([o[0] for o in outs])
         streak = np.asarray(new.streak)
         if (streak >= STUCK_STREAK).any():
-            c = int(np.flatnonzero(streak >= STUCK_STREAK)[0])
+            k = int(np.flatnonzero(streak >= STUCK_STREAK)[0])
             raise StuckChainError(
-                c,
-                int(new.iteration[c]),
-                float(new.adapt.step_size[c]),
-                float(new.hmc.logdensity[c]),
-                np.asarray(new.hmc.position[c]),
+                mine[k],
+                int(new.iteration[k]),
+                float(new.adapt.step_size[k]),
+                float(new.hmc.logdensity[k]),
+                np.asarray(new.hmc.position[k]),
             )
         states = [o[0] for o in outs]
         pos_parts = [*pos_parts, np.stack([np.asarray(o[1][0]) for o in outs])]
@@ -228,16 +242,95 @@ def run_nuts(
     jax.effects_barrier()  # every failure callback has been counted
     positions = np.concatenate(pos_parts, axis=1)
     stats = [np.concatenate([s[i] for s in stat_parts], axis=1) for i in range(len(STAT_FIELDS))]
+    adapted = (final.adapt.step_size, final.adapt.metric)
+    if jax.process_count() > 1:  # every process gets every chain, in chain order
+        positions, stats, adapted = _gather((positions, stats, adapted))
+        _gather_counts(events)
     return ChainsResult(
         positions[:, run.warmup :],
         {name: s[:, run.warmup :] for name, s in zip(STAT_FIELDS, stats)},
         {name: s[:, : run.warmup] for name, s in zip(STAT_FIELDS, stats)},
-        np.asarray(final.adapt.step_size),
-        final.adapt.metric,
+        np.asarray(adapted[0]),
+        adapted[1],
         time.perf_counter() - began,
         events.per_node(n_chains),
         events.per_node(n_chains, backward=True),
     )
+
+
+def _own_chains(n_chains: int, checkpoint, shard_data: bool) -> list[int]:
+    """The chains this process runs: all of them, or, in a multi-process run
+    (``jax.distributed.initialize`` called before sampling), chain c on process
+    c mod P — the same per-chain program and key as anywhere, so the draws equal a
+    one-process run's."""
+    from fpl.dsl.diagnostics import error
+
+    procs, me = jax.process_count(), jax.process_index()
+    if procs == 1:
+        return list(range(n_chains))
+    if n_chains % procs:
+        raise error("E0403", f"{n_chains} chains cannot be shared by {procs} processes evenly")
+    if checkpoint is not None or shard_data:
+        raise error(
+            "E0403", "a multi-process run takes neither `checkpoint` nor `shard_data` (yet)"
+        )
+    return list(range(me, n_chains, procs))
+
+
+def _gather(tree):
+    """Each process's chains (leading axis) -> all chains in chain order (chain c is
+    process c mod P's (c // P)-th)."""
+    from jax.experimental import multihost_utils
+
+    def interleave(x):
+        g = np.asarray(multihost_utils.process_allgather(np.asarray(x)))  # (P, J, ...)
+        return np.swapaxes(g, 0, 1).reshape(-1, *g.shape[2:])
+
+    return jax.tree_util.tree_map(interleave, tree)
+
+
+def _gather_counts(events) -> None:
+    """Every process's solver-failure counts into every process's ``events``."""
+    import json
+
+    from jax.experimental import multihost_utils
+
+    mine = json.dumps(
+        [[list(k), v] for k, v in events.counts.items()]
+        + [[["reason", *k], v] for k, v in events.reasons.items()]
+    ).encode()
+    length = np.asarray(multihost_utils.process_allgather(np.asarray([len(mine)])))
+    padded = np.zeros(int(length.max()), np.uint8)
+    padded[: len(mine)] = np.frombuffer(mine, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(padded))
+    events.counts.clear()
+    events.reasons.clear()
+    for row, n in zip(every, length.reshape(-1)):
+        for key, value in json.loads(bytes(row[: int(n)]).decode()):
+            if key[0] == "reason":
+                events.reasons[tuple(key[1:])] += value
+            else:
+                events.counts[tuple(key)] += value
+
+
+def shard_observations(args):
+    """``(replicated, args)``: a sharding that replicates over all local devices, and the
+    data with every array whose leading axis the devices divide split along it (the
+    others replicated)."""
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    devices = jax.local_devices()
+    mesh = Mesh(np.asarray(devices), ("data",))
+    replicated = NamedSharding(mesh, P())
+    split = NamedSharding(mesh, P("data"))
+
+    def place(x):
+        x = jnp.asarray(x)
+        divisible = x.ndim >= 1 and x.shape[0] >= len(devices) and x.shape[0] % len(devices) == 0
+        return jax.device_put(x, split if divisible else replicated)
+
+    return replicated, jax.tree_util.tree_map(place, args)
 
 
 def _stack(states):
@@ -358,5 +451,6 @@ __all__ = [
     "StuckChainError",
     "chain_devices",
     "run_nuts",
+    "shard_observations",
     "stuck_flags",
 ]

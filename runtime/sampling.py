@@ -181,6 +181,11 @@ class SampleSettings(Settings):
         0.15, "final fraction of warmup adapting the step size only", min=0, lt=1
     )
     metric_window: int = option(80, "first metric window after the early ones (then x1.5)", min=1)
+    shard_data: bool = option(
+        False,
+        "split the data's observation axis over all devices (chains then take turns, each "
+        "on every device): for large N",
+    )
     init: Any = option(None, "initial param values (constrained, by name) or a fit", file=True)
     weights: Any = option(None, "weight values held fixed (none: their init)", file=True)
     checkpoint: str | Path | None = option(
@@ -267,6 +272,7 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
                 "draws": s.draws,
                 "max_tree_depth": s.max_tree_depth,
                 "adaptation": repr(a),
+                "shard_data": s.shard_data,
                 "metric": None if metric is None else [np.asarray(x).tolist() for x in metric],
                 "init": given,
             }
@@ -287,6 +293,7 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
                     events=events,
                     metric=metric,
                     step_size=step_size,
+                    shard_data=s.shard_data,
                 )
         except StuckChainError as stuck:
             raise _stuck_error(model, cm, data, weights, stuck, s.chains, s.progress) from None
@@ -308,7 +315,8 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
             "draws": s.draws,
             "max_tree_depth": s.max_tree_depth,
             "metric": a.metric,
-            "devices": len(chain_devices(s.chains)),
+            "devices": len(jax.local_devices() if s.shard_data else chain_devices(s.chains)),
+            "shard_data": s.shard_data,
             "seconds": round(result.seconds, 3),
         },
         warmup_divergences=np.sum(result.warmup_stats["diverging"], axis=1),
