@@ -166,8 +166,8 @@ def run_nuts(
     if checkpoint is not None and checkpoint.every:
         chunk = min(chunk, checkpoint.every)
     keys = jax.random.split(key, n_chains)  # chain c's key whoever runs it
-    states = [
-        start(
+    start_args = [
+        (
             jax.device_put(inits[c], on[k]),
             jax.device_put(keys[c], on[k]),
             jnp.int32(c),
@@ -177,6 +177,8 @@ def run_nuts(
         )
         for k, c in enumerate(mine)
     ]
+    _compile_everywhere(start, step, start_args, on, _chunk_lengths(0, total, chunk))
+    states = [start(*a) for a in start_args]
     pos_parts: list[np.ndarray] = []
     stat_parts: list[tuple] = []
     done = 0
@@ -256,6 +258,54 @@ def run_nuts(
         events.per_node(n_chains),
         events.per_node(n_chains, backward=True),
     )
+
+
+def _chunk_lengths(done: int, total: int, chunk: int) -> set[int]:
+    """The chunk lengths ``run_chunks`` will use from ``done`` (a compiled program each)."""
+    lengths = set()
+    while done < total:
+        n = min(chunk - done % chunk, total - done)
+        lengths.add(n)
+        done += n
+    return lengths
+
+
+def _compile_everywhere(start, step, start_args, on, lengths) -> None:
+    """Compile the run's programs for every device at once, in threads (XLA compiles
+    without the GIL): a program runs on several devices, and JAX compiles it once per
+    device — one after another at first call, so compile time would grow with the
+    devices.  Compiled here, the calls below find them in JAX's cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = {}
+    for k, where in enumerate(on):
+        first.setdefault(where, k)
+    if len(first) <= 1:
+        return  # nothing to overlap
+    state = jax.eval_shape(start, *start_args[0])
+    offset = jnp.int32(0)
+
+    def placed(tree, where):
+        sharding = where if isinstance(where, jax.sharding.Sharding) else None
+        sharding = sharding or jax.sharding.SingleDeviceSharding(where)
+        return jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(
+                x.shape, x.dtype, sharding=sharding, weak_type=x.weak_type
+            ),
+            tree,
+        )
+
+    x64 = bool(jax.config.jax_enable_x64)  # a thread-local setting: carried over
+
+    def compile_for(item):
+        where, k = item
+        with jax.enable_x64(x64):
+            start.lower(*start_args[k]).compile()
+            for n in lengths:
+                step.lower(placed(state, where), offset, start_args[k][3], n).compile()
+
+    with ThreadPoolExecutor(max_workers=len(first)) as pool:
+        list(pool.map(compile_for, first.items()))
 
 
 def _own_chains(n_chains: int, checkpoint, shard_data: bool) -> list[int]:
