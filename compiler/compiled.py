@@ -363,7 +363,9 @@ class CompiledModel:
         """Params, outs and gens by name at one point (``theta`` flat unconstrained, a
         dict of unconstrained values, or with ``constrained`` constrained values by
         name).  With ``stats`` returns ``(values, {node id: {field: value}})`` with each
-        top-level node's ``residual``, ``iterations``, ``converged`` (and ``reason``)."""
+        node's ``residual``, ``iterations``, ``converged``, ``reason``, ``solves`` and
+        ``failures`` (a node in ``map``/``scan``/``fold`` or called twice: the worst
+        residual, the most iterations, the first failure's reason, counts summed)."""
         import jax.numpy as jnp
 
         ev = self.evaluate(
@@ -383,7 +385,7 @@ class CompiledModel:
         node_stats: dict[int, dict[str, Any]] = {}
         for node in self.nodes:
             st = ev.stats.get(node.node_id)
-            if st is None:  # a node inside a function body: not evaluated at top level
+            if st is None:  # a node in a function that is never called
                 continue
             one = {
                 "residual": jnp.asarray(st["residual"], float),
@@ -391,6 +393,9 @@ class CompiledModel:
                 "converged": jnp.asarray(st["converged"], bool),
             }
             one["reason"] = result_code(st)
+            # a node in `map`/`scan`/`fold`: solves and failed solves per evaluation
+            one["solves"] = jnp.asarray(st.get("solves", 1), jnp.int32)
+            one["failures"] = jnp.asarray(st.get("failures", 0), jnp.int32)
             node_stats[node.node_id] = one
         return out, node_stats
 

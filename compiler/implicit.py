@@ -15,9 +15,10 @@
    phantom / one-step approximations); reverse mode is JAX's transpose of that JVP;
 4. records ``ev.solver_stats[node.node_id] = {residual, iterations, converged, reason}``
    (``reason``: the int32 ``fpl.stdlib.solvers.Result`` code; ``converged`` is
-   ``reason == CONVERGED``) and returns ``where(converged, z*, nan)``: a solve that did
-   not converge makes the value NaN (so a log density built from it is NaN, which NUTS
-   rejects as a divergence).
+   ``reason == CONVERGED``; plus ``solves``/``failures`` counts, see "solver results as
+   data" below) and returns ``z* · (1 if converged else NaN)``: a solve that did not
+   converge makes the value NaN *and its derivative NaN* (never the exact zero of
+   ``where(converged, z*, nan)``), and the log density -inf (``lower.run``).
 
 A node that names no solver and whose body is affine in the unknown (an argmin objective
 quadratic in it), decided on the IR by ``degree``, skips step 2's iteration: one direct
@@ -328,8 +329,8 @@ def lower_implicit(ev, node: ir.Implicit):
     if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
         inner: dict[int, dict[str, Any]] = {}
         body(z_sg, th_sg, inner)
-        for node_id, stats in inner.items():
-            ev.solver_stats[node_id] = stats
+        ev.absorb(inner, {}, batched=False)
+        for stats in inner.values():
             failed = (reason == Result.CONVERGED) & ~stats["converged"]
             reason = jnp.where(failed, jnp.int32(Result.NESTED_FAILED), reason)
     ok = reason == Result.CONVERGED
@@ -337,24 +338,82 @@ def lower_implicit(ev, node: ir.Implicit):
         k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
         attach = _make_attach(kind, node.grad, k, R, T, float_keys, node.node_id)
         z = attach(z_sg, theta, jax.lax.stop_gradient(ok))
-    ev.solver_stats[node.node_id] = {
-        "residual": res,
-        "iterations": iters,
-        "converged": ok,
-        "reason": reason,
-    }
+    one = node_stats(res, iters, ok, reason)
+    have = ev.solver_stats.get(node.node_id)  # the same node met before (a second call)
+    ev.solver_stats[node.node_id] = one if have is None else merge_stats(have, one)
     if node.warm and warm_in is not None:
         keep = jnp.full_like(z_sg, jnp.nan) if prev is None else jax.lax.stop_gradient(prev)
         ev.warm_out[node.node_id] = jnp.where(ok, z_sg, keep)  # the last converged one
     probe = getattr(ev, "probe", None)
     if probe is not None:  # well-posedness diagnostics (fpl.runtime.diagnose)
-        ev.probes[node.node_id] = probe(node, lambda zz: body(zz, th_sg), z_sg, z0)
-    return jnp.where(ok, z, jnp.nan).reshape(shape)
+        found = probe(node, lambda zz: body(zz, th_sg), z_sg, z0)
+        have = ev.probes.get(node.node_id)
+        ev.probes[node.node_id] = found if have is None else merge_probes(have, found)
+    # NaN where the solve failed, as a product (not `where`): its derivative is NaN
+    # too, never the exact zero that `where(ok, z, nan)` would give
+    return (z * jax.lax.stop_gradient(jnp.where(ok, 1.0, jnp.nan)).astype(z.dtype)).reshape(shape)
+
+
+# ---- solver results as data ------------------------------------------------------------
+#
+# A node's results in one evaluation: ``residual`` (float), ``iterations`` (int32),
+# ``converged`` (bool), ``reason`` (int32 Result code), ``solves`` (int32: how many solves
+# they summarise) and ``failures`` (int32: how many of those did not converge).  A node
+# inside `map`, `scan` or `fold` is solved once per element or step: the per-element
+# results leave the inner trace as data (an auxiliary output) and are reduced here to
+# the same fields: the worst residual, the most iterations, converged only if every
+# solve did, the reason of the first failure, and the counts summed.  A node met twice
+# (a function called at two places) merges the same way.  Invariant: ``converged`` is
+# ``failures == 0`` and ``reason`` is 0 exactly when ``converged``.
+
+
+def node_stats(residual, iterations, converged, reason) -> dict[str, Any]:
+    """One solve's results (see above)."""
+    converged = jnp.asarray(converged, bool)
+    return {
+        "residual": residual,
+        "iterations": jnp.asarray(iterations, jnp.int32),
+        "converged": converged,
+        "reason": jnp.asarray(reason, jnp.int32),
+        "solves": jnp.int32(1),
+        "failures": jnp.logical_not(converged).astype(jnp.int32),
+    }
+
+
+def reduce_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """Per-element results (any leading axes) reduced to one node's results."""
+    scalar = {key: jnp.ravel(v) for key, v in stats.items()}
+    codes = scalar["reason"]
+    first = jnp.argmax(codes != 0) if codes.size else 0
+    empty = codes.size == 0
+    return {
+        "residual": jnp.max(scalar["residual"], initial=0.0),
+        "iterations": jnp.max(scalar["iterations"], initial=0).astype(jnp.int32),
+        "converged": jnp.all(scalar["converged"]),
+        "reason": jnp.int32(0) if empty else codes[first].astype(jnp.int32),
+        "solves": jnp.sum(scalar["solves"]).astype(jnp.int32),
+        "failures": jnp.sum(scalar["failures"]).astype(jnp.int32),
+    }
+
+
+def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two results of one node (reduced) as one."""
+    both = {key: jnp.stack([jnp.asarray(a[key]), jnp.asarray(b[key])]) for key in a}
+    return reduce_stats(both)
+
+
+def merge_probes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two probes of one node: each field's values side by side (raveled)."""
+    return {key: jnp.concatenate([jnp.ravel(a[key]), jnp.ravel(b[key])]) for key in a}
 
 
 __all__ = [
     "lower_implicit",
     "free_names",
+    "merge_probes",
+    "merge_stats",
+    "node_stats",
+    "reduce_stats",
     "degree",
     "is_affine",
     "direct",

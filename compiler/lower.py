@@ -65,7 +65,23 @@ class Evaluator:
     def child(self, bindings: dict[str, Any]) -> Evaluator:
         ev = Evaluator(self.reg, {**self.env, **bindings}, self.rng_key)
         ev.solver_stats = self.solver_stats
+        ev.probe = self.probe
         return ev
+
+    def absorb(self, stats: dict[int, dict[str, Any]], probes: dict[int, Any], batched: bool):
+        """Take in the solver results of an inner evaluation (a function body, a ``map``,
+        ``scan`` or ``fold`` step, a derivative): per node, reduced over the leading
+        axis where ``batched``, then merged with what this evaluation already holds
+        (``fpl.compiler.implicit.merge_stats``)."""
+        from fpl.compiler.implicit import merge_probes, merge_stats, reduce_stats
+
+        for node_id, st in stats.items():
+            st = reduce_stats(st) if batched else st
+            have = self.solver_stats.get(node_id)
+            self.solver_stats[node_id] = st if have is None else merge_stats(have, st)
+        for node_id, pr in probes.items():
+            have = self.probes.get(node_id)
+            self.probes[node_id] = pr if have is None else merge_probes(have, pr)
 
     # ---- expressions ----
     def expr(self, e: ir.Expr) -> Any:
@@ -215,15 +231,22 @@ class Evaluator:
         return self.draw(e.dist)
 
     def callable(self, fn) -> Callable:
-        """A function value as a Python callable of JAX values."""
+        """A function value as a Python callable of JAX values returning ``(value,
+        (stats, probes))``: the solver results of the implicit nodes evaluated inside it
+        travel out as data (auxiliary outputs of ``vmap``, ``scan`` and the derivative
+        transforms), so that callers :meth:`absorb` them."""
         if isinstance(fn, ir.Lambda):
 
             def call(*args):
                 ev = self.child(dict(zip(fn.params, args)))
-                ev.solver_stats = {}  # stats of an inner trace (map/scan/grad) stay inside it
+                ev.solver_stats, ev.probes = {}, {}  # this call's own results, returned
                 for name, value in fn.lets:
                     ev.env[name] = ev.expr(value)
-                return ev.expr(fn.result)
+                    if isinstance(value, ir.Implicit):  # `name.residual` in the body
+                        st = ev.solver_stats[value.node_id]
+                        ev.env[f"{name}.residual"] = st["residual"]
+                        ev.env[f"{name}.iterations"] = st["iterations"]
+                return ev.expr(fn.result), (ev.solver_stats, ev.probes)
 
             return call
         f = self.callable(fn.fn)
@@ -235,21 +258,22 @@ class Evaluator:
 
         def jvp(*a):
             g, x = partial(a[:-1])
-            return jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),))[1]
+            _, out, aux = jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),), has_aux=True)
+            return out, aux
 
         def vjp(*a):
             g, x = partial(a[:-1])
-            out, pull = jax.vjp(g, x)
-            return pull(jnp.asarray(a[-1], out.dtype))[0]
+            out, pull, aux = jax.vjp(g, x, has_aux=True)
+            return pull(jnp.asarray(a[-1], out.dtype))[0], aux
 
         kind: ir.DerivativeKind = fn.kind
         match kind:
             case "grad":
-                return lambda *a: jax.grad(f, argnums=k)(*_float_at(a, k))
+                return lambda *a: jax.grad(f, argnums=k, has_aux=True)(*_float_at(a, k))
             case "jacobian":
-                return lambda *a: jax.jacrev(f, argnums=k)(*_float_at(a, k))
+                return lambda *a: jax.jacrev(f, argnums=k, has_aux=True)(*_float_at(a, k))
             case "hessian":
-                return lambda *a: jax.hessian(f, argnums=k)(*_float_at(a, k))
+                return lambda *a: jax.hessian(f, argnums=k, has_aux=True)(*_float_at(a, k))
             case "jvp":
                 return jvp
             case "vjp":
@@ -258,13 +282,19 @@ class Evaluator:
                 assert_never(kind)
 
     def x_Apply(self, e: ir.Apply):
-        return self.callable(e.fn)(*[self.expr(a) for a in e.args])
+        value, (stats, probes) = self.callable(e.fn)(*[self.expr(a) for a in e.args])
+        self.absorb(stats, probes, batched=False)
+        return value
 
     def x_HigherOrder(self, e: ir.HigherOrder):
         f = self.callable(e.fn)
         args = [jnp.asarray(self.expr(a)) for a in e.args]
         if e.kind == "map":
-            return jax.vmap(f)(*args)
+            # one result per element: reduced here, so one report per evaluation however
+            # many elements (no per-element host callback)
+            value, (stats, probes) = jax.vmap(f)(*args)
+            self.absorb(stats, probes, batched=True)
+            return value
         init, seqs = args[0], args[1:]
         carry0 = jnp.broadcast_to(
             jnp.asarray(init, jnp.result_type(float)),
@@ -272,10 +302,12 @@ class Evaluator:
         )
 
         def step(carry, xs):
-            new = jnp.broadcast_to(jnp.asarray(f(carry, *xs), carry.dtype), carry.shape)
-            return new, new
+            out, aux = f(carry, *xs)
+            new = jnp.broadcast_to(jnp.asarray(out, carry.dtype), carry.shape)
+            return new, (new, aux)
 
-        last, ys = jax.lax.scan(step, carry0, tuple(seqs))
+        last, (ys, (stats, probes)) = jax.lax.scan(step, carry0, tuple(seqs))
+        self.absorb(stats, probes, batched=True)
         return ys if e.kind == "scan" else last
 
     def x_Implicit(self, e: ir.Implicit):
@@ -324,9 +356,17 @@ def run(
     and ``(-res.target, res.warm)`` as ``value_and_grad(..., has_aux=True)``'s output.
     ``warm=None`` (default) disables warm starts and leaves ``Result.warm`` empty.
 
-    ``probe(node, f, z, z0)``, if given, is called once per (top-level) implicit node at
-    its solution ``z`` with the node's map ``f`` of the flat unknown (parameters held
-    fixed); what it returns is collected in ``Result.probes`` by node id."""
+    ``probe(node, f, z, z0)``, if given, is called once per solve of an implicit node
+    (per element for a node inside ``map``/``scan``/``fold``; not for a node nested in
+    another node's body) at its solution ``z`` with the node's map ``f`` of the flat
+    unknown (parameters held fixed); what it returns is collected in ``Result.probes``
+    by node id (with leading axes for the elements, or raveled where merged).
+
+    Solver results of nodes inside functions, ``map``, ``scan``, ``fold`` and the
+    derivative operators leave those traces as data and are reduced per node
+    (``fpl.compiler.implicit.reduce_stats``), so they count for the -inf rule below and
+    appear in ``Result.solver_stats`` like top-level nodes.  Warm starts apply to
+    top-level nodes only."""
     with warnings.catch_warnings():
         # Params outside their support get -inf below; NumPyro's eager warning about
         # out-of-support values is expected there and not the user's concern.

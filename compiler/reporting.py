@@ -44,10 +44,10 @@ class SolverEvents:
     def forward(self, node_ids: tuple[int, ...], codes, chain=None) -> None:
         """Host side: ``codes[i]`` is node ``node_ids[i]``'s solver result code (0:
         converged; ``fpl.stdlib.solvers.Result``), or a bool: failed."""
-        codes = np.asarray(codes).astype(np.int64)
+        codes = np.asarray(codes).astype(np.int64).reshape(-1, len(node_ids))
         c = self._chain(chain)
         with self._lock:
-            for node, code in zip(node_ids, codes.reshape(-1, len(node_ids))[-1]):
+            for node, code in zip(node_ids, codes[-1]):
                 if code:
                     self.counts[(c, node)] += 1
                     self.reasons[(c, node, int(code))] += 1
@@ -127,16 +127,7 @@ def report_forward(node_ids: tuple[int, ...], codes) -> None:
     events = current()
     if events is None or not node_ids:
         return
-    import jax
-    import jax.numpy as jnp
-
-    chain = _CHAIN.get()
-    chain = jnp.int32(-1) if chain is None else chain
-
-    def send(c, chain):
-        jax.debug.callback(functools.partial(_forward, events, tuple(node_ids)), c, chain)
-
-    jax.lax.cond(jnp.any(codes != 0), send, lambda c, chain: None, codes, chain)
+    _send(functools.partial(_forward, events, tuple(node_ids)), codes)
 
 
 def report_backward(node_id: int, bad) -> None:
@@ -144,26 +135,62 @@ def report_backward(node_id: int, bad) -> None:
     events = current()
     if events is None:
         return
+    _send(functools.partial(_backward, events, node_id), bad)
+
+
+def _send(host, flags) -> None:
+    """One host callback, under ``lax.cond`` (only when a flag is set), carrying the
+    flags and the traced chain index.
+
+    Under ``vmap`` JAX's own batching rule of a callback unrolls it into one callback
+    per element (compile time linear in the batch size); here the call is a
+    ``custom_vmap`` function whose rule sends the whole batch in *one* callback
+    (flags with leading batch axes, the chain index broadcast beside them), and the
+    host side counts row by row.  Nested ``vmap``s apply the rule at each level."""
     import jax
     import jax.numpy as jnp
 
     chain = _CHAIN.get()
     chain = jnp.int32(-1) if chain is None else chain
 
-    def send(b, chain):
-        jax.debug.callback(functools.partial(_backward, events, node_id), b, chain)
+    @jax.custom_batching.custom_vmap
+    def send(flags, chain):
+        def call(f, c):
+            jax.debug.callback(host, f, c)
 
-    jax.lax.cond(bad, send, lambda b, chain: None, bad, chain)
+        jax.lax.cond(jnp.any(flags != 0), call, lambda f, c: None, flags, chain)
+        return flags
+
+    @send.def_vmap
+    def _rule(axis_size, in_batched, flags, chain):
+        flags_b, chain_b = in_batched
+        if not flags_b:
+            flags = jnp.broadcast_to(flags, (axis_size, *jnp.shape(flags)))
+        if not chain_b:
+            chain = jnp.broadcast_to(chain, (axis_size, *jnp.shape(chain)))
+        return send(flags, chain), True
+
+    send(jnp.asarray(flags), jnp.asarray(chain, jnp.int32))
+
+
+def _rows(values, chain, width: int):
+    """Host side: ``(chain, row)`` per evaluation in a batch (flags of ``width`` each;
+    a chain index per row, or one for all)."""
+    values = np.asarray(values).astype(np.int64).reshape(-1, width)
+    chains = np.asarray(chain).astype(np.int64).reshape(-1)
+    if chains.size != len(values):
+        chains = np.full(len(values), chains[-1])
+    return zip(chains.tolist(), values)
 
 
 def _forward(events: SolverEvents, node_ids, codes, chain) -> None:
-    c = int(np.asarray(chain).reshape(-1)[-1])
-    events.forward(node_ids, codes, None if c < 0 else c)
+    for c, row in _rows(codes, chain, len(node_ids)):
+        events.forward(node_ids, row, None if c < 0 else c)
 
 
 def _backward(events: SolverEvents, node_id: int, bad, chain) -> None:
-    c = int(np.asarray(chain).reshape(-1)[-1])
-    events.backward(node_id, bad, None if c < 0 else c)
+    for c, row in _rows(bad, chain, 1):
+        events.backward(node_id, row[0], None if c < 0 else c)
 
 
 __all__ = [

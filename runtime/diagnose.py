@@ -6,23 +6,26 @@ point; its exit code is 0 unless ``--strict`` and a node is ill-posed or did not
 converge (then 1).
 
 At one point of the params (given, or drawn like the samplers' inits with a fixed
-seed) every top-level implicit node is solved as in the model, and at its solution z*
-(parameters held fixed) the map J of the node is examined, matrix-free:
+seed) every implicit node is solved as in the model (a node inside a function, ``map``,
+``scan`` or ``fold`` once per call or element: the worst element is reported), and at
+its solution z* (parameters held fixed) the matrix the implicit function theorem (IFT)
+inverts is examined: A = ∂R/∂z with R the node's residual, i.e.
 
-* ``fix``: J = df/dz.  Its spectral radius by power iteration on JVPs (the mean log
-  growth of ||J^k v|| over the second half of the iterations; exact in the limit for any
-  J, complex dominant pairs included, since the mean of the one-step growths telescopes
-  to the growth over the window).  Radius >= 1 means the fixed point need not be
-  attracting and I - J may be singular: the implicit gradient is meaningless.  And a
-  no-fixed-point detector: Picard iterates z_k from the initial guess; for a
-  nonexpansive map without a fixed point the normalised displacement
-  ||z_k - z_0|| / k tends to the (nonzero) minimal displacement, while it goes to 0 like
-  1/k when the iterates converge.  A node that did not converge whose displacement at
-  step K is still >= DRIFT_RATIO times the one at K/2 (or whose iterates blow up) is
-  reported as having no fixed point in reach.
-* ``root``: J = dF/dz, its extreme singular values (exact, dense, for n <= DENSE_MAX):
-  sigma_min <= SINGULAR * sigma_max is a singular Jacobian.
-* ``argmin``: J = the Hessian of the objective, its eigenvalue range: lambda_min <=
+* ``fix``: A = I - J with J = df/dz.  The IFT needs A nonsingular: its extreme singular
+  values (exact, dense SVD, for n <= DENSE_MAX; else matrix-free power iterations on
+  AᵀA and on its shift s·I - AᵀA), sigma_min <= SINGULAR * sigma_max is ill-posed.  The
+  spectral radius ρ(J) by power iteration on JVPs (the mean log growth of ||J^k v||
+  over the second half of the iterations; exact in the limit for any J, complex
+  dominant pairs included) is Picard's convergence condition only: ρ >= 1 with A
+  nonsingular (a monotone DEQ) is well-posed, with a note.  And a no-fixed-point
+  detector: Picard iterates z_k from the initial guess; for a nonexpansive map without
+  a fixed point the normalised displacement ||z_k - z_0|| / k tends to the (nonzero)
+  minimal displacement, while it goes to 0 like 1/k when the iterates converge.  A node
+  that did not converge whose displacement at step K is still >= DRIFT_RATIO times the
+  one at K/2 (or whose iterates blow up) has no fixed point in reach (ill-posed).
+* ``root``: A = dF/dz, its extreme singular values likewise: sigma_min <= SINGULAR *
+  sigma_max is a singular Jacobian.
+* ``argmin``: A = the Hessian of the objective, its eigenvalue range: lambda_min <=
   SINGULAR * |lambda_max| is not a strict minimum.
 
 And for every node ||J||_F by Hutchinson's estimator: ||J||_F^2 = E ||J v||^2 over
@@ -44,7 +47,7 @@ from fpl.runtime.methods import CommandOptions, Input, Method, Settings, option
 DENSE_MAX = 200  # root/argmin nodes up to this size get exact singular values/eigenvalues
 DRIFT_RATIO = 0.9  # converging Picard iterates give ~0.5 (1/k decay); a translation 1.0
 SINGULAR = 1.5e-8  # sqrt(float64 eps): relative size below which J counts as singular
-RADIUS_MAX = 1.0 - 1e-9  # a fix is ill-posed at radius >= 1 (less round-off)
+RADIUS_MAX = 1.0 - 1e-9  # Picard's note at radius >= 1 (less round-off)
 
 
 @dataclass
@@ -57,8 +60,9 @@ class NodeDiagnostics:
     iterations: int
     converged: bool
     frobenius: float  # Hutchinson estimate of ||J||_F
-    spectral_radius: float | None = None  # fix: of df/dz
-    sigma_min: float | None = None  # root: singular values of dF/dz
+    spectral_radius: float | None = None  # fix: of df/dz (Picard's convergence note)
+    # singular values of the IFT matrix: I - df/dz (fix), dF/dz (root), the Hessian
+    sigma_min: float | None = None
     sigma_max: float | None = None
     eig_min: float | None = None  # argmin: eigenvalues of the Hessian
     eig_max: float | None = None
@@ -66,6 +70,7 @@ class NodeDiagnostics:
     no_fixed_point: bool = False
     ill_posed: bool = False
     message: str = ""
+    elements: int = 1  # solves examined (a node in `map`/`scan`: one per element)
     span: Any = field(default=None, repr=False)
 
     @property
@@ -123,6 +128,8 @@ class Diagnosis:
         for n in self.nodes:
             if n.kind == "fix":
                 spec = f"radius {n.spectral_radius:.4g}"
+                if n.sigma_min is not None:
+                    spec += f", σ(I-J) [{n.sigma_min:.3g}, {n.sigma_max:.3g}]"
             elif n.kind == "root":
                 spec = (
                     f"σ [{n.sigma_min:.3g}, {n.sigma_max:.3g}]" if n.sigma_min is not None else "-"
@@ -150,7 +157,8 @@ class Diagnosis:
 
 
 def make_probe(seed: int, power_iters: int, probes: int, drift_steps: int):
-    """The ``lower.run`` probe computing the raw (traced) diagnostics of one node."""
+    """The ``lower.run`` probe computing the raw (traced) diagnostics of one node: a dict
+    of scalars (a node solved per element of a ``map`` gets one per element)."""
     import jax
     import jax.numpy as jnp
 
@@ -162,27 +170,46 @@ def make_probe(seed: int, power_iters: int, probes: int, drift_steps: int):
         def jv(v):
             return jax.jvp(g, (z,), (v,))[1]
 
+        def av(v):  # the matrix of the implicit function theorem, applied to v
+            return v - jv(v) if node.kind == "fix" else jv(v)
+
         key = jax.random.fold_in(jax.random.PRNGKey(seed), node.node_id)
         k1, k2 = jax.random.split(key)
         v0 = jax.random.normal(k1, (n,), z.dtype)
         v0 = v0 / jnp.linalg.norm(v0)
         tiny = jnp.finfo(z.dtype).tiny
 
-        def power(v, _):
-            w = jv(v)
-            nw = jnp.linalg.norm(w)
-            return w / jnp.maximum(nw, tiny), jnp.log(nw)
+        def growth(apply):
+            def power(v, _):
+                w = apply(v)
+                nw = jnp.linalg.norm(w)
+                return w / jnp.maximum(nw, tiny), jnp.log(nw)
 
-        _, logs = jax.lax.scan(power, v0, None, length=power_iters)
-        out = {"radius": jnp.exp(jnp.mean(logs[power_iters // 2 :]))}
+            _, logs = jax.lax.scan(power, v0, None, length=power_iters)
+            return jnp.exp(jnp.mean(logs[power_iters // 2 :]))
+
+        out = {"radius": growth(jv)}
         V = jax.random.rademacher(k2, (probes, n), z.dtype)
         out["fro"] = jnp.sqrt(jnp.mean(jnp.sum(jax.vmap(jv)(V) ** 2, axis=1)))
-        if node.kind != "fix" and n <= DENSE_MAX:
-            J = jax.vmap(jv, out_axes=1)(jnp.eye(n, dtype=z.dtype))
-            if node.kind == "root":
-                out["svals"] = jnp.linalg.svd(J, compute_uv=False)
-            else:
-                out["eigs"] = jnp.linalg.eigvalsh(0.5 * (J + J.T))
+        if n <= DENSE_MAX:
+            A = jax.vmap(av, out_axes=1)(jnp.eye(n, dtype=z.dtype))
+            sv = jnp.linalg.svd(A, compute_uv=False)
+            out["sigma_min"], out["sigma_max"] = jnp.min(sv), jnp.max(sv)
+            if node.kind == "argmin":
+                eigs = jnp.linalg.eigvalsh(0.5 * (A + A.T))
+                out["eig_min"], out["eig_max"] = jnp.min(eigs), jnp.max(eigs)
+        else:  # matrix-free: power iterations on AᵀA and on its shift s - AᵀA
+            _, pull = jax.vjp(av, z)
+
+            def ata(v):
+                return pull(av(v))[0]
+
+            top = growth(ata)
+            shift = 1.01 * top
+            out["sigma_max"] = jnp.sqrt(top)
+            out["sigma_min"] = jnp.sqrt(
+                jnp.maximum(shift - growth(lambda v: shift * v - ata(v)), 0)
+            )
         if node.kind == "fix":
             half = drift_steps // 2
 
@@ -283,8 +310,53 @@ def diagnose(
 
 
 def _judge(d: NodeDiagnostics, node, raw: dict) -> None:
+    """Judge each element's probe (one per solve of the node: a node in a ``map`` has
+    many) and report the worst: the first ill-posed element, else the one with the
+    smallest σ_min/σ_max."""
+    fields = {k: np.ravel(np.asarray(v, float)) for k, v in raw.items()}
+    count = len(fields["fro"])
+    judged = []
+    for i in range(count):
+        one = NodeDiagnostics(
+            d.node_id, d.kind, d.location, d.solver, d.residual, d.iterations, d.converged, 0.0
+        )
+        _judge_one(one, node, {k: v[i] for k, v in fields.items()})
+        judged.append(one)
+
+    def badness(x: NodeDiagnostics):
+        ratio = (x.sigma_min or 0.0) / max(x.sigma_max or 0.0, 1e-300)
+        return (not x.ill_posed, ratio if x.sigma_min is not None else math.inf)
+
+    worst = min(judged, key=badness)
+    for name in (
+        "frobenius",
+        "spectral_radius",
+        "sigma_min",
+        "sigma_max",
+        "eig_min",
+        "eig_max",
+        "drift",
+        "no_fixed_point",
+        "ill_posed",
+        "message",
+    ):
+        setattr(d, name, getattr(worst, name))
+    d.elements = count
+    if count > 1 and d.message:
+        d.message += f" (the worst of {count} solves)"
+
+
+def _judge_one(d: NodeDiagnostics, node, raw: dict) -> None:
+    """The implicit function theorem needs A = ∂R/∂z nonsingular at z* (A = I − ∂f/∂z
+    for ``fix``, ∂F/∂z for ``root``, the Hessian for ``argmin``, which must moreover be
+    positive definite for a strict minimum).  ρ(∂f/∂z) < 1 is only the condition under
+    which Picard iteration converges: a ``fix`` with ρ ≥ 1 and A nonsingular (a
+    monotone DEQ) is well-posed, with a note."""
     d.frobenius = float(raw["fro"])
-    problems = []
+    if "sigma_min" in raw:
+        d.sigma_min, d.sigma_max = float(raw["sigma_min"]), float(raw["sigma_max"])
+    singular = d.sigma_min is not None and not d.sigma_min > SINGULAR * max(d.sigma_max, 1e-300)
+    problems, notes = [], []
     if node.kind == "fix":
         d.spectral_radius = float(raw["radius"])
         d.drift = float(raw["drift"])
@@ -295,26 +367,34 @@ def _judge(d: NodeDiagnostics, node, raw: dict) -> None:
         if d.no_fixed_point:
             what = "blow up" if blown else f"drift at {d.drift:.3g} per step"
             problems.append(f"no fixed point in reach: the Picard iterates {what}")
-        if not d.spectral_radius < RADIUS_MAX:
-            problems.append(f"spectral radius of df/dz is {d.spectral_radius:.4g} >= 1")
-    elif node.kind == "root" and "svals" in raw:
-        s = np.asarray(raw["svals"])
-        d.sigma_min, d.sigma_max = float(s.min()), float(s.max())
-        if not d.sigma_min > SINGULAR * max(d.sigma_max, 1e-300):
+        if singular:
             problems.append(
-                f"dF/dz is singular (smallest singular value {d.sigma_min:.3g}, "
+                f"I - df/dz is singular (smallest singular value {d.sigma_min:.3g}, "
                 f"largest {d.sigma_max:.3g})"
             )
-    elif node.kind == "argmin" and "eigs" in raw:
-        e = np.asarray(raw["eigs"])
-        d.eig_min, d.eig_max = float(e.min()), float(e.max())
-        if not d.eig_min > SINGULAR * max(abs(d.eig_max), 1e-300):
-            problems.append(
-                f"the Hessian is not positive definite (eigenvalues in "
-                f"[{d.eig_min:.3g}, {d.eig_max:.3g}])"
+        if not d.spectral_radius < RADIUS_MAX:
+            notes.append(
+                f"spectral radius of df/dz is {d.spectral_radius:.4g} >= 1: plain Picard "
+                "iteration need not converge (the implicit gradient needs only I - df/dz "
+                "nonsingular)"
             )
+    elif node.kind == "root" and singular:
+        problems.append(
+            f"dF/dz is singular (smallest singular value {d.sigma_min:.3g}, "
+            f"largest {d.sigma_max:.3g})"
+        )
+    elif node.kind == "argmin":
+        if "eig_min" in raw:
+            d.eig_min, d.eig_max = float(raw["eig_min"]), float(raw["eig_max"])
+            if not d.eig_min > SINGULAR * max(abs(d.eig_max), 1e-300):
+                problems.append(
+                    f"the Hessian is not positive definite (eigenvalues in "
+                    f"[{d.eig_min:.3g}, {d.eig_max:.3g}])"
+                )
+        elif singular:
+            problems.append(f"the Hessian is singular (smallest singular value {d.sigma_min:.3g})")
     d.ill_posed = bool(problems) and node.grad != "unrolled"
-    d.message = "; ".join(problems)
+    d.message = "; ".join(problems + notes)
 
 
 # ---- the method: settings, ``Model.diagnose`` and ``fpl diagnose`` --------------------

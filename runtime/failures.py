@@ -10,7 +10,10 @@ an implicit node's gradient, where the forward solve converged) makes the gradie
 and is counted too, apart from the forward failures.
 
 Per draw, ``sample_stats`` also holds each node's ``residual``, ``iterations``,
-``converged`` and failure ``reason`` at the draw (the program re-run at the draws,
+``converged``, failure ``reason``, ``solves`` and ``failures`` at the draw (a node inside
+``map``/``scan``/``fold`` or a function called twice is solved more than once per
+evaluation: the worst residual, the most iterations, the first failure's reason, and
+how many solves there were and how many failed) (the program re-run at the draws,
 vectorised), named ``"<field>:<kind>#<id>@<file>:<line>:<col>"`` (e.g.
 ``residual:fix#1@model.fpl:7:9``).
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 from fpl.compiler.compiled import NodeInfo
 from fpl.compiler.reporting import SolverEvents, collecting
 
-NODE_STATS = ("residual", "iterations", "converged", "reason")
+NODE_STATS = ("residual", "iterations", "converged", "reason", "solves", "failures")
 
 
 def stat_name(node: NodeInfo, field: str) -> str:

@@ -275,6 +275,7 @@ def _compile_everywhere(start, step, start_args, on, lengths) -> None:
     without the GIL): a program runs on several devices, and JAX compiles it once per
     device — one after another at first call, so compile time would grow with the
     devices.  Compiled here, the calls below find them in JAX's cache."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     first = {}
@@ -304,8 +305,15 @@ def _compile_everywhere(start, step, start_args, on, lengths) -> None:
             for n in lengths:
                 step.lower(placed(state, where), offset, start_args[k][3], n).compile()
 
+    # each thread traces in a copy of this context: the run's solver-events scope
+    # (``fpl.compiler.reporting``, a context variable) decides what the programs report
+    contexts = [contextvars.copy_context() for _ in first]
     with ThreadPoolExecutor(max_workers=len(first)) as pool:
-        list(pool.map(compile_for, first.items()))
+        done = [
+            pool.submit(ctx.run, compile_for, item) for ctx, item in zip(contexts, first.items())
+        ]
+        for future in done:
+            future.result()
 
 
 def _own_chains(n_chains: int, checkpoint, shard_data: bool) -> list[int]:

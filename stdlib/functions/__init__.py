@@ -18,6 +18,7 @@ One module per kind of function:
 - ``sorting``: sorts and ranks
 - ``constructors``: zeros/ones, rep_*, linspaced_*, one_hot_*
 - ``gp_kernels``: Gaussian-process covariance functions
+- ``prox``: stop_gradient, sign, proximal maps and projections
 - ``constants``: ``pi()``, ``e()``, infinities, NaN, machine precision
 """
 
@@ -30,6 +31,7 @@ from fpl.stdlib.functions import (  # noqa: F401  (imported to register their en
     indexing,
     linalg,
     products,
+    prox,
     reductions,
     sorting,
     special,

@@ -6,9 +6,24 @@ from dataclasses import dataclass, field
 
 from fpl.stdlib.lazy import jnp
 from fpl.stdlib.registry import REGISTRY
-from fpl.stdlib.solvers import IterativeSolver, Problem, Solution, drive, norm
+from fpl.stdlib.solvers import IterativeSolver, Problem, Result, Solution, code, drive, norm
 
 HALPERN_RESTART = 0.5  # Halpern re-anchors once the residual has fallen by this factor
+
+
+def budget(solver, tol: float, max_iter: int) -> tuple[float, int]:
+    """The (tol, max_iter) a solve runs with: ``steps = K > 0`` is a fixed budget of
+    exactly K steps (no tolerance test: tol 0 stops early only at an exact fixed point,
+    where further steps change nothing)."""
+    return (0.0, solver.steps) if solver.steps else (tol, max_iter)
+
+
+def budget_result(solver, why):
+    """A fixed budget is not a failure: K steps done with a finite residual is
+    ``converged`` (the residual after K steps is reported as the node's residual)."""
+    if not solver.steps:
+        return why
+    return jnp.where(why == Result.NONFINITE, why, code(Result.CONVERGED))
 
 
 def picard(fun, z0, f0, damping, tol, max_iter, unrolled):
@@ -36,13 +51,14 @@ class Iterate(IterativeSolver):
     kinds = ("fix",)
 
     damping: float = field(default=1.0, metadata={"min": 0.0})
+    #: a fixed budget: exactly this many steps, not a failure (0: iterate to ``tol``)
+    steps: int = field(default=0, metadata={"min": 0})
 
     def solve(self, problem: Problem, z0) -> Solution:
         fun = problem.fn
-        z, _, res, it, why = picard(
-            fun, z0, fun(z0), self.damping, self.tol, self.max_iter, problem.unrolled
-        )
-        return Solution(z, res, it, why)
+        tol, max_iter = budget(self, self.tol, self.max_iter)
+        z, _, res, it, why = picard(fun, z0, fun(z0), self.damping, tol, max_iter, problem.unrolled)
+        return Solution(z, res, it, budget_result(self, why))
 
 
 @REGISTRY.solver
@@ -58,6 +74,11 @@ class Halpern(IterativeSolver):
     name = "halpern"
     kinds = ("fix",)
 
+    #: a fixed budget: exactly this many steps, not a failure (0: iterate to ``tol``);
+    #: plain Halpern (no restarts) then, whose residual after K steps of a nonexpansive
+    #: map is certified: ||f(z_K) - z_K|| <= 2 ||z_0 - z*|| / (K + 1) (Lieder 2021)
+    steps: int = field(default=0, metadata={"min": 0})
+
     def solve(self, problem: Problem, z0) -> Solution:
         fun = problem.fn
         f0 = fun(z0)
@@ -69,17 +90,16 @@ class Halpern(IterativeSolver):
             z2 = a * anchor + (1.0 - a) * fz
             f2 = fun(z2)
             r2 = norm(f2 - z2)
-            restart = r2 <= HALPERN_RESTART * r_anchor
+            restart = (r2 <= HALPERN_RESTART * r_anchor) & (self.steps == 0)
             anchor = jnp.where(restart, z2, anchor)
             j = jnp.where(restart, 0.0, j + 1.0)
             r_anchor = jnp.where(restart, r2, r_anchor)
             return (z2, f2, anchor, j, r_anchor), r2
 
         state = (z0, f0, z0, jnp.zeros((), z0.dtype), r0)
-        s, res, it, why = drive(
-            step, state, lambda s: s[0], r0, self.tol, self.max_iter, problem.unrolled
-        )
-        return Solution(s[0], res, it, why)
+        tol, max_iter = budget(self, self.tol, self.max_iter)
+        s, res, it, why = drive(step, state, lambda s: s[0], r0, tol, max_iter, problem.unrolled)
+        return Solution(s[0], res, it, budget_result(self, why))
 
 
 @REGISTRY.solver

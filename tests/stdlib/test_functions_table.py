@@ -73,6 +73,16 @@ def _gp(x1, x2, alpha, rho):
     return alpha**2 * np.exp(-d2 / (2 * rho**2))
 
 
+def _simplex(x):
+    """Projection onto the simplex by bisection on tau (sum(max(x - tau, 0)) = 1): a
+    different route from the sorting formula of the implementation."""
+    lo, hi = x.min() - 1.0, x.max()
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.maximum(x - mid, 0).sum() > 1 else (lo, mid)
+    return np.maximum(x - 0.5 * (lo + hi), 0)
+
+
 X2D = np.array([[0.0, 1.0], [0.5, -0.3], [1.2, 0.4]])
 
 ROWS: list[Row] = [
@@ -370,6 +380,17 @@ ROWS: list[Row] = [
     # eigenvectors of a matrix with distinct eigenvalues, each with the sign NumPy's
     # LAPACK gives (the same routine as JAX's on CPU); the sign-free check is below
     Row("eigenvectors_sym", (SPD,), lambda A: np.linalg.eigh(A)[1]),
+    # ---- proximal maps and gradient control (issue 12); inputs away from the kinks ----
+    # (|x| = t, the box faces, ties at the simplex threshold), where FD is exact
+    Row("stop_gradient", (V,), lambda x: x, grad=False),  # derivative 0: test_prox.py
+    Row("sign", (V,), np.sign),
+    Row("sign", (IV,), np.sign, variant="int"),
+    Row("prox_l1", (V, np.array(0.5)), lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0)),
+    Row("soft_threshold", (V, W / 4 + 0.5), lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0)),
+    Row("prox_nonneg", (V,), lambda x: np.maximum(x, 0)),
+    Row("project_box", (V, np.array(-1.0), W + 1.0), lambda x, a, b: np.clip(x, a, b)),
+    Row("project_simplex", (V,), lambda x: _simplex(x)),
+    Row("project_simplex", (SIMPLEX / 4,), lambda x: _simplex(x), variant="interior"),
     # ---- operators ----
     Row("add", (M23, V3), np.add),
     Row("add", (IV, IW), np.add, variant="int"),
