@@ -48,6 +48,33 @@ def _as_array(name: str, value: Any, decl: ir.DataDecl) -> np.ndarray:
     return arr
 
 
+def _check_int64(d: ir.DataDecl, arr: np.ndarray) -> None:
+    """An int field holds integers within int64 (E0303 naming the first element that
+    is not: a fraction, a non-finite value, or one that would wrap when cast)."""
+    if arr.dtype.kind == "f":
+        # 2^63 is exactly representable; every float below it in magnitude fits int64
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0**63)
+        bad &= ~(arr == -(2.0**63))
+    elif arr.dtype.kind == "u":
+        bad = arr > np.uint64(2**63 - 1)
+    else:
+        return
+    if not np.any(bad):
+        return
+    idx = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    value = arr[idx]
+    if arr.dtype.kind == "f" and not (np.isfinite(value) and value == np.round(value)):
+        raise error(
+            "E0303", f"data field `{d.name}` is declared int but holds non-integer values", d.span
+        )
+    raise error(
+        "E0303",
+        f"data field `{d.name}{_where(idx)}` is declared int but holds {float(value):.6g}, "
+        "outside the 64-bit integer range",
+        d.span,
+    )
+
+
 def bind_data(
     program_ast: ast.Program, symbolic: ir.Program, raw: Mapping[str, Any], name: str
 ) -> tuple[ir.Program, dict[str, Any]]:
@@ -99,13 +126,7 @@ def bind_data(
                 d.span,
             )
         if d.ty.base == "int":
-            if arr.dtype.kind == "f":
-                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-                    raise error(
-                        "E0303",
-                        f"data field `{d.name}` is declared int but holds non-integer values",
-                        d.span,
-                    )
+            _check_int64(d, arr)
             arr = arr.astype(np.int64)
         else:
             arr = arr.astype(np.float64)
@@ -144,6 +165,7 @@ def bind_data(
                 d.span,
             )
     check_data_constraints(concrete, out)
+    check_declared_bounds(concrete, out)
     return concrete, out
 
 
@@ -196,6 +218,67 @@ def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
                     d.span,
                     help=_STRUCTURED_HELP.get(c.kind),
                 )
+
+
+def _data_only(expr: ir.Expr) -> bool:
+    """True when ``expr`` is decided by the data alone (no param, weight or draw)."""
+    for node in ir.walk(expr):
+        if isinstance(node, ir.Ref) and node.kind != "data":
+            return False
+        if isinstance(node, (ir.Rng, ir.Implicit, ir.Apply, ir.HigherOrder)):
+            return False
+    return True
+
+
+def check_declared_bounds(program: ir.Program, data: dict[str, Any]) -> None:
+    """The bounds of params and weights that the data decide are finite and ordered,
+    element by element (E0204 at the declaration); bounds that depend on params are
+    left to run time, as in Stan."""
+    declared: list[ir.ParamDecl | ir.WeightDecl] = [*program.params, *program.weights]
+    decls = [
+        d
+        for d in declared
+        if d.constraint.kind in _BOUNDS
+        and all(b is None or _data_only(b) for b in (d.constraint.lower, d.constraint.upper))
+    ]
+    if not decls:
+        return
+    import jax
+
+    from fpl.compiler.lower import Evaluator
+    from fpl.stdlib.registry import registry
+
+    with jax.enable_x64(True):
+        ev = Evaluator(registry(), dict(data))
+        for d in decls:
+            c = d.constraint
+            values = {}
+            for side, bound_expr in (("lower", c.lower), ("upper", c.upper)):
+                if bound_expr is None:
+                    continue
+                with np.errstate(all="ignore"):
+                    bound = np.asarray(ev.expr(bound_expr), dtype=float)
+                if not np.all(np.isfinite(bound)):
+                    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(bound))[0])
+                    raise error(
+                        "E0204",
+                        f"the {side} bound of `{d.name}` is {float(bound[idx])}"
+                        + (f" at {_where(idx)}" if idx else ""),
+                        d.span,
+                        help="bounds must be finite; leave the bound out for an unbounded side",
+                    )
+                values[side] = bound
+            if len(values) == 2:
+                lower, upper = np.broadcast_arrays(values["lower"], values["upper"])
+                bad = ~(lower < upper)
+                if np.any(bad):
+                    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                    raise error(
+                        "E0204",
+                        f"the lower bound of `{d.name}{_where(idx)}` ({float(lower[idx]):g}) "
+                        f"is not below its upper bound ({float(upper[idx]):g})",
+                        d.span,
+                    )
 
 
 _STRUCTURED_HELP = {
@@ -312,6 +395,7 @@ __all__ = [
     "bind",
     "bind_data",
     "check_data_constraints",
+    "check_declared_bounds",
     "initial_weights",
     "weight_transforms",
 ]

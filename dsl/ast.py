@@ -247,27 +247,42 @@ class Program:
 
 
 def dump(node: object, indent: int = 0) -> str:
-    """An indented, span-free rendering of an AST (``fpl compile --emit ast``)."""
-    pad = "  " * indent
-    if isinstance(node, tuple):
-        if not node:
-            return pad + "()"
-        return "\n".join(dump(item, indent) for item in node)
-    if not hasattr(node, "__dataclass_fields__"):
-        return pad + repr(node)
-    fields = [f for f in node.__dataclass_fields__ if f != "span"]
-    simple = []
-    nested = []
-    for name in fields:
-        value = getattr(node, name)
-        if hasattr(value, "__dataclass_fields__") or (isinstance(value, tuple) and value):
-            nested.append((name, value))
-        else:
-            simple.append(f"{name}={value!r}")
-    span = getattr(node, "span", None)
-    where = f"  @{span.line}:{span.col}" if span is not None else ""
-    lines = [f"{pad}{type(node).__name__}({', '.join(simple)}){where}"]
-    for name, value in nested:
-        lines.append(f"{pad}  .{name}:")
-        lines.append(dump(value, indent + 2))
+    """An indented, span-free rendering of an AST (``fpl compile --emit ast``).
+
+    Iterative (an explicit stack of pending items), so a tree of any depth prints."""
+    lines: list[str] = []
+    stack: list[tuple[object, int] | str] = [(node, indent)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):  # a ``.field:`` heading, already rendered
+            lines.append(item)
+            continue
+        value, depth = item
+        pad = "  " * depth
+        if isinstance(value, tuple):
+            if not value:
+                lines.append(pad + "()")
+            stack.extend((v, depth) for v in reversed(value))
+            continue
+        if not hasattr(value, "__dataclass_fields__"):
+            lines.append(pad + repr(value))
+            continue
+        simple = []
+        nested = []
+        for name in value.__dataclass_fields__:
+            if name == "span":
+                continue
+            field_value = getattr(value, name)
+            if hasattr(field_value, "__dataclass_fields__") or (
+                isinstance(field_value, tuple) and field_value
+            ):
+                nested.append((name, field_value))
+            else:
+                simple.append(f"{name}={field_value!r}")
+        span = getattr(value, "span", None)
+        where = f"  @{span.line}:{span.col}" if span is not None else ""
+        lines.append(f"{pad}{type(value).__name__}({', '.join(simple)}){where}")
+        for name, field_value in reversed(nested):
+            stack.append((field_value, depth + 2))
+            stack.append(f"{pad}  .{name}:")
     return "\n".join(lines)

@@ -50,7 +50,7 @@ _TERMINAL_TEXT = {
 CONTINUING = frozenset("+ - * / % @ ^ .* ./ == != <= >= && || = ~ += , | ? : ->".split())
 
 
-class TooDeep(Exception):
+class TooDeepError(Exception):
     """Raised by the postlexer at the first bracket nested deeper than ``MAX_DEPTH``."""
 
     def __init__(self, token: Token):
@@ -71,7 +71,7 @@ class NewlineFilter:
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
                 if depth > MAX_DEPTH:  # refused while parsing, not after
-                    raise TooDeep(tok)
+                    raise TooDeepError(tok)
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
             elif tok.type == "_NL" and (depth > 0 or str(previous) in CONTINUING):
@@ -354,9 +354,13 @@ def _lark() -> lark.Lark:
     return parser
 
 
-def cache_dir() -> Path:
-    """FPL's cache directory: ``$FPL_CACHE_DIR`` or ``~/.cache/fpl``."""
-    return Path(os.environ.get("FPL_CACHE_DIR") or Path.home() / ".cache" / "fpl")
+def cache_dir() -> Path | None:
+    """FPL's cache directory: ``$FPL_CACHE_DIR`` or ``~/.cache/fpl``; None when
+    ``FPL_CACHE_DIR`` is ``off`` (or empty, ``0``, ``none``)."""
+    chosen = os.environ.get("FPL_CACHE_DIR")
+    if chosen is not None and chosen.strip().lower() in ("", "off", "0", "none"):
+        return None
+    return Path(chosen or Path.home() / ".cache" / "fpl")
 
 
 def table_cache_path(grammar: str) -> Path | None:
@@ -372,7 +376,10 @@ def table_cache_path(grammar: str) -> Path | None:
         [grammar, repr(sorted(_OPTIONS.items())), lark.__version__, sys.version.split()[0]]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    folder = cache_dir() / "lark"
+    base = cache_dir()
+    if base is None:
+        return None
+    folder = base / "lark"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(folder.stat()):
@@ -401,9 +408,10 @@ def _load_tables(path: Path) -> lark.Lark | None:
             parser: object = lark.Lark.load(f)  # a foreign pickle may hold anything
     except Exception:  # a corrupt or foreign cache only costs the rebuild
         return None
-    if not isinstance(parser, lark.Lark) or not isinstance(parser.options.postlex, NewlineFilter):
+    if not isinstance(parser, lark.Lark):
         return None
-    return parser
+    postlex: object = cast(Any, parser.options).postlex  # typed None in lark's stubs
+    return parser if isinstance(postlex, NewlineFilter) else None
 
 
 def _save_tables(parser: lark.Lark, path: Path) -> None:
@@ -567,9 +575,9 @@ def parse(text: str, name: str = "<string>") -> ast.Program:
         tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
-    except TooDeep as exc:
-        tok = exc.token
-        raise _too_deep(Span(source, tok.line, tok.column, tok.line, tok.column)) from None
+    except TooDeepError as exc:
+        line, col = exc.token.line or 1, exc.token.column or 1
+        raise _too_deep(Span(source, line, col, line, col)) from None
     _check_depth(source, tree)
     try:
         return _Build(source).transform(tree)

@@ -34,8 +34,9 @@ last ``step_size_window`` fraction adapts the step size only.  At the end of eac
 window the metric is re-estimated from that window's draws and the previous one's
 (the "background"), then the background is forgotten.  The first metric, before any
 draw, is ``σ² = 1/|∇ log p|`` at the initial point.  The step size follows Stan's
-dual averaging toward ``target_accept``, restarted (at the current step size) whenever
-the metric changes; the sampling step size is its final average.
+dual averaging toward ``target_accept``, restarted (at the current step size) when the
+first estimate replaces the starting metric and continued through later ones (nutpie);
+the sampling step size is its final average.
 
 Everything here is pure JAX over one chain's arrays; the state has static shapes
 (the draw buffer is a ring of the largest two consecutive windows), so adaptation runs
@@ -134,6 +135,7 @@ class AdaptState(NamedTuple):
     first: Any
     count: Any
     background: Any
+    switches: Any  # metric estimates so far
 
 
 def _dual_averaging(target: float):
@@ -172,6 +174,7 @@ def init(a: Adaptation, grad, capacity: int, metric=None, step_size=None) -> Ada
         metric,
         jnp.zeros((capacity, d), grad.dtype),
         jnp.zeros((capacity, d), grad.dtype),
+        zero,
         zero,
         zero,
         zero,
@@ -214,12 +217,20 @@ def _switch(a: Adaptation, s: AdaptState) -> AdaptState:
     metric = jax.tree_util.tree_map(_single, estimate(a, s.draws, s.grads, valid, s.metric))
     first = (s.first + s.background) % capacity
     count = s.count - s.background
+    # dual averaging restarts once, when the first estimate replaces the gradient-based
+    # start (nutpie's rule): later estimates refine the metric, and restarting the step
+    # size at each (every 10 draws early on) would spend long, divergent exploratory
+    # trajectories every time
+    averaging = jax.lax.cond(
+        s.switches == 0, lambda _: da_init(s.step_size), lambda _: s.averaging, None
+    )
     return s._replace(
         metric=metric,
         first=first,
         count=count,
         background=count,
-        averaging=da_init(s.step_size),
+        averaging=averaging,
+        switches=s.switches + 1,
     )
 
 

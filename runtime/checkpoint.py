@@ -108,6 +108,8 @@ def load(path: str, kind: str, print_: str) -> tuple[dict[str, Any], dict[str, n
         header = json.loads(str(arrays.pop("__header__")))
     except Exception as exc:  # a truncated or foreign file
         raise error("E0408", f"`{path}` is not an FPL checkpoint ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise error("E0408", f"`{path}` is not an FPL checkpoint (its header is not an object)")
     if header.get("format") != FORMAT or header.get("kind") != kind:
         raise error(
             "E0408",
@@ -171,12 +173,59 @@ def tree_from(prefix: str, arrays: Mapping[str, np.ndarray], like, path: str):
 class NutsResumed:
     """A saved sampling run: every chain's state, draws and sampler stats so far."""
 
-    def __init__(self, header: dict, arrays: dict[str, np.ndarray]):
+    def __init__(self, header: dict, arrays: dict[str, np.ndarray], path: str = "checkpoint"):
+        """Every array is checked against the header before use (E0408): a header that
+        lies about the run is refused, never resumed from."""
+        done = _count(header, "done", path)
+        n_stats = _count(header, "n_stats", path)
+        positions = _array(arrays, "positions", path)
+        if positions.ndim != 3 or positions.dtype.kind != "f" or positions.shape[1] != done:
+            _lie(
+                path,
+                f"positions are {positions.dtype}{list(positions.shape)}, not "
+                f"float[chains, {done}, d]",
+            )
+        stats = []
+        for i in range(n_stats):
+            stat = _array(arrays, f"stat/{i}", path)
+            if stat.ndim < 2 or stat.shape[:2] != positions.shape[:2]:
+                _lie(
+                    path, f"stat/{i} is {list(stat.shape)}, not [{positions.shape[0]}, {done}, ...]"
+                )
+            stats.append(stat)
+        if f"stat/{n_stats}" in arrays:
+            _lie(path, f"it holds more sampler stats than the {n_stats} its header names")
+        failures = _array(arrays, "failures", path)
+        if failures.ndim != 2 or failures.shape[1] != 3 or failures.dtype.kind not in "iu":
+            _lie(path, f"failures are {failures.dtype}{list(failures.shape)}, not int[k, 3]")
+        if failures.size and (failures.min() < 0 or failures[:, 0].max() >= positions.shape[0]):
+            _lie(path, "failure counts name chains or nodes that do not exist")
         self.arrays = arrays
-        self.done = int(header["done"])
-        self.positions = arrays["positions"]  # (chains, done, d)
-        self.stats = [arrays[f"stat/{i}"] for i in range(int(header["n_stats"]))]
-        self.failures = {(int(c), int(n)): int(k) for c, n, k in arrays["failures"]}
+        self.done = done
+        self.positions = positions  # (chains, done, d)
+        self.stats = stats
+        self.failures = {(int(c), int(n)): int(k) for c, n, k in failures}
+
+
+def _lie(path: str, what: str):
+    raise error(
+        "E0408",
+        f"`{path}` does not hold what its header says: {what}",
+        help="the checkpoint is damaged or was edited; start afresh without resume",
+    )
+
+
+def _count(header: Mapping[str, Any], key: str, path: str) -> int:
+    value = header.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        _lie(path, f"`{key}` is {value!r}, not a count")
+    return int(value)
+
+
+def _array(arrays: Mapping[str, np.ndarray], key: str, path: str) -> np.ndarray:
+    if key not in arrays:
+        _lie(path, f"it has no `{key}`")
+    return arrays[key]
 
 
 class NutsCheckpoint:
@@ -191,10 +240,20 @@ class NutsCheckpoint:
         if not self.resume:
             return None
         header, arrays = load(self.path, "sample", self.print_)
-        return NutsResumed(header, arrays)
+        return NutsResumed(header, arrays, self.path)
 
     def state_like(self, like, resumed: NutsResumed):
-        return tree_from("state", resumed.arrays, like, self.path)
+        state = tree_from("state", resumed.arrays, like, self.path)
+        position = getattr(like, "position", None)  # (chains, d) for the run's model
+        if position is not None and resumed.done:
+            want = tuple(np.shape(position))
+            if resumed.positions.shape[::2] != want:
+                _lie(
+                    self.path,
+                    f"draws of shape {list(resumed.positions.shape)}, this run's chains and "
+                    f"parameters are {list(want)}",
+                )
+        return state
 
     def save(self, states, pos_parts, stat_parts, done, counts, path: str | None = None) -> None:
         arrays: dict[str, Any] = dict(tree_arrays("state", states))
@@ -245,4 +304,6 @@ def saved_seed(path) -> int | None:
             seed = json.loads(str(z["__header__"])).get("seed")
     except Exception:
         return None  # `load` reports what is wrong with the file
-    return None if seed is None else int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        return None  # not a seed: `load` and the header checks refuse the file
+    return seed

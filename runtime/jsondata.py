@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,9 @@ SPECIAL_REALS: dict[str, float] = {
     "-inf": -math.inf,
     "-Infinity": -math.inf,
 }
+
+#: arrays of more dimensions are refused (NumPy's own limit is 32 or 64, by version)
+MAX_RANK = 32
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -131,6 +136,11 @@ def _convert_list(value: list[Any], name: str, allow_bool: bool) -> np.ndarray:
         if any(n != lengths[0] for n in lengths):
             raise _ragged(name, shape, lengths)
         shape.append(lengths[0])
+        if len(shape) > MAX_RANK:
+            raise JsonValueError(
+                f"field `{name}` is nested more than {MAX_RANK} levels deep; "
+                "no array of a model has that many dimensions"
+            )
         level = [entry for item in level for entry in item]
     if any(isinstance(item, list) for item in level):
         raise JsonValueError(
@@ -274,6 +284,8 @@ def read_json_data(path: str) -> dict[str, object]:
             valid data.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block
+            raise error("E0501", f"cannot read data file `{path}`: it is not a regular file")
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except UnicodeDecodeError as exc:
@@ -281,6 +293,8 @@ def read_json_data(path: str) -> dict[str, object]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise error("E0501", f"cannot read data file `{path}`: {reason}") from None
+    except ValueError:  # a NUL in the path
+        raise error("E0501", f"cannot read data file {path!r}: the path holds a NUL") from None
     return parse_json_data(text, path)
 
 

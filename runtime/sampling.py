@@ -462,7 +462,9 @@ def _per_draw(
     ``(values, stats)`` with also each implicit node's residual, iterations, converged
     flag and reason at the draw (keys from ``fpl.runtime.failures.stat_name``)."""
     lead = next(iter(positions.values())).shape[:2]
-    flat = {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in positions.items()}
+    flat = {
+        k: jnp.reshape(v, (v.shape[0] * v.shape[1], *v.shape[2:])) for k, v in positions.items()
+    }
     n = lead[0] * lead[1]
     keys = jax.random.split(key, n)
 

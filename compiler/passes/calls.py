@@ -37,6 +37,12 @@ GRAD_MODES: dict[ir.GradMode, tuple[str, ...]] = {
 }
 
 
+#: integer solver options (iteration counts) at most this: the solvers count in int32
+MAX_INT_OPTION = 2**31 - 1
+#: ``phantom(k=...)`` at most this many terms: each is traced, so k is compile time
+MAX_PHANTOM_TERMS = 1000
+
+
 def check_call(c: Checker, e: ast.Call) -> ir.Expr:
     if isinstance(e.func, ast.Call):
         return _apply_derivative(c, e)
@@ -369,6 +375,7 @@ def _solver_option(option, value: float | int, kw: ast.Keyword) -> float | int:
     """``value`` as the type of a solver ``option``, within its bounds (else E0206)."""
     lo, hi = option.min, option.max
     if option.type is int:
+        hi = MAX_INT_OPTION if hi is None else hi  # iteration counts are int32 in the loops
         if (
             not isinstance(value, int)
             or (lo is not None and value < lo)
@@ -431,8 +438,13 @@ def _grad_mode(
                 if o.name not in GRAD_MODES[name]:
                     raise error("E0206", f"`{name}` has no option `{o.name}`", o.span)
                 val = _constant(c, o.value)
-                if not isinstance(val, int) or val < 1:
-                    raise error("E0206", f"`{o.name}` must be a positive integer", o.value.span)
+                if not isinstance(val, int) or not 1 <= val <= MAX_PHANTOM_TERMS:
+                    raise error(
+                        "E0206",
+                        f"`{o.name}` must be an integer in [1, {MAX_PHANTOM_TERMS}]",
+                        o.value.span,
+                        help="each term is traced once: a few (5 to 50) are usual",
+                    )
                 opts.append((o.name, val))
         mode, options = name, tuple(opts)
     return mode, options, warm

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from fpl.compiler import ir
+from fpl.compiler.passes.literals import check_division, check_literal_bounds, check_size
 from fpl.compiler.passes.types import STRUCTURED, static_dim
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import FplError, InternalError, did_you_mean, error
@@ -103,8 +104,10 @@ class Checker:
             if not t.shape:
                 raise error("E0204", f"`{t.base}` takes a size, e.g. `{t.base}[K]`", t.span)
             *outer, k = (self.size(d) for d in t.shape)
+            check_size((*outer, *(k,) * rank), t.span)
             return Ty("real", (*outer, *(k,) * rank)), ir.Constraint(structured)
         shape = tuple(self.size(d) for d in t.shape)
+        check_size(shape, t.span)
         ty = Ty(t.base, shape)
         lower = upper = None
         for b in t.bounds:
@@ -136,7 +139,9 @@ class Checker:
             if upper is not None
             else "real"
         )
-        return ty, ir.Constraint(kind, lower, upper)
+        constraint = ir.Constraint(kind, lower, upper)
+        check_literal_bounds(constraint, t.span)
+        return ty, constraint
 
     def size(self, e: ast.Expr) -> Dim:
         value = self.expr(e)
@@ -390,6 +395,18 @@ class Checker:
         if entry.event_arg is not None:
             a = args[entry.event_arg]
             event = a.ty.shape[a.ty.rank - entry.event_rank :]
+            if entry.event_rank == 1:  # a matrix argument is K x K for events of size K
+                for i, (m, r) in enumerate(zip(args, entry.arg_ranks)):
+                    square = m.ty.shape[m.ty.rank - r :]
+                    if r == 2 and any(dims_equal(k, event[0]) is False for k in square):
+                        raise error(
+                            "E0202",
+                            f"argument `{entry.params[i]}` of `{entry.name}` must be "
+                            f"{dim_text(event[0])} x {dim_text(event[0])} (the size of "
+                            f"`{entry.params[entry.event_arg]}`), not "
+                            f"{' x '.join(map(dim_text, square))}",
+                            m.span,
+                        )
         elif entry.event_rank:
             known = value.ty if value is not None else value_ty
             event = (
@@ -519,6 +536,7 @@ class Checker:
         for a in args:
             if a.ty.base not in ("int", "real", "bool"):
                 raise error("E0201", f"`{name}` needs numbers", a.span)
+        check_division(name, args, span)
         infos = [Arg(a.ty, self.static(a)) for a in args]
         for i in entry.static_args:
             if i < len(infos) and infos[i].dim is None:
@@ -527,12 +545,21 @@ class Checker:
                     f"argument {i + 1} of `{name}` must be a size known before the model runs",
                     args[i].span,
                 )
+            dim = infos[i].dim if i < len(infos) else None
+            if isinstance(dim, int):
+                if dim < 0:
+                    raise error("E0202", f"negative size {dim}", args[i].span)
+                check_size((dim,), args[i].span)
         try:
             ty = entry.rule(infos)
         except RuleError as exc:
             where = args[exc.arg].span if exc.arg is not None and exc.arg < len(args) else span
             code = "E0202" if exc.kind == "shape" else "E0201"
             raise error(code, f"`{_op_text(name)}`: {exc.message}", where, help=exc.help) from None
+        negative = [d for d in ty.shape if isinstance(d, int) and d < 0]
+        if negative:  # a constructor given a negative size: `ones(-1)`
+            raise error("E0202", f"`{_op_text(name)}`: negative size {negative[0]}", span)
+        check_size(ty.shape, span)
         return ir.Op(name, tuple(args), ty, span)
 
     def e_Unary(self, e: ast.Unary) -> ir.Expr:
@@ -551,13 +578,23 @@ class Checker:
         return ir.Cond(test, a, b, Ty(base, shape), e.span)
 
     def e_ArrayLit(self, e: ast.ArrayLit) -> ir.Expr:
-        items = [self.expr(i) for i in e.items]
+        items = []
+        for item in e.items:  # a loop, not a comprehension: one frame less per level
+            items.append(self.expr(item))
         if not items:
             return ir.ArrayLit((), Ty("real", (0,)), e.span)
         first = items[0].ty
         for it in items[1:]:
             if it.ty.rank != first.rank:
                 raise error("E0202", f"array elements differ in rank: {first} and {it.ty}", it.span)
+            for a, b in zip(first.shape, it.ty.shape, strict=True):
+                if isinstance(a, int) and isinstance(b, int) and a != b:  # ragged: not broadcast
+                    raise error(
+                        "E0202",
+                        f"array elements differ in shape: {first} and {it.ty}",
+                        it.span,
+                        help="every row of an array literal has the same length",
+                    )
         try:
             inner = broadcast(*(i.ty.shape for i in items))
         except RuleError as exc:

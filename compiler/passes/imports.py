@@ -9,6 +9,10 @@ from pathlib import Path
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import error
 from fpl.dsl.parser import parse
+from fpl.dsl.reader import read_source
+
+#: import chains longer than this are refused (E0106): each level is a recursive call
+MAX_IMPORT_DEPTH = 64
 
 
 def expand_imports(
@@ -24,11 +28,20 @@ def expand_imports(
         if base is None:
             raise error("E0106", "`import` needs a model loaded from a file", s.span)
         folder = base.parent.resolve()
-        rel = Path(s.path)
-        if rel.is_absolute() or not s.path.endswith(".fpl"):
+        if len(_seen) >= MAX_IMPORT_DEPTH:
             raise error(
                 "E0106",
-                f"cannot import `{s.path}`",
+                f"imports nested more than {MAX_IMPORT_DEPTH} files deep",
+                s.span,
+                help="import the shared files from the model itself",
+            )
+        rel = Path(s.path)
+        if not s.path.isprintable() or rel.is_absolute() or not s.path.endswith(".fpl"):
+            raise error(
+                "E0106",
+                f"cannot import `{s.path!r}`"
+                if not s.path.isprintable()
+                else f"cannot import `{s.path}`",
                 s.span,
                 help="imports are relative paths to .fpl files in the model's folder",
             )
@@ -42,10 +55,7 @@ def expand_imports(
             )
         if target in _seen:
             raise error("E0106", f"`{s.path}` imports itself (a cycle)", s.span)
-        try:
-            text = target.read_text()
-        except OSError as exc:
-            raise error("E0106", f"cannot read `{s.path}`: {exc.strerror}", s.span) from None
+        text = read_source(target, code="E0106", span=s.span)
         sub = expand_imports(parse(text, str(target)), target, (*_seen, target))
         for inner in sub.statements:
             if isinstance(inner, (ast.FnDef, ast.WeightDecl)):

@@ -26,6 +26,13 @@ def static_dim(expr: ir.Expr | None, sizes: dict[str, int] | None = None) -> Dim
         if sizes is not None and expr.name in sizes:
             return int(sizes[expr.name])
         return expr.name
+    if isinstance(expr, ir.Op) and expr.ty == Ty("int") and expr.name in ("neg", "pos"):
+        inner = static_dim(expr.args[0], sizes) if len(expr.args) == 1 else None
+        if inner is None or expr.name == "pos":
+            return inner
+        if isinstance(inner, int):
+            return -inner
+        return f"-({inner})" if " " in inner else f"-{inner}"
     if isinstance(expr, ir.Op) and expr.ty == Ty("int") and expr.name in ("add", "sub", "mul"):
         a, b = (static_dim(x, sizes) for x in expr.args)
         if a is None or b is None:

@@ -65,6 +65,12 @@ EXPECTED_CODES = {
     "data_constraint": "E0304",
     "data_nan": "E0306",
     "data_infinite": "E0306",
+    # hostile input (issue 11)
+    "integer_literal_too_large": "E0109",
+    "integer_mod_zero": "E0208",
+    "inverted_bounds": "E0204",
+    "ragged_array": "E0202",
+    "data_int_out_of_range": "E0303",
 }
 
 

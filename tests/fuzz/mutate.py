@@ -1,0 +1,237 @@
+"""Token-level mutants of FPL programs, and one in-process ``fpl check`` per mutant.
+
+A program is split into tokens (names, numbers, strings, operators, brackets, blanks and
+newlines, comments) and mutated a few times over: a token deleted, duplicated or swapped
+with its neighbour; a number replaced by an extreme one (``1e999``, 30 nines, ``-0``); a
+name replaced by a keyword or a builtin; a bracket inserted; a statement of another
+program spliced in; a byte flipped (which may make the file invalid UTF-8).
+
+:func:`run_case` writes the mutant to a file, runs ``fpl check`` on it in this process
+(``fpl.runtime.cli.main``) under a wall-clock limit, and returns a :class:`Outcome`;
+:func:`problems` lists what is wrong with an outcome: an exit code outside {0, 1, 2} (3 is
+an internal error), a diagnostic without ``file:line:col``, a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+_TOKEN = re.compile(
+    r"""(?P<comment>\#[^\n]*)
+      | (?P<string>"[^"\n]*")
+      | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<newline>\n)
+      | (?P<blank>[ \t]+)
+      | (?P<op>\.\*|\./|==|!=|<=|>=|&&|\|\||\+=|->|[-+*/%@^<>=~!?:,.;'|()\[\]{}])
+      | (?P<other>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+EXTREME_NUMBERS = (
+    "0",
+    "1",
+    "-1",
+    "0.0",
+    "-0.0",
+    "1e999",
+    "-1e999",
+    "1e-400",
+    "9" * 30,
+    "2147483648",
+    "9223372036854775807",
+    "9223372036854775808",
+    "4294967296",
+    "1e308",
+    "3.5",
+    "1000000000",
+)
+KEYWORDS = (
+    "data",
+    "param",
+    "weight",
+    "let",
+    "out",
+    "target",
+    "loss",
+    "gen",
+    "fn",
+    "return",
+    "import",
+    "fix",
+    "root",
+    "argmin",
+    "of",
+    "init",
+    "with",
+    "int",
+    "real",
+    "simplex",
+    "ordered",
+    "corr_matrix",
+    "cov_matrix",
+    "cholesky_cov",
+    "true",
+    "false",
+    "normal",
+    "sum",
+    "exp",
+    "zeros",
+    "ones",
+    "N",
+    "x",
+    "mu",
+    "phantom",
+    "grad",
+    "anderson",
+)
+BRACKETS = ("(", ")", "[", "]", "{", "}", "<", ">")
+
+
+def tokens(text: str) -> list[str]:
+    """``text`` as a list of tokens whose concatenation is ``text``."""
+    return [m.group() for m in _TOKEN.finditer(text)]
+
+
+def _kind(token: str) -> str:
+    m = _TOKEN.fullmatch(token)
+    return m.lastgroup or "other" if m else "other"
+
+
+def mutate(text: str, rng: random.Random, corpus: list[str]) -> bytes:
+    """One mutant of ``text``: one to four mutations, then UTF-8 bytes (a byte flip acts
+    on those)."""
+    toks = tokens(text)
+    flip = False
+    for _ in range(rng.randint(1, 4)):
+        if not toks:
+            toks = [""]
+        i = rng.randrange(len(toks))
+        choice = rng.randrange(9)
+        if choice == 0:
+            del toks[i]
+        elif choice == 1:
+            toks.insert(i, toks[i])
+        elif choice == 2 and i + 1 < len(toks):
+            toks[i], toks[i + 1] = toks[i + 1], toks[i]
+        elif choice == 3:
+            numbers = [k for k, t in enumerate(toks) if _kind(t) == "number"]
+            k = rng.choice(numbers) if numbers else i
+            toks[k] = rng.choice(EXTREME_NUMBERS)
+        elif choice == 4:
+            names = [k for k, t in enumerate(toks) if _kind(t) == "name"]
+            k = rng.choice(names) if names else i
+            toks[k] = rng.choice(KEYWORDS)
+        elif choice == 5:
+            toks.insert(i, rng.choice(BRACKETS))
+        elif choice == 6:
+            other = rng.choice(corpus).splitlines(keepends=True)
+            toks.insert(i, "\n" + rng.choice(other) if other else "")
+        elif choice == 7:
+            toks.insert(i, rng.choice(("(" * 50, "-" * 50, "[" * 30, "f(" * 20, " + x" * 40)))
+        else:
+            flip = True
+    data = "".join(toks).encode("utf-8")
+    if flip and data:
+        data = bytearray(data)
+        k = rng.randrange(len(data))
+        data[k] ^= 1 << rng.randrange(8)
+        data = bytes(data)
+    return data
+
+
+def corpus() -> dict[str, str]:
+    """The shipped example programs, by file name."""
+    return {p.name: p.read_text() for p in sorted(EXAMPLES.glob("*.fpl"))}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    code: int | None  # None: the time limit was reached (a hang)
+    stdout: str
+    stderr: str
+
+
+class _TimeLimit(BaseException):  # not an Exception: the CLI's handlers do not catch it
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _TimeLimit
+
+
+def run_case(data: bytes, path: Path, time_limit: float) -> Outcome:
+    """``fpl check path`` in this process, ``path`` holding ``data``, stopped after
+    ``time_limit`` seconds (``SIGALRM``: Unix, main thread)."""
+    from fpl.runtime.cli import main
+
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    code: int | None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["check", str(path)])
+    except _TimeLimit:
+        code = None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return Outcome(str(path), code, out.getvalue(), err.getvalue())
+
+
+_LOCATED = re.compile(r"^\s*--> (.+):(\d+):(\d+)$", re.MULTILINE)
+
+
+def problems(outcome: Outcome) -> list[str]:
+    """What is wrong with ``outcome`` (empty when it is fine)."""
+    if outcome.code is None:
+        return ["hang: no answer within the time limit"]
+    found = []
+    if outcome.code not in (0, 1, 2):
+        found.append(f"exit {outcome.code}: {outcome.stderr.strip()[:300]}")
+    heads = outcome.stderr.count("error[")
+    located = [m for m in _LOCATED.finditer(outcome.stderr) if m.group(1) == outcome.path]
+    if outcome.code == 1 and len(located) < max(1, heads):
+        found.append(f"an error without file:line:col: {outcome.stderr.strip()[:300]}")
+    return found
+
+
+def fuzz(
+    cases: int, seed: int, folder: Path, time_limit: float = 10.0, budget: float | None = None
+):
+    """Run up to ``cases`` mutants (fewer where ``budget`` seconds run out first);
+    return ``(count, failures)``, each failure ``(case number, mutant bytes, problems)``."""
+    import time
+
+    programs = corpus()
+    texts = list(programs.values())
+    names = list(programs)
+    rng = random.Random(seed)
+    start = time.monotonic()
+    failures = []
+    count = 0
+    for n in range(cases):
+        if budget is not None and time.monotonic() - start > budget:
+            break
+        base = rng.randrange(len(texts))
+        data = mutate(texts[base], rng, texts)
+        outcome = run_case(data, folder / f"case{n % 100}_{names[base]}", time_limit)
+        count += 1
+        bad = problems(outcome)
+        if bad:
+            failures.append((n, data, bad))
+    return count, failures
+
+
+__all__ = ["Outcome", "corpus", "fuzz", "mutate", "problems", "run_case", "tokens"]

@@ -1,0 +1,36 @@
+"""A bounded fuzzing budget in the suite (the long run: ``python -m tests.fuzz.run``)."""
+
+from __future__ import annotations
+
+import random
+
+from .mutate import Outcome, corpus, fuzz, mutate, problems, tokens
+
+#: seconds of fuzzing per suite run: enough for ~100 mutants, well under the 10 s budget
+BUDGET = 6.0
+
+
+def test_tokens_round_trip_every_example():
+    for text in corpus().values():
+        assert "".join(tokens(text)) == text
+
+
+def test_mutants_differ_from_their_program():
+    rng = random.Random(0)
+    texts = list(corpus().values())
+    changed = sum(mutate(t, rng, texts) != t.encode() for t in texts for _ in range(5))
+    assert changed >= len(texts) * 4  # a mutation can cancel out (swap of equal tokens)
+
+
+def test_problems_flags_internal_errors_hangs_and_unlocated_errors():
+    assert problems(Outcome("m.fpl", 3, "", "internal error: boom"))
+    assert problems(Outcome("m.fpl", None, "", ""))
+    assert problems(Outcome("m.fpl", 1, "", "error[E0101]: unexpected `x`"))
+    located = "error[E0101]: unexpected `x`\n --> m.fpl:1:2\n"
+    assert problems(Outcome("m.fpl", 1, "", located)) == []
+
+
+def test_a_bounded_fuzz_run_finds_no_internal_error_or_hang(tmp_path):
+    count, failures = fuzz(10_000, seed=20240611, folder=tmp_path, time_limit=5.0, budget=BUDGET)
+    assert count >= 10
+    assert failures == [], [(n, bad) for n, _, bad in failures[:5]]
