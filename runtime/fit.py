@@ -101,7 +101,13 @@ class Fit:
         chosen = {k: v for k, v in chosen.items() if variables is None or k in variables}
         rows = summary_rows(chosen, self.sample_stats)
         depth = int(self.attrs.get("max_tree_depth", 10))
-        text = format_summary(rows, self.sample_stats, max_tree_depth=depth, attrs=self.attrs)
+        text = format_summary(
+            rows,
+            self.sample_stats,
+            max_tree_depth=depth,
+            attrs=self.attrs,
+            warmup_divergences=self.warmup_divergences,
+        )
         tree_depth = self.sample_stats.get("tree_depth", np.zeros((self.chains, 0)))
         sat = np.sum(tree_depth >= depth, axis=1)
         for node in {**self.solver_failures, **self.gradient_failures}:

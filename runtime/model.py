@@ -101,15 +101,19 @@ class Model:
 
     # ---- inference: each method's settings are in its module (``fpl.runtime.methods``) ----
     def sample(self, data=None, settings=None, **kwargs):
-        """Sample the posterior with NUTS (Stan's defaults); returns a :class:`Fit`.
-        Settings (keywords or a :class:`~fpl.runtime.sampling.SampleSettings`): ``chains``
-        (4), ``warmup`` (1000), ``draws`` (1000), ``seed``, ``target_accept`` (0.8),
-        ``max_tree_depth`` (10), ``init`` (values by name, or a fit whose draws start the
-        chains), ``weights`` (held fixed: a dict by name or an ``OptimizeResult``),
-        ``progress`` (True), ``checkpoint`` (a file the run is saved to after each chain,
-        every ``every`` iterations of a chain and on Ctrl-C), ``every``, ``resume``
-        (continue from the checkpoint to the draws an uninterrupted run with the same
-        seed gives)."""
+        """Sample the posterior with NUTS, chains in parallel over the local devices;
+        returns a :class:`Fit`.  Settings (keywords or a
+        :class:`~fpl.runtime.sampling.SampleSettings`): ``chains`` (4), ``warmup`` (1000),
+        ``draws`` (1000), ``seed``, ``target_accept`` (0.8), ``max_tree_depth`` (10),
+        ``metric`` ("low_rank": nutpie's Fisher-divergence diagonal plus low-rank; "diag";
+        "dense"; or a fit whose adapted metric and step size are reused), ``max_rank``
+        (10), ``early_window`` (0.3), ``step_size_window`` (0.15), ``metric_window`` (80),
+        ``shard_data`` (False: split the data's observation axis over the devices
+        instead), ``init`` (values by name, or a fit whose draws start the chains),
+        ``weights`` (held fixed: a dict by name or an ``OptimizeResult``), ``progress``
+        (True), ``checkpoint`` (a file the run is saved to every ``every`` iterations, at
+        the end and on Ctrl-C), ``every``, ``resume`` (continue from the checkpoint to the
+        draws an uninterrupted run with the same seed gives)."""
         return run_method("sample", self, data, settings, **kwargs)
 
     def optimize(self, data=None, settings=None, **kwargs):

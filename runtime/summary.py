@@ -296,8 +296,10 @@ def format_summary(
     sample_stats: Mapping[str, np.ndarray] | None = None,
     max_tree_depth: int = 10,
     attrs: Mapping[str, object] | None = None,
+    warmup_divergences: np.ndarray | None = None,
 ) -> str:
     """An aligned text table of ``rows`` (like CmdStan's ``stansummary``).
+    ``warmup_divergences`` (per chain) are shown beside the sampling ones.
 
     With ``sample_stats`` (arrays of shape (chains, draws)), an ``lp__`` row leads
     the table (unless ``rows`` have one), and one line per chain follows with its
@@ -329,7 +331,7 @@ def format_summary(
         for line in table
     ]
     if sample_stats is not None:
-        lines.extend(_sampler_lines(sample_stats, max_tree_depth))
+        lines.extend(_sampler_lines(sample_stats, max_tree_depth, warmup_divergences))
     lines.extend(timing_lines(attrs or {}))
     return "\n".join(lines)
 
@@ -354,8 +356,11 @@ def timing_lines(attrs: Mapping[str, object]) -> list[str]:
     return ["", line]
 
 
-def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list[str]:
-    """Per-chain divergences, tree-depth saturations and E-BFMI, and the warnings."""
+def _sampler_lines(
+    stats: Mapping[str, np.ndarray], max_tree_depth: int, warmup_divergences=None
+) -> list[str]:
+    """Per-chain divergences (warmup's beside), tree-depth saturations and E-BFMI, and
+    the warnings."""
     diverging = stats.get("diverging")
     depth = stats.get("tree_depth")
     energy = stats.get("energy")
@@ -380,7 +385,10 @@ def _sampler_lines(stats: Mapping[str, np.ndarray], max_tree_depth: int) -> list
         parts = []
         if div_counts is not None:
             n = int(div_counts[c])
-            parts.append(f"{n} divergent transition{'' if n == 1 else 's'}")
+            warm = ""
+            if warmup_divergences is not None and len(warmup_divergences) == chains:
+                warm = f" (and {int(warmup_divergences[c])} in warmup)"
+            parts.append(f"{n} divergent transition{'' if n == 1 else 's'}{warm}")
         if depth_counts is not None:
             parts.append(f"{int(depth_counts[c])} at max tree depth {max_tree_depth}")
         if bfmi is not None:

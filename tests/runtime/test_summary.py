@@ -308,3 +308,18 @@ def test_fpl_summary_of_a_netcdf_fit_imports_no_arviz(tmp_path) -> None:
     )
     assert out.stdout.splitlines()[-1] == "[]"
     assert "lp__" in out.stdout and "mu" in out.stdout
+
+
+def test_warmup_divergences_are_shown_beside_the_sampling_ones():
+    """The progress line counts warmup divergences; the summary says them apart."""
+    rng = np.random.default_rng(0)
+    stats = {
+        "diverging": np.zeros((2, 50)),
+        "tree_depth": np.ones((2, 50)),
+        "energy": rng.normal(size=(2, 50)),
+    }
+    text = format_summary(
+        summarize({"x": rng.normal(size=(2, 50))}), stats, warmup_divergences=np.array([3, 0])
+    )
+    assert "Chain 1: 0 divergent transitions (and 3 in warmup)" in text
+    assert "Chain 2: 0 divergent transitions (and 0 in warmup)" in text
