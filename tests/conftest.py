@@ -1,5 +1,80 @@
-"""Strict test settings: float64 everywhere, warnings are errors (pyproject)."""
+"""Strict test settings: float64 everywhere, warnings are errors (pyproject).
 
-import jax
+One CPU device per test process: pytest-xdist already puts a worker on every core, so
+chains spread over several host devices would only compete for the same cores (and each
+program would be compiled once per device).  Tests of parallel chains start fresh
+interpreters with ``FPL_HOST_DEVICES`` set (tests/runtime/test_parallel_chains.py)."""
+
+import os
+
+os.environ.setdefault("FPL_HOST_DEVICES", "1")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+import pytest  # noqa: E402
+
+#: What plain ``pytest`` (the quick suite, README) leaves to the whole suite (``pytest -m
+#: "slow or not slow"``, run by .ci/run): files where every test samples, trains or starts
+#: fresh interpreters, and single tests that took over ~5 s on 2 cores (pytest
+#: --durations, 2026-11-29: together 2/3 of the quick suite's 15 minutes).  End-to-end
+#: sampling stays in the quick suite through test_cli's and test_model's sample tests.
+FULL_SUITE_FILES = (
+    "tests/examples/",
+    "tests/runtime/test_parallel_chains.py",
+    "tests/runtime/test_sharded_data.py",
+    "tests/compiler/test_data_lets.py",
+    "tests/compiler/test_nodes_everywhere.py",
+)
+FULL_SUITE_TESTS = frozenset(
+    {
+        "tests/compiler/test_compiled.py::test_blackjax_nuts_samples_a_compiled_model",
+        "tests/compiler/test_compiled.py::test_gradient_hessian_and_hvp_against_finite_differences",
+        "tests/compiler/test_compiled.py::test_log_density_matches_the_constrained_route",
+        "tests/compiler/test_implicit.py::test_bilevel_program",
+        "tests/compiler/test_implicit.py::test_deq_program",
+        "tests/compiler/test_implicit.py::test_large_unknown_uses_matrix_free_solves",
+        "tests/compiler/test_implicit.py::test_matches_unrolled_and_approximate_modes",
+        "tests/compiler/test_implicit.py::test_nested_nodes",
+        "tests/compiler/test_implicit.py::test_singular_tangent_is_nan_not_wrong",
+        "tests/compiler/test_implicit.py::test_value_gradient_and_hessian_against_finite_differences",
+        "tests/compiler/test_implicit.py::test_vmap_over_params",
+        "tests/compiler/test_implicit_affine.py::test_affine_fix_gives_the_closed_form_in_one_step",
+        "tests/compiler/test_pointwise.py::test_entries_sum_to_the_likelihood",
+        "tests/runtime/test_adaptation.py::test_low_rank_recovers_a_correlated_gaussian",
+        "tests/runtime/test_adaptation.py::test_only_valid_rows_count",
+        "tests/runtime/test_checkpoint.py::test_a_changed_function_body_is_another_model",
+        "tests/runtime/test_checkpoint.py::test_cli_sample_ctrl_c_prints_the_resume_command",
+        "tests/runtime/test_checkpoint.py::test_sample_resumed_equals_uninterrupted",
+        "tests/runtime/test_diagnose.py::test_cli_output_and_exit_codes",
+        "tests/runtime/test_diagnose.py::test_spectral_radius_of_a_linear_fix_is_exact",
+        "tests/runtime/test_diagnose_ift.py::test_monotone_deq_is_well_posed_with_picards_note",
+        "tests/runtime/test_io.py::test_load_fit_gives_back_a_fit",
+        "tests/runtime/test_laplace.py::test_draws_follow_the_gaussian",
+        "tests/runtime/test_laplace.py::test_hessian_through_a_fixed_point",
+        "tests/runtime/test_model.py::test_dependent_bounds_are_recomputed_per_draw",
+        "tests/runtime/test_model.py::test_nonconverged_solves_are_counted_in_nuts",
+        "tests/runtime/test_model.py::test_same_seed_same_draws",
+        "tests/runtime/test_model.py::test_truncated_prior_is_half_normal",
+        "tests/runtime/test_optimize.py::test_lbfgs_stops_at_convergence_and_says_so",
+        "tests/runtime/test_pathfinder.py::test_draws_start_nuts_chains",
+        "tests/runtime/test_pathfinder.py::test_recovers_a_gaussian_posterior",
+        "tests/runtime/test_pathfinder.py::test_settings_are_validated_once_for_api_and_cli",
+        "tests/runtime/test_stuck_chains.py::test_a_stranded_chain_names_the_ill_posed_implicit_node",
+        "tests/runtime/test_stuck_chains.py::test_a_stranded_chain_stops_early_with_a_coded_error",
+        "tests/runtime/test_stuck_chains.py::test_tiny_but_smooth_posteriors_are_not_stuck",
+        "tests/runtime/test_vi.py::test_full_rank_guide_recovers_the_posterior",
+        "tests/runtime/test_vi.py::test_mean_field_guide_gets_the_mean_and_the_conditional_spread",
+        "tests/stdlib/test_distributions_table.py::test_lkj_normalised_for_two_by_two",
+        "tests/stdlib/test_distributions_table.py::test_log_prob_shape_rule_matches_the_implementation",
+    }
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        base = item.nodeid.split("[", 1)[0]
+        if item.nodeid.startswith(FULL_SUITE_FILES) or base in FULL_SUITE_TESTS:
+            item.add_marker(pytest.mark.slow)

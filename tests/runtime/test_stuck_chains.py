@@ -179,18 +179,17 @@ def test_a_stranded_chain_stops_early_with_a_coded_error():
     # (that it stopped early is the iteration above; no wall-clock bound: machines are noisy)
 
 
-def test_a_stranded_chain_names_the_ill_posed_implicit_node():
+def test_a_stranded_chain_reports_its_implicit_nodes_diagnosis():
+    """Where a chain strands, the error carries ``diagnose``'s verdict on the implicit
+    node there.  z = 0 solves z = tanh(a z) with df/dz = a > 1: Picard iteration would
+    not converge, but I - df/dz = 1 - a is nonsingular, so the implicit function theorem
+    holds and the node is well-posed (fpl.runtime.diagnose judges by the IFT matrix);
+    the chain is stranded by the density's noise, and the message says so."""
     err, text, _chain, step, _it, _s = _stuck(fpl.compile(NOISE_FIX), init={"a": 3.0})
     assert step < nuts.STUCK_STEP
     m = re.search(r"at a = (\S+) ", text)
-    a = float(m.group(1))
-    assert a > 1  # stuck in the expanding region (the only one there is)
-    # the diagnosis at that point: the fixed point z = 0 with df/dz = a >= 1
-    assert "`fix` at <string>:3:9 is ill-posed there" in text
-    radius = float(re.search(r"spectral radius of df/dz is (\S+) >= 1", text).group(1))
-    assert radius == pytest.approx(a, rel=1e-3)  # 4 significant digits printed
-    d = err.diagnostics[0]
-    assert d.span is not None and (d.span.line, d.span.col) == (3, 9)
+    assert float(m.group(1)) > 1  # stuck where df/dz = a > 1
+    assert "its implicit nodes look well-posed there" in text
 
 
 def test_tiny_but_smooth_posteriors_are_not_stuck():
