@@ -137,24 +137,34 @@ def test_metric_setting_is_checked():
 
 @pytest.mark.slow
 def test_generated_quantities_memory_is_bounded(tmp_path):
-    """A gen of N = 10⁵ values per draw, 2 chains x 300 draws: all at once the per-draw
-    pass would ask XLA for draws x N temporaries (600 x 10⁵ x several arrays x 8 bytes ~
-    several GB); in batches of GEN_BATCH draws it stays within a 2 GB peak resident
-    memory (the output itself is 480 MB)."""
+    """A gen of N = 10⁵ values per draw: going from 2 x 50 to 2 x 300 draws, the peak
+    resident memory may grow by the output itself (500 more draws x 10⁵ x 8 bytes = 400
+    MB) plus the per-batch temporaries (GEN_BATCH draws), not by draws x N temporaries
+    (all at once: 1.33 GB more, measured, for this gen's sort and cumulative sum).  The growth is
+    measured in one process (the first run pays compilation and the runtime's own
+    baseline, which vary with the machine), and the total stays under a 2 GB budget
+    where the machine's baseline allows (1.3-1.5 GB measured on the 2-core VM)."""
     n = 100_000
     (tmp_path / "big.fpl").write_text(
         "data N: int\ndata x: real[N]\nparam a ~ normal(0, 1)\nparam s: real<lower=0> ~ "
-        "exponential(1)\ngen y_rep ~ normal(a * x + sin(x) * cos(a), s)\n"
+        "exponential(1)\ngen y_rep ~ normal(cumulative_sum(sort_asc(sin(a * x))) / N, s)\n"
     )
     (tmp_path / "big.json").write_text(json.dumps({"N": n, "x": np.linspace(0, 1, n).tolist()}))
     code = """
         import resource, fpl
-        fit = fpl.load("big.fpl").sample("big.json", chains=2, warmup=100, draws=300,
-                                        seed=1, progress=False)
-        assert fit.generated["y_rep"].shape == (2, 300, 100000)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+        model = fpl.load("big.fpl")
+        peaks = []
+        for draws in (50, 300):
+            fit = model.sample("big.json", chains=2, warmup=100, draws=draws, seed=1,
+                               progress=False)
+            assert fit.generated["y_rep"].shape == (2, draws, 100000)
+            del fit
+            peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB
+        print(*peaks)
     """
     out = _python(code, {"FPL_HOST_DEVICES": "1"}, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    peak_gb = int(out.stdout.strip().splitlines()[-1]) / 2**20
-    assert peak_gb < 2.0, f"peak resident memory {peak_gb:.2f} GB"
+    small, big = (int(v) / 2**20 for v in out.stdout.strip().splitlines()[-1].split())
+    growth = big - small
+    # output growth 0.4 GB (+ its NumPy copy when reshaped: 0.8 GB) + batches: under 1 GB
+    assert growth < 1.0, f"peak grew by {growth:.2f} GB from 100 to 600 draws"
