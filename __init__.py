@@ -16,6 +16,7 @@ chains run in parallel (``fpl.runtime.platform`` says how to choose or opt out).
 from fpl.runtime import platform as _platform
 
 _platform.use_host_cores()
+_platform.use_fast_compiler()
 
 __version__ = "0.1.0"
 
