@@ -11,17 +11,19 @@ cov_matrix, cholesky_cov) event by event.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from fpl.compiler import ir
 from fpl.compiler.passes.check import check
+from fpl.compiler.passes.indices import check_index_data
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import error
-from fpl.stdlib.types import Ty
+from fpl.stdlib.types import INT, Ty
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ def bind_data(
             out[d.name] = value
         else:
             out[d.name] = arr
-    concrete = check(program_ast, sizes, symbolic.name)
+    computed = size_lets(symbolic, sizes, out, inferred_from)
+    concrete = check(program_ast, {**sizes, **computed}, symbolic.name)
+    concrete = _fix_size_lets(concrete, computed)
     for d in concrete.data:
         arr = np.asarray(out[d.name])
         if tuple(arr.shape) != tuple(d.ty.shape):
@@ -170,6 +174,84 @@ def bind_data(
 
 
 _BOUNDS = ("lower", "upper", "interval")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _symbolic_names(program: ir.Program) -> set[str]:
+    """The names the symbolic sizes of ``program`` are written in (``"K - 1"``: K)."""
+    names: set[str] = set()
+    for stmt in program.statements:
+        for node in ir.walk(stmt):
+            for dim in getattr(getattr(node, "ty", None), "shape", ()):
+                if isinstance(dim, str):
+                    names.update(_IDENTIFIER.findall(dim))
+    return names
+
+
+def size_lets(
+    symbolic: ir.Program,
+    sizes: Mapping[str, int],
+    data: Mapping[str, Any],
+    inferred_from: Mapping[str, str],
+) -> dict[str, int]:
+    """The integer `let`s of data only that the model uses as sizes (``let K = max(y)``
+    then ``real[K - 1]``), computed from the data once, before the model is checked at
+    concrete sizes: name -> value.  The lets they read are evaluated with them, in
+    program order.  A size that is also the length of a data array must agree with it
+    (E0302); a ``reject`` reached here is its located error (E0309)."""
+    lets = {s.name: s for s in symbolic.statements if isinstance(s, ir.Let)}
+    wanted = [n for n in _symbolic_names(symbolic) if n in lets and lets[n].value.ty == INT]
+    if not wanted:
+        return {}
+    needed: set[str] = set()
+    stack = list(wanted)
+    while stack:  # the lets the wanted ones read, transitively
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for node in ir.walk(lets[name].value):
+            if isinstance(node, ir.Ref) and node.kind == "local" and node.name in lets:
+                stack.append(node.name)
+    import jax
+
+    from fpl.compiler.lower import Evaluator
+    from fpl.stdlib.registry import registry
+
+    out: dict[str, int] = {}
+    with jax.enable_x64(True):
+        ev = Evaluator(registry(), {**data, **sizes})
+        ev.reject_code = "E0304"  # a `reject` reached here rejects the data
+        for stmt in symbolic.statements:
+            if not (isinstance(stmt, ir.Let) and stmt.name in needed):
+                continue
+            ev.env[stmt.name] = ev.expr(stmt.value)
+            if stmt.name not in wanted:
+                continue
+            value = int(np.asarray(ev.env[stmt.name]))
+            if stmt.name in sizes and sizes[stmt.name] != value:
+                raise error(
+                    "E0302",
+                    f"`{stmt.name}` is {value} but `{inferred_from[stmt.name]}` has length "
+                    f"{sizes[stmt.name]}",
+                    stmt.span,
+                )
+            out[stmt.name] = value
+    return out
+
+
+def _fix_size_lets(program: ir.Program, computed: Mapping[str, int]) -> ir.Program:
+    """``program`` with each size `let` replaced by its value: a Python integer when the
+    model is traced, as a data integer is (a traced one could not give a shape)."""
+    if not computed:
+        return program
+    statements = tuple(
+        replace(s, value=ir.Const(computed[s.name], INT, s.value.span))
+        if isinstance(s, ir.Let) and s.name in computed
+        else s
+        for s in program.statements
+    )
+    return replace(program, statements=statements)
 
 
 def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
@@ -385,6 +467,7 @@ def bind(
     """Check and bind data; weights not given are drawn from their ``init`` with
     ``weight_seed``."""
     program, values = bind_data(program_ast, symbolic, data, symbolic.name)
+    check_index_data(program, values)  # E0307: `a[g]` with g outside 1..size(a)
     static = {k: v for k, v in values.items() if isinstance(v, int)}
     arrays = {k: v for k, v in values.items() if not isinstance(v, int)}
     return Bound(program, static, arrays, initial_weights(program, values, weights, weight_seed))

@@ -49,8 +49,20 @@ import jax.numpy as jnp
 
 from fpl.compiler import ir, reporting
 from fpl.compiler.affine import degree, is_affine
-from fpl.stdlib.solvers import Problem, Result, Solver, default_solver, norm, residual_fn
+from fpl.stdlib.solvers import (
+    CONSTRAINED_SOLVER,
+    Constraints,
+    Problem,
+    Result,
+    Solver,
+    Split,
+    default_solver,
+    norm,
+    residual_fn,
+)
+from fpl.stdlib.solvers.constrained import active_set, kkt_residual
 
+ACTIVE = "%active"  # the operand holding a constrained argmin's active set (no name clash)
 LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
 
 
@@ -60,7 +72,7 @@ LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
 def free_names(node: ir.Implicit) -> set[str]:
     """Names the body may read from the environment (a superset is harmless)."""
     names: set[str] = set()
-    for sub in [node.body]:
+    for sub in [node.body, *node.equalities, *node.inequalities]:
         for x in ir.walk(sub):
             if isinstance(x, ir.Ref):
                 names.add(x.name)
@@ -84,6 +96,8 @@ def node_solver(ev, node: ir.Implicit) -> Solver:
     """The solver object of ``node``: the class it names (else the registry's default for
     its kind, or the direct ``linear`` solve where ``direct``) with its checked options."""
     name = node.solver or default_solver(node.kind, affine=direct(node))
+    if not node.solver and constrained(node):
+        name = CONSTRAINED_SOLVER
     return ev.reg.solvers[name](**dict(node.solver_options))
 
 
@@ -97,7 +111,14 @@ def node_solver(ev, node: ir.Implicit) -> Solver:
 def direct(node: ir.Implicit) -> bool:
     """Whether ``node`` is lowered to a direct linear solve: affine, no solver named, and
     not ``grad=unrolled`` (which differentiates through an iteration by definition)."""
-    return not node.solver and node.grad != "unrolled" and is_affine(node)
+    return not node.solver and node.grad != "unrolled" and not constrained(node) and is_affine(node)
+
+
+def constrained(node: ir.Implicit) -> bool:
+    """Whether ``node`` is an ``argmin ... subject to``: its unknown is then solved for
+    with the constraints' multipliers, y = (w, λ, μ) (``fpl.stdlib.solvers.constrained``),
+    and differentiated through the KKT residual with the active set frozen at y*."""
+    return bool(node.equalities or node.inequalities)
 
 
 # ---- warm starts ------------------------------------------------------------------------
@@ -183,11 +204,24 @@ def _warn_float32(node: ir.Implicit) -> None:
 # mode alike, once per evaluation (per element under vmap, where the flag it carries
 # tells a failed element from a healthy one); it changes no value.
 #
-# Approximate modes use the fixed-point map T: T = f for `fix`, T(z) = z - R(z) for
-# `root`/`argmin` (a unit-step Newton-free map; meaningful when ∂R/∂z ≈ I):
+# Approximate modes use the fixed-point map T(z) = z - a R(z), with the step a of
+# `phantom(step=a)` (default 1: T = f for `fix`, the unit-step map z - R(z) for
+# `root`/`argmin`, meaningful when ∂R/∂z ≈ I). Any a > 0 has the same fixed points and
+# the same limit (I - ∂T/∂z)^{-1} ∂T/∂θ = -(∂R/∂z)^{-1} ∂R/∂θ; the series converges when
+# the spectral radius of I - a ∂R/∂z is below 1 (for an argmin: a < 2 / λ_max(Hessian)):
 #   phantom(k):  ż_0 = 0, ż_{j+1} = ∂T/∂z ż_j + ∂T/∂θ θ̇  (k terms of the Neumann series
 #                of (I - ∂T/∂z)^{-1} ∂T/∂θ θ̇);
 #   onestep:     ż = ∂T/∂θ θ̇   (Jacobian-free backprop; phantom with k = 1).
+#
+# `lstsq` is the implicit mode with the minimum-norm solution ż = A⁺ b: for a node whose
+# solutions form a family (a gauge, e.g. Sinkhorn's potentials f + c, g − c), A = ∂R/∂z
+# is singular along the family's direction v and the plain solve has no unique answer;
+# b is still in A's range (differentiating R(z*(θ), θ) = 0 along any smooth selection
+# z*(θ) shows it), so ż is exact up to a multiple of v, and the derivative of anything
+# gauge-invariant (a transport plan, a cost) is exact. In reverse mode the adjoint
+# system Aᵀλ = z̄ is consistent exactly when z̄ ⟂ v, i.e. when what is differentiated is
+# gauge-invariant; otherwise the least-squares residual is not small and the gradient
+# is NaN (reported as a backward failure), never a silently gauge-dependent number.
 
 
 #: unknowns up to this size get a dense LU tangent solve.  Materialising A costs n
@@ -204,12 +238,16 @@ def _report_backward(node_id: int, bad) -> None:
     reporting.report_backward(node_id, bad)
 
 
-def _checked_solve(apply, rhs, node_id: int, fwd_ok):
+def _checked_solve(apply, rhs, node_id: int, fwd_ok, least_squares: bool = False):
     """Solve apply(x) = rhs (apply linear); NaN where the result does not check out (and
-    then, if the forward solve ``fwd_ok``, a backward failure of ``node_id`` reported)."""
+    then, if the forward solve ``fwd_ok``, a backward failure of ``node_id`` reported).
+    ``least_squares``: the minimum-norm solution A^+ rhs (``grad=lstsq``), which checks
+    out where rhs is in A's range, as it is for a consistent singular system."""
     n = rhs.shape[0]
     dt = rhs.dtype
-    if n <= TANGENT_DENSE_MAX:
+    if least_squares:
+        x, ok = _least_squares(apply, rhs)
+    elif n <= TANGENT_DENSE_MAX:
         A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
         x = jnp.linalg.solve(A, rhs)
         r = A @ x - rhs
@@ -225,6 +263,28 @@ def _checked_solve(apply, rhs, node_id: int, fwd_ok):
     return jnp.where(ok, x, jnp.nan)
 
 
+def _least_squares(apply, rhs):
+    """The minimum-norm least-squares solution of apply(x) = rhs and whether it solves
+    the system (rhs in the range). Dense: the pseudo-inverse (SVD; singular values below
+    n eps sigma_max count as zero). Matrix-free: conjugate gradients on the normal
+    equations A'A x = A' rhs from x = 0, whose iterates stay in range(A') = null(A)^perp,
+    so the limit is the minimum-norm solution (A' by ``jax.linear_transpose``)."""
+    n = rhs.shape[0]
+    dt = rhs.dtype
+    if n <= TANGENT_DENSE_MAX:
+        A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
+        x = jnp.linalg.pinv(A) @ rhs
+        scale = norm(rhs) + jnp.sqrt(jnp.sum(A * A)) * norm(x)
+        ok = norm(A @ x - rhs) <= jnp.sqrt(jnp.finfo(dt).eps) * scale
+    else:
+        adjoint = jax.linear_transpose(apply, rhs)
+        x, _ = jax.scipy.sparse.linalg.cg(
+            lambda v: adjoint(apply(v))[0], adjoint(rhs)[0], tol=GMRES_TOL, maxiter=10 * n
+        )
+        ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
+    return x, ok & jnp.all(jnp.isfinite(x))
+
+
 def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_ok):
     fixed = {key: v for key, v in theta.items() if key not in float_keys}
     th_f = {key: theta[key] for key in float_keys}
@@ -236,13 +296,14 @@ def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_
     def jvp_z(g, v):
         return jax.jvp(lambda zz: g(zz, theta), (z,), (v,))[1]
 
-    if mode == "implicit":
+    if mode in ("implicit", "lstsq"):
         b = -jvp_theta(R)
+        lstsq = mode == "lstsq"
         return jax.lax.custom_linear_solve(
             lambda v: jvp_z(R, v),
             b,
-            solve=lambda mv, rhs: _checked_solve(mv, rhs, node_id, fwd_ok),
-            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs, node_id, fwd_ok),
+            solve=lambda mv, rhs: _checked_solve(mv, rhs, node_id, fwd_ok, lstsq),
+            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs, node_id, fwd_ok, lstsq),
         )
     b = jvp_theta(T)
     if mode == "onestep":
@@ -286,19 +347,45 @@ def lower_implicit(ev, node: ir.Implicit):
             theta[name] = ev.env[name]
     float_keys = frozenset(key for key, v in theta.items() if _inexact(v))
 
-    def body(z, th, stats=None):
+    def evaluate(expr, z, th, stats=None):
         sub = Evaluator(ev.reg, {**ev.env, **th, node.var: z.reshape(shape)})
         sub.solver_stats = {} if stats is None else stats
-        value = jnp.asarray(sub.expr(node.body), dt)
+        return sub.expr(expr)
+
+    def body(z, th, stats=None):
+        value = jnp.asarray(evaluate(node.body, z, th, stats), dt)
         if kind == "argmin":
             return jnp.reshape(value, ())
         return jnp.ravel(jnp.broadcast_to(value, shape))
 
+    def subject(th) -> Constraints | None:  # argmin subject to: g(w) = 0, h(w) >= 0
+        if not constrained(node):
+            return None
+
+        def stacked(exprs):
+            def values(w):
+                parts = [jnp.ravel(jnp.asarray(evaluate(g, w, th), dt)) for g in exprs]
+                return jnp.concatenate([jnp.zeros((0,), dt), *parts])
+
+            return values
+
+        eq, ineq = stacked(node.equalities), stacked(node.inequalities)
+        w = jnp.zeros((n,), dt)  # sizes only: dead code under jit
+        return Constraints(eq, ineq, eq(w).shape[0], ineq(w).shape[0])
+
     def R(z, th):
+        cons = subject(th)
+        if cons is not None:  # the KKT residual in y = (w, λ, μ), the active set frozen
+            return kkt_residual(lambda w: body(w, th), cons, n, th[ACTIVE])(z)
         return residual_fn(kind, lambda zz: body(zz, th))(z)
 
+    # phantom's step a: T(z) = z - a R(z) (a = 1: f itself for fix, z - R(z) otherwise)
+    step = float(dict(node.grad_options).get("step", 1.0)) if node.grad == "phantom" else 1.0
+
     def T(z, th):
-        return body(z, th) if kind == "fix" else z - R(z, th)
+        if kind == "fix" and step == 1.0:
+            return body(z, th)
+        return z - step * R(z, th)
 
     if node.init is not None:
         z0 = jnp.ravel(jnp.broadcast_to(jnp.asarray(ev.expr(node.init), dt), shape))
@@ -313,22 +400,31 @@ def lower_implicit(ev, node: ir.Implicit):
     if node.warm and warm_in is not None and node.node_id in warm_in:
         prev = jnp.ravel(jnp.asarray(warm_in[node.node_id], dt))
         z0 = jnp.where(jnp.all(jnp.isfinite(prev)), prev, z0)
+    cons_sg = subject(jax.tree.map(jax.lax.stop_gradient, theta))
+    if cons_sg is not None:  # the multipliers start at 0
+        z0 = jnp.concatenate([z0, jnp.zeros((cons_sg.equalities + cons_sg.inequalities,), dt)])
 
     solver = node_solver(ev, node)
     th_sg = jax.tree.map(jax.lax.stop_gradient, theta)
     if node.grad == "unrolled":
-        sol = solver.solve(Problem(kind, lambda zz: body(zz, theta), unrolled=True), z0)
+        split = _split(ev, node, evaluate, theta) if solver.splitting else None
+        problem = Problem(kind, lambda zz: body(zz, theta), unrolled=True, split=split)
+        sol = solver.solve(problem, z0)
         z = sol.z
         z_sg = jax.lax.stop_gradient(z)
     else:
         fun = lambda zz: body(zz, th_sg)  # noqa: E731
-        sol = solver.solve(Problem(kind, fun), jax.lax.stop_gradient(z0))
+        split = _split(ev, node, evaluate, th_sg) if solver.splitting else None
+        problem = Problem(kind, fun, split=split, constraints=cons_sg)
+        sol = solver.solve(problem, jax.lax.stop_gradient(z0))
         z_sg = sol.z
+        if cons_sg is not None:  # an operand of attach (custom_jvp closes over no tracer)
+            theta = {**theta, ACTIVE: active_set(cons_sg, z_sg, n)}
     res, iters, reason = sol.residual, sol.iterations, sol.result
 
     if any(isinstance(x, ir.Implicit) for x in ir.walk(node.body)):
         inner: dict[int, dict[str, Any]] = {}
-        body(z_sg, th_sg, inner)
+        body(z_sg[:n], th_sg, inner)
         ev.absorb(inner, {}, batched=False)
         for stats in inner.values():
             failed = (reason == Result.CONVERGED) & ~stats["converged"]
@@ -343,15 +439,46 @@ def lower_implicit(ev, node: ir.Implicit):
     ev.solver_stats[node.node_id] = one if have is None else merge_stats(have, one)
     if node.warm and warm_in is not None:
         keep = jnp.full_like(z_sg, jnp.nan) if prev is None else jax.lax.stop_gradient(prev)
-        ev.warm_out[node.node_id] = jnp.where(ok, z_sg, keep)  # the last converged one
+        ev.warm_out[node.node_id] = jnp.where(ok, z_sg[:n], keep)  # the last converged one
     probe = getattr(ev, "probe", None)
     if probe is not None:  # well-posedness diagnostics (fpl.runtime.diagnose)
-        found = probe(node, lambda zz: body(zz, th_sg), z_sg, z0)
+        found = probe(node, lambda zz: body(zz, th_sg), z_sg[:n], z0[:n])
         have = ev.probes.get(node.node_id)
         ev.probes[node.node_id] = found if have is None else merge_probes(have, found)
     # NaN where the solve failed, as a product (not `where`): its derivative is NaN
-    # too, never the exact zero that `where(ok, z, nan)` would give
+    # too, never the exact zero that `where(ok, z, nan)` would give; optimize's
+    # on_failure="best" keeps the last iterate instead (reporting.keeping_unconverged)
+    z = z[:n]  # the unknown, without the multipliers of a constrained argmin
+    if reporting.keep_unconverged():
+        return z.reshape(shape)
     return (z * jax.lax.stop_gradient(jnp.where(ok, 1.0, jnp.nan)).astype(z.dtype)).reshape(shape)
+
+
+def _split(ev, node: ir.Implicit, evaluate, th) -> Split:
+    """The parts of a ``fix`` map written ``prox(G(z), rest...)`` (the checker admits
+    only that form for a splitting solver): G on flat z, and the prox of ``step * g``
+    (the arguments ``PROXIMAL`` names scaled by the step; the rest do not read z)."""
+    from fpl.stdlib.functions.prox import PROXIMAL
+
+    op = node.body
+    assert isinstance(op, ir.Op), "the checker admits prox(G(z), ...) only"
+    entry = ev.reg.functions[op.name]
+    scaled = PROXIMAL[entry.name]
+    shape = _shape(node)
+    dt = jnp.result_type(float)
+
+    def flat(value):
+        return jnp.ravel(jnp.broadcast_to(jnp.asarray(value, dt), shape))
+
+    def forward(z):
+        return flat(evaluate(op.args[0], z, th))
+
+    def prox(v, step):
+        rest = [evaluate(a, v, th) for a in op.args[1:]]
+        rest = [step * r if i in scaled else r for i, r in enumerate(rest, start=1)]
+        return flat(entry.impl(v.reshape(shape), *rest))
+
+    return Split(forward, prox)
 
 
 # ---- solver results as data ------------------------------------------------------------

@@ -32,10 +32,10 @@ from fpl.stdlib.types import Ty
 RefKind = Literal["data", "param", "weight", "local", "out", "gen", "arg", "unknown"]
 LogProbKind = Literal["lpdf", "lcdf", "lccdf", "cdf"]
 DerivativeKind = Literal["grad", "jacobian", "hessian", "jvp", "vjp"]
-HigherOrderKind = Literal["map", "scan", "fold"]
+HigherOrderKind = Literal["map", "scan", "fold", "ode"]
 ImplicitKind = ast.ImplicitKind
 #: How an implicit node is differentiated (LANGUAGE.md §4).
-GradMode = Literal["implicit", "phantom", "onestep", "unrolled"]
+GradMode = Literal["implicit", "phantom", "onestep", "unrolled", "lstsq"]
 AttrName = Literal["residual", "iterations"]
 #: Bounds, or a structured kind (a transform in compiler/transforms.py).
 BoundKind = Literal["real", "lower", "upper", "interval"]
@@ -48,7 +48,9 @@ StructuredKind = Literal[
     "cov_matrix",
     "cholesky_cov",
 ]
-ConstraintKind = BoundKind | StructuredKind
+#: Weight types whose fixed-point layers are well posed (compiler/transforms.py).
+WellPosedKind = Literal["contractive", "monotone"]
+ConstraintKind = BoundKind | StructuredKind | WellPosedKind
 
 REF_KINDS: tuple[RefKind, ...] = get_args(RefKind)
 LOG_PROB_KINDS: tuple[LogProbKind, ...] = get_args(LogProbKind)
@@ -59,7 +61,12 @@ GRAD_MODES: tuple[GradMode, ...] = get_args(GradMode)
 ATTR_NAMES: tuple[AttrName, ...] = get_args(AttrName)
 _K = TypeVar("_K", bound=str)
 STRUCTURED_KINDS: tuple[StructuredKind, ...] = get_args(StructuredKind)
-CONSTRAINT_KINDS: tuple[ConstraintKind, ...] = (*get_args(BoundKind), *STRUCTURED_KINDS)
+WELL_POSED_KINDS: tuple[WellPosedKind, ...] = get_args(WellPosedKind)
+CONSTRAINT_KINDS: tuple[ConstraintKind, ...] = (
+    *get_args(BoundKind),
+    *STRUCTURED_KINDS,
+    *WELL_POSED_KINDS,
+)
 
 
 def literal(value: object, options: tuple[_K, ...]) -> _K | None:
@@ -99,6 +106,17 @@ class Op:
     args: tuple[Expr, ...]
     ty: Ty
     span: Span = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Reject(Op):
+    """``reject("message", values...)``, Stan's: ``args`` are the values shown after the
+    message.  Reached in data-only code it is a located error at bind time; reached
+    where params are traced it makes the log density -inf (a rejected proposal).  An
+    ``Op`` (named ``reject``) to every walker that does not look for it; its type is the
+    other branch's where it stands in a conditional (``test ? reject(...) : x``)."""
+
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,13 +219,18 @@ class Apply:
 
 @dataclass(frozen=True)
 class HigherOrder:
-    """``map(f, xs...)``, ``scan(f, init, xs...)``, ``fold(f, init, xs...)``."""
+    """``map(f, xs...)``, ``scan(f, init, xs...)``, ``fold(f, init, xs...)``, and Stan's
+    ODE solvers (kind ``ode``, see fpl/stdlib/ode.py): ``args`` are then ``y0, t0, ts,
+    rel_tol, abs_tol, max_num_steps, args...`` whatever the form's order, ``solver`` the
+    method (rk45, bdf, adams, ckrk) and ``node_id`` its number among the solver nodes."""
 
     kind: HigherOrderKind
     fn: Lambda
     args: tuple[Expr, ...]
     ty: Ty
     span: Span = field(compare=False)
+    solver: str = ""
+    node_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +249,10 @@ class Implicit:
     span: Span = field(compare=False)
     node_id: int = 0
     warm: bool = False  # `warm=true`: start from the node's previous solution (lower.run)
+    # `argmin ... subject to`: g(var) == 0 for each equality and h(var) >= 0 for each
+    # inequality (the checker writes `a == b` as a - b, `a >= b` as a - b, `a <= b` as b - a)
+    equalities: tuple[Expr, ...] = ()
+    inequalities: tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -374,6 +401,17 @@ class Program:
         return [s for s in self.statements if isinstance(s, (GenDraw, GenLet))]
 
     @property
+    def ode_nodes(self) -> list[HigherOrder]:
+        """The ODE solves (``HigherOrder`` of kind ``ode``): solver nodes like the
+        implicit ones (results, failures, -inf), each once."""
+        found: dict[int, HigherOrder] = {}
+        for stmt in self.statements:
+            for node in walk(stmt):
+                if isinstance(node, HigherOrder) and node.kind == "ode":
+                    found.setdefault(node.node_id, node)
+        return list(found.values())
+
+    @property
     def implicit_nodes(self) -> list[Implicit]:
         found: list[Implicit] = []
         for stmt in self.statements:
@@ -418,7 +456,7 @@ def children(node: Node) -> list[Node]:
         case HigherOrder():
             return [node.fn, *node.args]
         case Implicit():
-            return _present(node.body, node.init)
+            return _present(node.body, node.init, *node.equalities, *node.inequalities)
         case Attr():
             return [node.target]
         case Constraint():

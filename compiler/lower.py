@@ -11,6 +11,7 @@ entries, and the evaluator dispatches on IR node types.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, assert_never
 
 import numpy as np
 
-from fpl.compiler import ir, transforms
+from fpl.compiler import ir, reporting, transforms
 from fpl.dsl.diagnostics import error
 from fpl.stdlib.lazy import jax, jnp
 from fpl.stdlib.registry import Registry, registry
@@ -42,6 +43,9 @@ class Result:
     #: statement index -> the elementwise log density of that ``~`` term before it is
     #: summed (and before any ``term_scale``): what ``fpl.compiler.pointwise`` reads
     terms: dict[int, Any] = field(default_factory=dict)
+    #: whether a ``reject`` was reached (then ``target`` is -inf), by the `reject` node
+    rejected: dict[int, Any] = field(default_factory=dict)
+    reject_nodes: dict[int, ir.Reject] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -55,6 +59,14 @@ class Evaluator:
         self.warm_out: dict[int, Any] = {}
         self.probe: Callable | None = None
         self.probes: dict[int, Any] = {}
+        # `reject` (Stan's): the tests of the `? :` branches being evaluated, with the
+        # branch taken (a reject is reached where all hold); the rejects reached (flags,
+        # by node key); the error code of a reject reached with known values, where it is
+        # an error (data-only values at bind time: `derive`), else None (a flag: -inf)
+        self.conditions: list[tuple[Any, bool]] = []
+        self.rejected: dict[int, Any] = {}
+        self.reject_nodes: dict[int, ir.Reject] = {}
+        self.reject_code: str | None = None
 
     def next_key(self):
         if self.rng_key is None:
@@ -66,7 +78,59 @@ class Evaluator:
         ev = Evaluator(self.reg, {**self.env, **bindings}, self.rng_key)
         ev.solver_stats = self.solver_stats
         ev.probe = self.probe
+        ev.reject_nodes, ev.reject_code = self.reject_nodes, self.reject_code
         return ev
+
+    # ---- reject ----
+    def reached(self):
+        """Whether the expression being evaluated is reached: every enclosing ``? :``
+        test holds on the branch taken, for some element (tests of shapes that do not
+        broadcast together are reduced first)."""
+        mask: Any = True
+        for test, branch in self.conditions:
+            hold = test if branch else jnp.logical_not(test)
+            try:
+                np.broadcast_shapes(np.shape(mask), np.shape(hold))
+            except ValueError:
+                mask = jnp.any(mask)
+            mask = jnp.logical_and(mask, hold)
+        return jnp.any(mask)
+
+    def x_Reject(self, e: ir.Reject):
+        """Reached in data-only code (at bind time, ``reject_code`` set): the located
+        error, with the values; elsewhere (a sampler, a density, an optimizer) a flag that
+        makes the log density -inf (``run``): the point is rejected, as in Stan.  Its
+        value is never used."""
+        values = [self.expr(a) for a in e.args]
+        reached = self.reached()
+        known = not any(isinstance(v, jax.core.Tracer) for v in (reached, *values))
+        if known and self.reject_code is not None and bool(reached):
+            raise self.rejection(e, values)
+        self.reject_nodes[id(e)] = e
+        self.take_rejected({id(e): reached}, batched=False)
+        return jnp.nan if e.ty.base == "real" else 0
+
+    def rejection(self, e: ir.Reject, values=None):
+        assert self.reject_code is not None  # raised only where rejects are errors
+        shown = "".join(_shown(v) for v in values) if values is not None else ""
+        where = "" if values is not None else " (inside a function of `map`, `scan` or `fold`)"
+        return error(
+            self.reject_code,
+            f"rejected: {e.message}{shown}{where}",
+            e.span,
+            label="`reject` reached here",
+        )
+
+    def take_rejected(self, flags: dict[int, Any], batched: bool) -> None:
+        """Merge the reject flags of an inner evaluation (reduced over its leading axes
+        where ``batched``); a flag known to be set is the located error."""
+        for key, flag in flags.items():
+            flag = jnp.any(flag) if batched else flag
+            have = self.rejected.get(key)
+            self.rejected[key] = flag if have is None else jnp.logical_or(have, flag)
+            known = not isinstance(self.rejected[key], jax.core.Tracer)
+            if known and self.reject_code is not None and bool(self.rejected[key]):
+                raise self.rejection(self.reject_nodes[key])
 
     def absorb(self, stats: dict[int, dict[str, Any]], probes: dict[int, Any], batched: bool):
         """Take in the solver results of an inner evaluation (a function body, a ``map``,
@@ -90,6 +154,8 @@ class Evaluator:
                 return self.x_Const(e)
             case ir.Ref():
                 return self.x_Ref(e)
+            case ir.Reject():
+                return self.x_Reject(e)
             case ir.Op():
                 return self.x_Op(e)
             case ir.Cond():
@@ -132,7 +198,14 @@ class Evaluator:
         test = self.expr(e.test)
         if isinstance(test, bool):
             return self.expr(e.then) if test else self.expr(e.orelse)
-        return jnp.where(test, self.expr(e.then), self.expr(e.orelse))
+        branches = []
+        for branch, value in ((True, e.then), (False, e.orelse)):
+            self.conditions.append((test, branch))  # for a `reject` inside (x_Reject)
+            try:
+                branches.append(self.expr(value))
+            finally:
+                self.conditions.pop()
+        return jnp.where(test, *branches)
 
     def x_ArrayLit(self, e: ir.ArrayLit):
         items = [jnp.asarray(self.expr(i)) for i in e.items]
@@ -151,6 +224,7 @@ class Evaluator:
     def x_Index(self, e: ir.Index):
         x = jnp.asarray(self.expr(e.target))
         axis = 0
+        arrays: list[tuple[int, Any]] = []  # (axis of x, 0-based index array): paired below
         for item in e.items:
             if isinstance(item, ir.Slice):
                 lo = self.static_int(item.lo, "a slice bound") if item.lo is not None else 1
@@ -182,10 +256,22 @@ class Evaluator:
                                 "E0202", f"index {v} is out of range 1:{x.shape[axis]}", item.span
                             )
                     idx = jnp.asarray(idx)
+                    if idx.ndim:
+                        arrays.append((axis, idx - 1))
+                        axis += 1
+                        continue
                     # traced indices out of range read NaN (for reals), so the log density
                     # is rejected rather than silently computed from a clipped element
                     x = jnp.take(x, idx - 1, axis=axis, mode="fill")
-                    axis += idx.ndim
+        if len(arrays) == 1:
+            x = jnp.take(x, arrays[0][1], axis=arrays[0][0], mode="fill")
+        elif arrays:
+            # index arrays pick elements pairwise (NumPy's rule once they are adjacent):
+            # their common shape stands where the first of them was (the checker's rule)
+            first, axes = arrays[0][0], [a for a, _ in arrays]
+            x = jnp.moveaxis(x, axes, list(range(first, first + len(axes))))
+            index = (slice(None),) * first + tuple(i for _, i in arrays)
+            x = x.at[index].get(mode="fill")
         return x
 
     def dist(self, d: ir.Dist, value=None):
@@ -228,6 +314,14 @@ class Evaluator:
         return x + entry.value_offset if entry.value_offset else x
 
     def x_Rng(self, e: ir.Rng):
+        if self.rng_key is None:  # a `loss` with draws, evaluated by anything but optimize
+            raise error(
+                "E0207",
+                f"`{e.dist.name}_rng` in a `loss` draws fresh numbers at each optimizer "
+                "step: only `optimize` evaluates such a loss",
+                e.span,
+                help="fit this model with `optimize`, or move the draw to a `gen` statement",
+            )
         return self.draw(e.dist)
 
     def callable(self, fn) -> Callable:
@@ -240,13 +334,15 @@ class Evaluator:
             def call(*args):
                 ev = self.child(dict(zip(fn.params, args)))
                 ev.solver_stats, ev.probes = {}, {}  # this call's own results, returned
+                if self.conditions:  # the call is reached where the caller is
+                    ev.conditions = [(self.reached(), True)]
                 for name, value in fn.lets:
                     ev.env[name] = ev.expr(value)
                     if isinstance(value, ir.Implicit):  # `name.residual` in the body
                         st = ev.solver_stats[value.node_id]
                         ev.env[f"{name}.residual"] = st["residual"]
                         ev.env[f"{name}.iterations"] = st["iterations"]
-                return ev.expr(fn.result), (ev.solver_stats, ev.probes)
+                return ev.expr(fn.result), (ev.solver_stats, ev.probes, ev.rejected)
 
             return call
         f = self.callable(fn.fn)
@@ -282,18 +378,22 @@ class Evaluator:
                 assert_never(kind)
 
     def x_Apply(self, e: ir.Apply):
-        value, (stats, probes) = self.callable(e.fn)(*[self.expr(a) for a in e.args])
+        value, (stats, probes, rejected) = self.callable(e.fn)(*[self.expr(a) for a in e.args])
         self.absorb(stats, probes, batched=False)
+        self.take_rejected(rejected, batched=False)
         return value
 
     def x_HigherOrder(self, e: ir.HigherOrder):
+        if e.kind == "ode":
+            return self.ode(e)
         f = self.callable(e.fn)
         args = [jnp.asarray(self.expr(a)) for a in e.args]
         if e.kind == "map":
             # one result per element: reduced here, so one report per evaluation however
             # many elements (no per-element host callback)
-            value, (stats, probes) = jax.vmap(f)(*args)
+            value, (stats, probes, rejected) = jax.vmap(f)(*args)
             self.absorb(stats, probes, batched=True)
+            self.take_rejected(rejected, batched=True)
             return value
         init, seqs = args[0], args[1:]
         carry0 = jnp.broadcast_to(
@@ -306,9 +406,46 @@ class Evaluator:
             new = jnp.broadcast_to(jnp.asarray(out, carry.dtype), carry.shape)
             return new, (new, aux)
 
-        last, (ys, (stats, probes)) = jax.lax.scan(step, carry0, tuple(seqs))
+        last, (ys, (stats, probes, rejected)) = jax.lax.scan(step, carry0, tuple(seqs))
         self.absorb(stats, probes, batched=True)
+        self.take_rejected(rejected, batched=True)
         return ys if e.kind == "scan" else last
+
+    def ode(self, e: ir.HigherOrder):
+        """An ODE solve (fpl/stdlib/ode.py) as a solver node: its result NaN where the solve
+        failed, its stats (``iterations``: steps taken) recorded like an implicit node's.
+        The names the vector field reads from outside (params, data) become operands of
+        the solve, so it is differentiated with respect to them too.  Solver nodes inside
+        the vector field are not reported (a failure there is a NaN the solve fails on)."""
+        from fpl.compiler.implicit import node_stats
+        from fpl.stdlib.ode import integrate, times_in_order
+
+        y0, t0, ts, rel, absolute = (self.expr(a) for a in e.args[:5])
+        steps = self.static_int(e.args[5], "`max_num_steps`")
+        extra = [self.expr(a) for a in e.args[6:]]
+        if not any(isinstance(v, jax.core.Tracer) for v in (t0, ts)):
+            if not times_in_order(np.asarray(t0), np.asarray(ts), np):
+                raise error("E0202", "the times must have t0 < ts[1] <= ts[2] <= ...", e.span)
+        free = {x.name for x in ir.walk(e.fn) if isinstance(x, ir.Ref) and x.kind != "arg"}
+        closure = {k: v for k, v in self.env.items() if k in free and isinstance(v, jax.Array)}
+
+        def field(t, y, operands):
+            args, values = operands
+            return self.child(values).callable(e.fn)(t, y, *args)[0]
+
+        ys, taken, code = integrate(
+            e.solver,
+            field,
+            y0,
+            t0,
+            ts,
+            (tuple(extra), closure),
+            rel_tol=rel,
+            abs_tol=absolute,
+            max_num_steps=steps,
+        )
+        self.absorb({e.node_id: node_stats(0.0, taken, code == 0, code)}, {}, batched=False)
+        return ys
 
     def x_Implicit(self, e: ir.Implicit):
         from fpl.compiler.implicit import lower_implicit
@@ -317,6 +454,15 @@ class Evaluator:
 
     def x_Attr(self, e: ir.Attr):
         return self.env[f"{e.target.name}.{e.name}"]
+
+
+def _shown(value) -> str:
+    """A value after a `reject` message, as Stan prints it: numbers plainly, arrays in
+    brackets."""
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return f"{arr.item():g}" if arr.dtype.kind == "f" else str(arr.item())
+    return np.array2string(arr, precision=6, threshold=20, separator=", ")
 
 
 def _float_at(args, k):
@@ -410,8 +556,24 @@ def _run(program, env, params, rng_key, generate, reg, term_scale, warm=None, pr
     # optimizers see it), never a silently wrong value.
     failed = [jnp.logical_not(st["converged"]) for st in ev.solver_stats.values()]
     n_failed = sum(jnp.asarray(f, jnp.int32) for f in failed) if failed else 0
-    target = jnp.where(jnp.logical_and(ok, n_failed == 0), target, -jnp.inf)
-    return Result(target, ev.env, ev.solver_stats, ok, n_failed, ev.warm_out, ev.probes, terms)
+    # (optimize's on_failure="best" keeps the value: fpl.compiler.reporting.keep_unconverged)
+    solved = (n_failed == 0) | reporting.keep_unconverged()
+    target = jnp.where(jnp.logical_and(ok, solved), target, -jnp.inf)
+    # a `reject` reached: the proposal is rejected, as in Stan
+    rejected = functools.reduce(jnp.logical_or, ev.rejected.values(), jnp.asarray(False))
+    target = jnp.where(rejected, -jnp.inf, target)
+    return Result(
+        target,
+        ev.env,
+        ev.solver_stats,
+        ok,
+        n_failed,
+        ev.warm_out,
+        ev.probes,
+        terms,
+        ev.rejected,
+        ev.reject_nodes,
+    )
 
 
 def derive(
@@ -425,6 +587,7 @@ def derive(
     evaluated first, not returned) and the derivations before it.  Pure: called once at
     bind time on the data's arrays, or inside a trace on data passed as operands."""
     ev = Evaluator(reg or registry(), dict(env))
+    ev.reject_code = "E0304"  # data-only values: a `reject` reached rejects the data
     for name, value in constants:
         ev.env[name] = ev.expr(value)
     out: dict[str, Any] = {}

@@ -17,6 +17,15 @@ from fpl.stdlib.types import Ty
 _IMPLICIT_FORM: dict[ir.ImplicitKind, str] = {"fix": "=", "root": "of", "argmin": "of"}
 
 
+def _suffix(dist: ir.Dist, kind: ir.LogProbKind = "lpdf") -> str:
+    """The function's suffix as Stan spells it: a discrete distribution's density is a
+    mass function (``poisson_lpmf``); the cdf forms are the same for both."""
+    entry = registry().distributions.get(dist.name)
+    if kind == "lpdf" and entry is not None and entry.support.discrete:
+        return "lpmf"
+    return kind
+
+
 class _Printer:
     """Expression printing; ``names`` gives each function instance its printed name."""
 
@@ -35,6 +44,9 @@ class _Printer:
                 return repr(e.value) if not isinstance(e.value, bool) else str(e.value).lower()
             case ir.Ref():
                 return e.name
+            case ir.Reject():
+                message = '"' + e.message + '"'
+                return f"reject({', '.join([message, *(self.expr(a) for a in e.args)])})"
             case ir.Op():
                 # operators are spelled as their registry entry says (every operator is
                 # printed parenthesised, so no precedence is needed)
@@ -60,11 +72,14 @@ class _Printer:
             case ir.ArrayLit():
                 return "[" + self.args(e.items) + "]"
             case ir.LogProb():
-                return f"{e.dist.name}_{e.kind}({self.expr(e.value)} | {self.args(e.dist.args)})"
+                name = f"{e.dist.name}_{_suffix(e.dist, e.kind)}"
+                return f"{name}({self.expr(e.value)} | {self.args(e.dist.args)})"
             case ir.Rng():
                 return f"{e.dist.name}_rng({self.args(e.dist.args)})"
             case ir.Apply():
                 return f"{self.fn_value(e.fn)}({self.args(e.args)})"
+            case ir.HigherOrder(kind="ode"):
+                return f"ode_{e.solver}#{e.node_id}({self.fn_name(e.fn)}, {self.args(e.args)})"
             case ir.HigherOrder():
                 return f"{e.kind}({self.fn_name(e.fn)}, {self.args(e.args)})"
             case ir.Implicit():
@@ -96,6 +111,9 @@ class _Printer:
         if e.grad_options:
             grad += "(" + ", ".join(f"{k}={v}" for k, v in e.grad_options) + ")"
         init = f" init {self.expr(e.init)}" if e.init is not None else ""
+        subject = [f"{self.expr(g)} == 0" for g in e.equalities]
+        subject += [f"{self.expr(h)} >= 0" for h in e.inequalities]
+        init = (f" subject to {', '.join(subject)}" if subject else "") + init
         return (
             f"{e.kind}#{e.node_id} {e.var}: {e.ty} {_IMPLICIT_FORM[e.kind]} {self.expr(e.body)}"
             f"{init} with {e.solver or 'default'}({opts}) grad={grad}{' warm' if e.warm else ''}"
@@ -141,7 +159,7 @@ class _Printer:
                 return f"  out    {s.name}: {s.value.ty} = {self.expr(s.value)}"
             case ir.Observe():
                 return (
-                    f"  target += sum({s.dist.name}_lpdf({self.expr(s.value)} | "
+                    f"  target += sum({s.dist.name}_{_suffix(s.dist)}({self.expr(s.value)} | "
                     f"{self.args(s.dist.args)}))"
                 )
             case ir.Factor():

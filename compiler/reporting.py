@@ -121,6 +121,29 @@ def collecting(events: SolverEvents | None = None) -> Iterator[SolverEvents]:
         _CURRENT.reset(token)
 
 
+_KEEP_UNCONVERGED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fpl_keep_unconverged", default=False
+)
+
+
+@contextlib.contextmanager
+def keeping_unconverged() -> Iterator[None]:
+    """Within this block, traced code keeps a non-converged solve's last iterate as the
+    node's value (with its implicit gradient there) instead of NaN, and the log density
+    finite: ``optimize(on_failure="best")``.  The node's stats still say it failed, so
+    it is counted; NUTS never traces in this scope (its rule stays -inf)."""
+    token = _KEEP_UNCONVERGED.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_UNCONVERGED.reset(token)
+
+
+def keep_unconverged() -> bool:
+    """Whether code traced now keeps non-converged iterates (:func:`keeping_unconverged`)."""
+    return _KEEP_UNCONVERGED.get()
+
+
 def report_forward(node_ids: tuple[int, ...], codes) -> None:
     """Inside traced code: send the nodes' result codes (0: converged) to the current
     run, if any (only when one failed, under ``lax.cond``)."""

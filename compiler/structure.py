@@ -34,10 +34,10 @@ class NodeInfo:
     """An implicit node as the runtime reports it."""
 
     node_id: int
-    kind: str  # fix | root | argmin
+    kind: str  # fix | root | argmin | ode
     location: str  # file:line:col
     solver: str  # the solver that runs (``linear (direct)`` for affine bodies)
-    grad: str  # implicit | phantom | onestep | unrolled
+    grad: str  # implicit | phantom | onestep | unrolled | lstsq
     span: Any = field(compare=False, repr=False)
 
     @property
@@ -79,7 +79,9 @@ def node_infos(program: ir.Program) -> tuple[NodeInfo, ...]:
     for n in program.implicit_nodes:
         solver = "linear (direct)" if direct(n) else (n.solver or DEFAULT_SOLVER[n.kind])
         infos.append(NodeInfo(n.node_id, n.kind, n.span.location, solver, n.grad, n.span))
-    return tuple(infos)
+    for o in program.ode_nodes:  # ODE solves fail, and are counted, like implicit nodes
+        infos.append(NodeInfo(o.node_id, "ode", o.span.location, o.solver, "forward", o.span))
+    return tuple(sorted(infos, key=lambda i: i.node_id))
 
 
 __all__ = ["Evaluation", "NodeInfo", "ParamInfo", "node_infos", "param_infos"]

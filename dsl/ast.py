@@ -111,6 +111,8 @@ class Implicit:
     solver: Call | None
     options: tuple[Keyword, ...]  # e.g. grad=phantom(k=3)
     span: Span = field(compare=False)
+    # `argmin ... subject to a == b, c >= d`: comparisons (Binary eq / ge / le)
+    constraints: tuple[Expr, ...] = ()
 
 
 Expr = Num | Name | Unary | Binary | Cond | Call | Index | Attr | ArrayLit | Implicit

@@ -42,6 +42,7 @@ CODES: dict[str, str] = {
     "E0304": "data violates its declared constraint",
     "E0305": "bad data file",
     "E0306": "NaN or infinity in data",
+    "E0307": "index data out of range",
     # E04xx: runtime and numerics
     "E0401": "solver did not converge",
     "E0402": "no valid initial point",
@@ -59,6 +60,9 @@ CODES: dict[str, str] = {
     "W0401": "ill-posed implicit node",
     "W0402": "implicit solve did not converge at the diagnosed point",
     "W0403": "Laplace approximation unreliable (Pareto k̂ > 0.7)",
+    "W0404": "variational inference did not converge",
+    "W0405": "variational approximation unreliable (Pareto k̂ > 0.7)",
+    "W0406": "draws ran away: the posterior is probably improper",
     # E05xx: files and I/O
     "E0501": "cannot read file",
     "E0502": "cannot write file",
@@ -85,15 +89,21 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self) -> str:
-        head = f"{self.severity}[{self.code}]: {self.message}"
+        """The rustc-style text.  Every echoed string (message, source line, label,
+        path, help) has its control characters escaped (:func:`printable`), so no input
+        can move the cursor, clear the screen or forge a line; a source line longer
+        than ``LONG_LINE`` is shown as a window around the span."""
+        head = f"{self.severity}[{self.code}]: {printable(self.message)}"
         if self.span is None or self.span.line <= 0:
             out = [head]
         else:
-            out = [head] + _frame(self.span, self.label)
+            out = [head] + _frame(self.span, printable(self.label))
             for note in self.notes:
-                out.append(f"   = note: {note.message} at {note.span.location}")
+                out.append(
+                    f"   = note: {printable(note.message)} at {printable(note.span.location)}"
+                )
         if self.help:
-            out.append(f"   = help: {self.help}")
+            out.append(f"   = help: {printable(self.help)}")
         return "\n".join(out)
 
     def to_json(self) -> dict:
@@ -117,6 +127,41 @@ class Diagnostic:
         }
 
 
+#: source lines longer than this (in characters, once escaped) are elided around the span
+LONG_LINE = 200
+
+#: characters kept before the span in an elided line
+_LEAD = 60
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, line
+    and paragraph separators, bidirectional overrides) escaped as Python writes it
+    (``\\x1b``, ``\\u2028``), safe to echo to a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown_line(text: str, col: int, n: int) -> tuple[str, int, int]:
+    """The source line as echoed (tabs as one space, other unprintable characters
+    escaped, a long line cut to a window around the span marked with ``...``) and the
+    0-based column and width of the span in it."""
+    pieces = [" " if c == "\t" else printable(c) for c in text]
+    start = sum(len(p) for p in pieces[: col - 1])
+    width = max(1, sum(len(p) for p in pieces[col - 1 : col - 1 + n]))
+    shown = "".join(pieces)
+    if len(shown) <= LONG_LINE:
+        return shown, start, width
+    left = max(0, start - _LEAD)
+    right = min(len(shown), left + LONG_LINE)
+    window = shown[left:right]
+    prefix = "..." if left > 0 else ""
+    suffix = "..." if right < len(shown) else ""
+    width = max(1, min(width, right - start))
+    return prefix + window + suffix, start - left + len(prefix), width
+
+
 def _frame(span: Span, label: str) -> list[str]:
     width = len(str(span.line))
     pad = " " * width
@@ -125,11 +170,12 @@ def _frame(span: Span, label: str) -> list[str]:
         n = max(1, span.end_col - span.col + 1)
     else:
         n = max(1, len(text) - span.col + 1)
-    caret = " " * (span.col - 1) + "^" * n + (f" {label}" if label else "")
+    shown, start, n = _shown_line(text, span.col, n)
+    caret = " " * start + "^" * n + (f" {label}" if label else "")
     return [
-        f"{pad}--> {span.location}",
+        f"{pad}--> {printable(span.location)}",
         f"{pad} |",
-        f"{span.line} | {text}",
+        f"{span.line} | {shown}",
         f"{pad} | {caret}",
     ]
 

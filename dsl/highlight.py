@@ -62,6 +62,8 @@ TYPES = (
     "corr_matrix",
     "cov_matrix",
     "cholesky_cov",
+    "contractive",
+    "monotone",
 )
 #: Built-ins the checker treats specially (higher-order functions and derivatives).
 BUILTINS = ("map", "scan", "fold", "grad", "jacobian", "hessian", "jvp", "vjp")

@@ -23,8 +23,11 @@ from fpl.dsl.diagnostics import FplError, error
 from fpl.dsl.spans import Source, Span
 
 #: Expressions nested deeper than this are rejected with E0107; every later pass
-#: recurses over the tree, and this bound keeps them far from Python's stack limit.
-MAX_DEPTH = 400
+#: recurses over the tree, and this bound keeps them far from Python's stack limit:
+#: the deepest walker (hoisting, then the lowering under the sampler's traces) takes
+#: three Python frames a level and starts about 200 frames deep, so 250 levels stay
+#: under the default limit of 1,000 (at 400, 350 nested unary ``-`` overflowed it).
+MAX_DEPTH = 250
 
 #: Integer literals above int64's maximum are refused (E0109): they would wrap or fail
 #: in the int64 arrays the model computes with.
@@ -181,8 +184,8 @@ class _Build(Transformer):
     def basic_type(self, meta, base, bounds, shape):
         return ast.TypeExpr(str(base), bounds or (), shape or (), self.sp(meta))
 
-    def struct_type(self, meta, base, shape):
-        return ast.TypeExpr(str(base), (), shape, self.sp(meta))
+    def struct_type(self, meta, base, bounds, shape):
+        return ast.TypeExpr(str(base), bounds or (), shape, self.sp(meta))
 
     def constraint(self, meta, *bounds):
         return tuple(bounds)
@@ -194,7 +197,7 @@ class _Build(Transformer):
         return tuple(dims)
 
     # ---- implicit forms ----
-    def _implicit(self, kind: ast.ImplicitKind, meta, name, typ, body, opts):
+    def _implicit(self, kind: ast.ImplicitKind, meta, name, typ, body, opts, constraints=()):
         init = solver = None
         keywords = []
         for opt in opts:
@@ -206,7 +209,7 @@ class _Build(Transformer):
             else:
                 keywords.append(value)
         node = ast.Implicit(
-            kind, str(name), typ, body, init, solver, tuple(keywords), self.sp(meta)
+            kind, str(name), typ, body, init, solver, tuple(keywords), self.sp(meta), constraints
         )
         return self._expr(node, body, init)
 
@@ -218,6 +221,22 @@ class _Build(Transformer):
 
     def argmin(self, meta, name, typ, body, *opts):
         return self._implicit("argmin", meta, name, typ, body, opts)
+
+    def argmin_subject(self, meta, name, typ, body, constraints, *opts):
+        return self._implicit("argmin", meta, name, typ, body, opts, constraints)
+
+    def subject(self, meta, first, second, *constraints):
+        if (str(first), str(second)) != ("subject", "to"):
+            bad = first if str(first) != "subject" else second
+            raise error(
+                "E0101",
+                f"unexpected `{bad}` after the objective of `argmin`",
+                _span(self.source, bad),
+                label="not expected here",
+                help="constraints are written `subject to a == b, c >= d`; "
+                "options are `init ...`, `with solver(...)` or `name=value`",
+            )
+        return tuple(constraints)
 
     def opt_init(self, meta, value):
         return ("init", value)
@@ -559,6 +578,8 @@ _KEYWORDS = {
     "corr_matrix",
     "cov_matrix",
     "cholesky_cov",
+    "contractive",
+    "monotone",
 }
 
 

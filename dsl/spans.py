@@ -13,9 +13,13 @@ class Source:
     name: str = "<string>"
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        """Line ``number`` (1-based), counting line breaks as the lexer does: ``\\n``
+        only (a ``\\r`` before it dropped).  ``str.splitlines`` would also split at
+        ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``, ``\\x85`` and U+2028/2029, and every error
+        after one of them would show the wrong line."""
+        lines = self.text.split("\n")
         if 1 <= number <= len(lines):
-            return lines[number - 1]
+            return lines[number - 1].removesuffix("\r")
         return ""
 
 

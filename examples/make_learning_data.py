@@ -42,6 +42,25 @@ def spirals(rng, per_class: int = 100, classes: int = 3, turns: float = 0.75):
     return {"N": len(label), "D": 3, "K": classes, "X": r(X), "label": label.tolist()}
 
 
+# ---- monotone_deq: two interleaved half moons ------------------------------------------
+
+
+def moons(rng, n: int = 100, noise: float = 0.1):
+    """Two interleaved half circles (the classic "moons"), ``n`` points, label 1 on the
+    upper moon and 2 on the lower, Gaussian noise of sd ``noise``; X = [x1, x2, 1]."""
+    k = n // 2
+    upper, lower = rng.uniform(0, np.pi, k), rng.uniform(0, np.pi, n - k)
+    x = np.vstack(
+        [
+            np.c_[np.cos(upper), np.sin(upper)],
+            np.c_[1 - np.cos(lower), 0.5 - np.sin(lower)],
+        ]
+    )
+    x = x + noise * rng.normal(size=x.shape)
+    label = np.r_[np.ones(k, int), np.full(n - k, 2)]
+    return {"N": n, "D": 3, "X": r(np.c_[x, np.ones(n)]), "label": label.tolist()}
+
+
 # ---- bilevel_ridge / hyperparameter_learning: linear regression with a validation set ---
 
 
@@ -132,6 +151,8 @@ def main():
         "hyperparameter_learning_heldout": sparse_problem(np.random.default_rng(305)),
         "graph_solver": graph(np.random.default_rng(306)),
         "graph_solver_heldout": graph(np.random.default_rng(307)),
+        "monotone_deq": moons(np.random.default_rng(311), 100),
+        "monotone_deq_heldout": moons(np.random.default_rng(312), 400),
     }
     patterns = np.where(np.random.default_rng(308).uniform(size=(8, 64)) < 0.5, -1.0, 1.0)
     files["hopfield"] = hopfield(np.random.default_rng(309), patterns, 40)

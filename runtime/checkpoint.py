@@ -23,7 +23,7 @@ from fpl.dsl.diagnostics import error
 from fpl.runtime.io import write_atomic
 
 FORMAT = "fpl-checkpoint"
-VERSION = 2  # 2: a sampling run saves all chains together
+VERSION = 3  # 2: a sampling run saves all chains together; 3: a digest of the content
 
 
 class Interrupted(KeyboardInterrupt):
@@ -83,12 +83,10 @@ def save(
         "step": int(step),
         **dict(meta),
     }
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    header["digest"] = digest(header, arrays)
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        __header__=np.asarray(json.dumps(header)),
-        **{k: np.asarray(v) for k, v in arrays.items()},
-    )
+    np.savez(buf, __header__=np.asarray(json.dumps(header)), **arrays)
     data = buf.getvalue()
     write_atomic(str(path), lambda tmp: Path(tmp).write_bytes(data))
 
@@ -122,6 +120,12 @@ def load(path: str, kind: str, print_: str) -> tuple[dict[str, Any], dict[str, n
             f"`{path}` is a checkpoint of version {header.get('version')}, "
             f"this FPL reads version {VERSION}",
         )
+    if header.get("digest") != digest({k: v for k, v in header.items() if k != "digest"}, arrays):
+        raise error(
+            "E0408",
+            f"`{path}` was changed after it was written (its content does not match its digest)",
+            help="the checkpoint is damaged or was edited; start afresh without resume",
+        )
     if header.get("fingerprint") != print_:
         raise error(
             "E0408",
@@ -130,6 +134,37 @@ def load(path: str, kind: str, print_: str) -> tuple[dict[str, Any], dict[str, n
             "(only the number of steps or draws may grow), or start afresh without resume",
         )
     return header, arrays
+
+
+def digest(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of a checkpoint's header (without its digest) and of every array's name,
+    dtype, shape and bytes: a file damaged or edited after it was written (a doctored
+    state that would resume silently) no longer matches it.  Checked by :func:`load`."""
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class OptimizeResumed:
+    """A saved ``optimize`` run: its step, skipped steps and loss trace, checked against
+    each other (E0408) before use; the params and optimizer state are checked leaf by
+    leaf against the run's own by :func:`tree_from`."""
+
+    def __init__(self, header: dict, arrays: dict[str, np.ndarray], path: str = "checkpoint"):
+        self.step = _count(header, "step", path)
+        self.skipped = _count(header, "skipped", path) if "skipped" in header else 0
+        if self.skipped > self.step:
+            _lie(path, f"{self.skipped} steps skipped of {self.step}")
+        trace = _array(arrays, "trace", path)
+        if trace.ndim != 1 or trace.dtype.kind != "f" or trace.shape[0] != self.step:
+            _lie(path, f"the trace is {trace.dtype}{list(trace.shape)}, not float[{self.step}]")
+        for name, a in arrays.items():
+            if name.startswith("theta/") and not (a.dtype.kind == "f" and np.all(np.isfinite(a))):
+                _lie(path, f"{name} holds values that are not finite numbers")
+        self.trace = trace.astype(float)
 
 
 def tree_arrays(prefix: str, tree) -> dict[str, np.ndarray]:

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_MODEL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that left
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,7 +204,55 @@ def cmd_lsp(args) -> int:
 COMMANDS = {"check": cmd_check, "compile": cmd_compile, "summary": cmd_summary, "lsp": cmd_lsp}
 
 
+class _Signals:
+    """Ctrl-C and SIGTERM for one ``main``: both raise ``KeyboardInterrupt`` where the
+    program is (so checkpoints are written, temporary files removed, the resume command
+    printed, through the one Ctrl-C path) and are remembered, so that a
+    ``KeyboardInterrupt`` swallowed on its way (raised inside a callback that ignores
+    exceptions, such as JAX's garbage-collection hook) still ends the command with 130;
+    SIGTERM ends it with 143.  Installed first thing (before any heavy import), the
+    previous handlers restored on exit (``main`` also runs in-process, in tests)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[number] = signal.signal(number, self._raise)
+            except ValueError:  # not the main thread: leave signals alone
+                break
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _raise(self, number: int, frame: Any) -> None:
+        self.received = self.received or number
+        raise KeyboardInterrupt
+
+    def exit_code(self, code: int) -> int:
+        """``code``, or 130 / 143 when Ctrl-C / SIGTERM arrived during the command."""
+        if self.received is None:
+            return code
+        if code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            print("\nfpl: interrupted", file=sys.stderr)  # the interrupt was swallowed
+        return EXIT_TERMINATED if self.received == signal.SIGTERM else EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _Signals() as signals:
+        try:
+            code = _main(argv)
+        except KeyboardInterrupt:  # before the command's own handlers were reached
+            print("\nfpl: interrupted", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+        return signals.exit_code(code)
+
+
+def _main(argv: list[str] | None = None) -> int:
     from fpl.dsl.diagnostics import FplError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -216,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL
     except KeyboardInterrupt:
         print("\nfpl: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `fpl summary fit.nc | head`: the reader left, nothing to say
+        try:  # stdout to /dev/null, so that flushing it at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no file descriptor (in-process)
+            pass
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug in FPL, never the user's fault
         if os.environ.get("FPL_DEBUG"):
             raise

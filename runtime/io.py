@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,9 +135,12 @@ class FitData:
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
     """Create ``path`` by calling ``write(temp_path)`` and renaming the result over it.
 
-    The temporary file lives in the same folder (so the rename is atomic) and is
-    created with the usual permissions (``0o666`` less the umask).  On any
-    failure it is removed and ``path`` is left as it was.
+    The temporary file ``.<name>.<8 hex>.tmp`` lives in the same folder (so the rename
+    is atomic) and is created with the usual permissions (``0o666`` less the umask).
+    On any failure, ``KeyboardInterrupt`` and the CLI's SIGTERM included, it is removed
+    and ``path`` is left as it was.  A writer holds an exclusive ``flock`` on its
+    temporary file until it is done; temporary files of ``path`` whose lock can be
+    taken belong to a writer that died (SIGKILL) and are removed first (POSIX only).
 
     Raises:
         FplError: E0502 when the file cannot be written; an ``FplError`` raised
@@ -143,6 +148,7 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
+    sweep_leftovers(folder, base)
     try:
         while True:
             temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
@@ -150,10 +156,57 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
                 continue
-            os.close(fd)
             break
     except OSError as exc:
         raise error("E0502", f"cannot write `{path}`: {exc.strerror or exc}") from None
+    try:
+        _lock(fd, blocking=True)
+        _write_renamed(path, temp, write)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, *, blocking: bool) -> bool:
+    """An exclusive ``flock`` on ``fd``; False when another live process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, and no sweeping
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def sweep_leftovers(folder: str, base: str) -> list[str]:
+    """Remove the temporary files ``.<base>.<8 hex>.tmp`` in ``folder`` that no live
+    writer holds (left by a killed one); returns their paths."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{8}}\.tmp")
+    try:
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
+    except OSError:
+        return []
+    swept = []
+    for name in names:
+        temp = os.path.join(folder, name)
+        try:
+            fd = os.open(temp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                os.remove(temp)
+                swept.append(temp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return swept
+
+
+def _write_renamed(path: str, temp: str, write: Callable[[str], None]) -> None:
+    """``write(temp)``, fsync, rename over ``path``; ``temp`` removed on any failure."""
     try:
         write(temp)
         fd = os.open(temp, os.O_RDONLY)
@@ -219,10 +272,37 @@ def load_fit(path: str) -> FitData:
             raise error("E0501", f"cannot read fit file `{path}`: {exc.strerror or exc}") from None
     fit = _format(ext)[1](path)
     try:
-        fit.draw_shape()
+        shape = fit.draw_shape()
     except InternalError:
         raise bad_file(path, "its arrays disagree on the number of chains and draws") from None
+    if shape is not None and 0 in shape:
+        raise bad_file(path, f"it holds no draws ({shape[0]} chains of {shape[1]} draws)")
+    _check_counts(path, fit.attrs)
     return fit
+
+
+#: attributes read as counts (the summary's tree-depth limit, the run's sizes)
+COUNT_ATTRS = ("chains", "draws", "warmup", "max_tree_depth", "seed", "devices")
+
+
+def _check_counts(path: str, attrs: dict[str, Any]) -> None:
+    """E0404 unless every attribute of :data:`COUNT_ATTRS` present is a whole number
+    in ``0 .. 2**63 - 1`` (a doctored file must not reach ``int()`` in the summary)."""
+    for key in COUNT_ATTRS:
+        value = attrs.get(key)
+        if value is None:
+            continue
+        number = value.item() if isinstance(value, np.generic) else value
+        whole = isinstance(number, int) or (
+            isinstance(number, float) and math.isfinite(number) and number.is_integer()
+        )
+        if isinstance(number, bool) or not whole or not 0 <= number < 2**63:
+            raise bad_file(path, f"attribute `{key}` is {_shown(value)}, not a count")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def bad_file(path: str, reason: str) -> FplError:

@@ -29,6 +29,7 @@ arviz, xarray or pandas import), so ``fpl summary fit.nc`` starts quickly.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -138,19 +139,27 @@ def save_netcdf(path: str, fit: FitData) -> None:
 
     Numeric variables are zlib-compressed, as ``InferenceData.to_netcdf`` does.
     The file does not depend on the installed ArviZ (arviz is not imported).
+
+    The file is built in memory and only its bytes are written to disk (through
+    :func:`write_atomic`): HDF5 writing straight to a full disk crashes the process
+    (SIGSEGV), while a failed plain write is an ``OSError`` and so E0502.
     """
     groups = arviz_datasets(fit)
+    buffer = io.BytesIO()
+    mode = "w"  # the first group creates the file, the others are added to it
+    for group, dataset in groups.items():
+        encoding = {
+            name: {"zlib": True}
+            for name, variable in dataset.data_vars.items()
+            if variable.dtype.kind in "biuf"
+        }
+        dataset.to_netcdf(buffer, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
+        mode = "a"
+    content = buffer.getvalue()
 
     def write(temp: str) -> None:
-        mode = "w"  # the first group creates the file, the others are added to it
-        for group, dataset in groups.items():
-            encoding = {
-                name: {"zlib": True}
-                for name, variable in dataset.data_vars.items()
-                if variable.dtype.kind in "biuf"
-            }
-            dataset.to_netcdf(temp, mode=mode, group=group, engine="h5netcdf", encoding=encoding)
-            mode = "a"
+        with open(temp, "wb") as handle:
+            handle.write(content)
 
     write_atomic(path, write)
 

@@ -1,6 +1,7 @@
 """NUTS over a compiled model's flat unconstrained log density, chains in parallel.
 
-The transition is BlackJAX's multinomial NUTS kernel; warmup adapts the step size and
+The transition is BlackJAX's multinomial NUTS kernel with Stan's additional U-turn
+checks (:mod:`fpl.runtime.nuts_tree`); warmup adapts the step size and
 the metric with :mod:`fpl.runtime.adaptation` (nutpie's Fisher-divergence low-rank
 metric by default).  One chain's state is a :class:`ChainState`, and a chunk of one
 chain's iterations (``lax.scan``) is one compiled program.
@@ -408,7 +409,9 @@ def _programs(log_density, run: Run, codes: np.ndarray, capacity: int):
     and ``step`` (a chunk of ``n`` iterations of a chain)."""
     from blackjax.mcmc import nuts as blackjax_nuts
 
-    kernel = blackjax_nuts.build_kernel()
+    from fpl.runtime.nuts_tree import build_kernel
+
+    kernel = build_kernel()  # BlackJAX's NUTS with Stan's additional U-turn checks
     a, warmup, depth = run.adaptation, run.warmup, run.max_tree_depth
     schedule = jnp.asarray(codes if warmup else np.zeros(1, np.int32))
 

@@ -33,13 +33,26 @@ gradient at its current point has ``‖g‖₂ <= tol · max(1, |loss|)`` (``tol
 N of M steps" and ``attrs["stopped"]`` is ``"converged"`` (else ``"steps"``).  Minibatch
 gradients are noisy, so minibatched runs always take every step.
 
-A non-converged implicit solve during a step is an error (E0406) naming the node and
-the step, unless ``on_failure="skip"``: then that step's update is skipped and counted
-(as are steps with a non-finite loss or gradient, otherwise E0410).  A failed backward
-solve (an implicit node's gradient: singular or unsolved linear system, where its
-forward solve converged) makes the gradient NaN; it is an error E0411 naming the node
-and the step, or, with ``on_failure="skip"``, a skipped step, and it is counted per
-node in ``OptimizeResult.gradient_failures``.
+Failure policy (``on_failure``), as DEQ training expects:
+
+=========  =====================================  ======================================
+policy     a forward solve that does not converge  a non-finite loss or gradient (a
+                                                    diverged iterate, a failed backward
+                                                    solve)
+=========  =====================================  ======================================
+``best``   the step goes on from the solver's      the step is skipped
+(default)  last iterate (its implicit gradient
+           taken there)
+``skip``   the step is skipped                     the step is skipped
+``error``  E0406 naming the node and the step      E0410 / E0411 naming the step (and node)
+=========  =====================================  ======================================
+
+Non-converged forward solves are counted per node (``OptimizeResult.solver_failures``,
+keyed by the node's label with its source location), failed backward solves likewise
+(``gradient_failures``), skipped steps in ``skipped``.  Whatever the policy, a final
+loss, param or weight that is not finite is an error (E0410) naming the last step and
+the nodes whose final solve failed.  (``best`` keeps the *last* iterate: the solvers'
+``Solution`` carries no best-residual iterate.)  Inside NUTS the rule stays: -inf.
 """
 
 from __future__ import annotations
@@ -58,12 +71,19 @@ from fpl.runtime.minibatch import (
     Batching,
     likelihood_terms,
     minibatch_objective,
-    objective,
     plan_batches,
     problem,
 )
 from fpl.runtime.optimize_result import GTOL, OptimizeResult, load_result
-from fpl.runtime.optimize_steps import chunk_function, raise_backward, raise_step, step_function
+from fpl.runtime.optimize_steps import (
+    check_final,
+    chunk_function,
+    objective,
+    policy_scope,
+    raise_backward,
+    raise_step,
+    step_function,
+)
 from fpl.runtime.optimizers import OptimizerOptions
 from fpl.stdlib.lazy import LazyModule
 
@@ -100,10 +120,10 @@ class OptimizeSettings(Settings):
     init: Any = option(None, "initial param and weight values", file=True)
     jacobian: bool = option(False, "add the log-Jacobian (mode on the unconstrained scale)")
     on_failure: str = option(
-        "error",
-        "a non-converged implicit solve: stop with an error, or skip the step",
-        choices=("error", "skip"),
-        flag="--on-solver-failure",
+        "best",
+        "a non-converged implicit solve: go on from its last iterate (best), skip the "
+        "step (skip), or stop with an error (error)",
+        choices=("best", "skip", "error"),
     )
     checkpoint: str | Path | None = option(
         None, "checkpoint file (written at the end, every `every` steps and on Ctrl-C)"
@@ -173,7 +193,7 @@ class _Setup:
     from_raw: Any  # raw (optimized) weights -> weights
     to_raw: Any
     args: dict  # the full data, as JAX arrays
-    objective: Any  # (theta, batch, warm) -> (loss, (failed, values, warm))
+    objective: Any  # (theta, batch, warm, key) -> (loss, (failed, values, warm))
     optimizer: Any
     key: Any
     seed: int
@@ -203,8 +223,9 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
         # this run's events (the compiled functions are traced inside its scope below)
         events = SolverEvents()
         grad_fail: dict[int, int] = {}
-        with collecting(events):
-            run = _run_steps(setup, s, run, events, grad_fail)
+        solve_fail: dict[int, int] = {}
+        with collecting(events), policy_scope(s.on_failure):
+            run = _run_steps(setup, s, run, events, grad_fail, solve_fail)
         if s.checkpoint is not None:
             _write(setup, s.checkpoint, run)
         seconds = time.perf_counter() - began
@@ -212,13 +233,23 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
         names = [*model.param_names, *model.out_names]
         full_objective = objective(setup.full, setup.from_raw, s.jacobian, {}, names)
         final = jax.jit(jax.value_and_grad(full_objective, has_aux=True))
-        (loss, (_, values, _)), g = final(run.theta, setup.args)
+        with policy_scope(s.on_failure):
+            key = jax.random.fold_in(setup.key, 3)
+            (loss, (failed, values, _)), g = final(run.theta, setup.args, None, key)
         grad_norm = float(optax.global_norm(g))
         values = {k: np.asarray(v) for k, v in values.items()}
+        weights = {k: np.asarray(v) for k, v in setup.from_raw(run.theta["weights"]).items()}
+        labels = {n.node_id: n.label for n in setup.full.nodes}
+        unconverged = [
+            labels.get(i, f"implicit node #{i}")
+            for i, code in zip(full_objective.node_ids, np.asarray(failed).reshape(-1))
+            if code
+        ]
+        check_final(setup.full.nodes, run.done, float(loss), {**values, **weights}, unconverged)
     return OptimizeResult(
         model=model.name,
         param_values={p: values[p] for p in model.param_names},
-        weights={k: np.asarray(v) for k, v in setup.from_raw(run.theta["weights"]).items()},
+        weights=weights,
         outputs={o: values[o] for o in model.out_names},
         trace=np.concatenate(run.trace),
         loss=float(loss),
@@ -226,7 +257,10 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
         steps=run.done,
         skipped=run.skipped,
         gradient_failures={n.label: grad_fail.get(n.node_id, 0) for n in setup.step_model.nodes},
+        solver_failures={n.label: solve_fail.get(n.node_id, 0) for n in setup.step_model.nodes},
         attrs={
+            "on_failure": s.on_failure,
+            "unconverged_at_end": unconverged,
             "seed": setup.seed,
             "optimizer": _optimizer_name(setup.optimizer),
             "jacobian": bool(s.jacobian),
@@ -265,7 +299,7 @@ def _prepare(model, data, s: OptimizeSettings):
         "tol": s.tol,
         # the structure of the optimizer's state (for checking a checkpoint)
         "optimizer": str(
-            jax.tree_util.tree_structure(_state_like(full, prob.step_model, optimizer))
+            jax.tree_util.tree_structure(_state_like(full, prob.step_model, optimizer, prob.to_raw))
         ),
     }
     setup = _Setup(
@@ -285,18 +319,20 @@ def _prepare(model, data, s: OptimizeSettings):
     return setup, init_params, raw
 
 
-def _theta_like(full) -> dict:
-    """Zeros shaped like the optimized values: unconstrained params and raw weights."""
+def _theta_like(full, to_raw) -> dict:
+    """Zeros shaped like the optimized values: unconstrained params and raw weights (a
+    ``monotone[H]`` weight's raw value is (2, H, H))."""
+    raw = jax.eval_shape(to_raw, {k: jnp.asarray(v, float) for k, v in full.weights.items()})
     return {
         "params": {k: jnp.zeros(s) for k, s in full.param_unc_shapes.items()},
-        "weights": {k: jnp.zeros(np.shape(v)) for k, v in full.weights.items()},
+        "weights": {k: jnp.zeros(v.shape) for k, v in raw.items()},
     }
 
 
-def _state_like(full, step_model, optimizer):
+def _state_like(full, step_model, optimizer, to_raw):
     """The carried state's structure: the optimizer's, and the warm starts of
     ``warm=true`` implicit nodes."""
-    return (optimizer.init(_theta_like(full)), step_model.warm_state())
+    return (optimizer.init(_theta_like(full, to_raw)), step_model.warm_state())
 
 
 def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
@@ -308,14 +344,14 @@ def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
     if s.resume:  # (no such file: `load` raises)
         path = str(s.checkpoint)
         header, saved = ckpt.load(path, "optimize", setup.fingerprint)
-        start = int(header["step"])
+        resumed = ckpt.OptimizeResumed(header, saved, path)  # a lying header: E0408
+        start = resumed.step
         if start > s.steps:
             raise error("E0403", f"the checkpoint is at step {start}, beyond steps={s.steps}")
-        theta = ckpt.tree_from("theta", saved, _theta_like(full), path)
-        like = _state_like(full, setup.step_model, setup.optimizer)
+        theta = ckpt.tree_from("theta", saved, _theta_like(full, setup.to_raw), path)
+        like = _state_like(full, setup.step_model, setup.optimizer, setup.to_raw)
         opt_state = ckpt.tree_from("opt", saved, like, path)
-        trace = [np.asarray(saved["trace"], float)]
-        return _Progress(start, theta, opt_state, trace, int(header.get("skipped", 0)))
+        return _Progress(start, theta, opt_state, [resumed.trace], resumed.skipped)
     if init_params is not None and set(init_params) == set(model.param_names):
         full.check_params(init_params)
         u = model.unconstrain(init_params, raw, weights=full.weights)
@@ -329,16 +365,22 @@ def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
 
 
 def _run_steps(
-    setup: _Setup, s: OptimizeSettings, run: _Progress, events, grad_fail: dict[int, int]
+    setup: _Setup,
+    s: OptimizeSettings,
+    run: _Progress,
+    events,
+    grad_fail: dict[int, int],
+    solve_fail: dict[int, int],
 ) -> _Progress:
     """The steps from ``run.done`` to ``s.steps`` in chunks (``fpl.runtime.loop``); a
-    failed step is an error (``on_failure="error"``) naming the node and the step."""
+    failed step is an error (``on_failure="error"``) naming the node and the step;
+    non-converged forward solves are counted per node in ``solve_fail``."""
     from fpl.runtime.loop import Early, Progress, run_chunks
 
-    step, batch_of, value_and_grad = step_function(setup, _tol(s, setup))
+    step, gradient_at = step_function(setup, _tol(s, setup), s.on_failure)
     chunk_len = min(CHUNK, s.every or CHUNK, s.steps)
     chunk = chunk_function(step, chunk_len)
-    grad_at = jax.jit(value_and_grad)
+    grad_at = jax.jit(gradient_at)
     nodes = {n.node_id: n for n in setup.step_model.nodes}
     args = setup.args
     state = {"run": run}
@@ -352,7 +394,7 @@ def _run_steps(
             (theta, opt_state, _), _ = chunk(theta, opt_state, skipped, at.done, at.done + k, args)
         jax.effects_barrier()
         events.drain_backward()
-        jax.block_until_ready(grad_at(theta, batch_of(args, at.done + k), opt_state[1]))
+        jax.block_until_ready(grad_at(theta, args, opt_state[1], at.done + k))
         jax.effects_barrier()
         return events.drain_backward()
 
@@ -364,6 +406,10 @@ def _run_steps(
         converged = np.asarray(converged)[:n]
         ran = int(np.argmax(converged)) if converged.any() else n  # steps that updated
         losses, bad = np.asarray(losses)[:ran], np.asarray(bad)[:ran]
+        ids = setup.objective.node_ids
+        codes = np.asarray(failed)[:ran].reshape(ran, len(ids))
+        for i, count in zip(ids, np.count_nonzero(codes, axis=0)):
+            solve_fail[i] = solve_fail.get(i, 0) + int(count)
         jax.effects_barrier()  # every callback of the chunk has run
         hits = events.drain_backward()
         for i in hits:

@@ -39,6 +39,10 @@ class OptimizeResult:
     #: implicit node ("fix#1 at model.fpl:9:9") -> failed backward (gradient) solves met
     #: during the steps (with on_failure="skip"; otherwise the first one is an error)
     gradient_failures: dict[str, int] = field(default_factory=dict)
+    #: implicit node -> steps whose forward solve of it did not converge (with
+    #: on_failure="best" those steps went on from the last iterate, with "skip" they
+    #: were skipped; with "error" the first one is an error)
+    solver_failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -64,7 +68,15 @@ class OptimizeResult:
         )
         text += f", {self.skipped} steps skipped" if self.skipped else ""
         failed = sum(self.gradient_failures.values())
-        return text + (f", {failed} failed gradient solves" if failed else "")
+        text += f", {failed} failed gradient solves" if failed else ""
+        unsolved = {k: n for k, n in self.solver_failures.items() if n}
+        if unsolved:
+            each = ", ".join(f"{k}: {n}" for k, n in unsolved.items())
+            text += f", non-converged solves ({each})"
+        at_end = self.attrs.get("unconverged_at_end") or []
+        if at_end:
+            text += f"; the final solve of {', '.join(at_end)} did not converge"
+        return text
 
     def __repr__(self) -> str:
         return f"<OptimizeResult {self.model}: {self.message}>"
@@ -105,6 +117,7 @@ class OptimizeResult:
             "skipped": self.skipped,
             "attrs": self.attrs,
             "gradient_failures": self.gradient_failures,
+            "solver_failures": self.solver_failures,
         }
         text = json.dumps(doc)
         write_atomic(str(path), lambda tmp: Path(tmp).write_text(text))
@@ -143,6 +156,7 @@ def load_result(path: str | Path) -> OptimizeResult:
         grad_norm = float(convert_value(doc["grad_norm"], "grad_norm"))
         steps, skipped = int(doc["steps"]), int(doc.get("skipped", 0))
         grad_fail = {str(k): int(v) for k, v in dict(doc.get("gradient_failures", {})).items()}
+        solve_fail = {str(k): int(v) for k, v in dict(doc.get("solver_failures", {})).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise error("E0404", f"`{path}`: missing or bad field {exc}") from None
     return OptimizeResult(
@@ -157,6 +171,7 @@ def load_result(path: str | Path) -> OptimizeResult:
         skipped,
         dict(doc.get("attrs", {})),
         grad_fail,
+        solve_fail,
     )
 
 

@@ -1,8 +1,16 @@
-"""One ``optimize`` step and a compiled chunk of steps, and the coded errors of a failed
-step (E0406 a forward solve, E0411 a backward solve, E0410 a non-finite loss).
+"""One ``optimize`` step and a compiled chunk of steps, the objective, and the coded
+errors of a failed step (E0406 a forward solve, E0411 a backward solve, E0410 a
+non-finite loss).
 
 ``setup`` is the run's ``fpl.runtime.optimize._Setup``: the objective of the step's
 program, the optimizer, the minibatching and the RNG key.
+
+Fresh randomness: ``_rng`` draws in a ``loss`` use the key ``fold_in(fold_in(key, 2),
+t)`` at step ``t`` (the run's key from its seed), so every step draws anew — a loss
+whose gradient is an unbiased estimate only with fresh noise (a reparametrised ELBO, a
+noise-pool objective) is stochastic gradient descent on its expectation — and a resumed
+run draws what the uninterrupted one did.  The final full-data evaluation uses
+``fold_in(key, 3)``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,45 @@ jnp = LazyModule("jax.numpy")
 optax = LazyModule("optax")
 
 
-def step_function(setup, tol: float = 0.0):
-    """One optimizer step on the batch of step ``t``; a step with a failed solve or a
-    non-finite loss, gradient or update keeps the old values (and is counted).
+def objective(cm, from_raw, jacobian, term_scale, names=()):
+    """(theta, args, warm, key) -> (loss, (per-node solver result codes (0: converged;
+    see ``fpl.stdlib.solvers.Result``), {name: value} for ``names``, the new warm-start
+    state of ``warm=true`` implicit nodes)); ``key`` feeds a loss's ``_rng`` draws."""
+    from fpl.compiler.compiled import result_code
+
+    def objective(theta, args, warm=None, key=None):
+        res = cm.evaluate(
+            theta["params"],
+            jacobian=jacobian,
+            data=args,
+            weights=from_raw(theta["weights"]),
+            key=key,
+            term_scale=term_scale,
+            warm=warm,
+            report=False,
+        )
+        ids = objective.node_ids = sorted(res.stats)  # the order of `failed`
+        failed = (
+            jnp.stack([result_code(res.stats[i]) for i in ids])
+            if ids
+            else jnp.zeros((0,), jnp.int32)
+        )
+        return -res.log_density, (failed, {n: res.values[n] for n in names}, res.warm)
+
+    return objective
+
+
+def noise_key(key, t):
+    """The key of step ``t``'s ``_rng`` draws (see the module docstring)."""
+    return jax.random.fold_in(jax.random.fold_in(key, 2), t)
+
+
+def step_function(setup, tol: float = 0.0, on_failure: str = "skip"):
+    """One optimizer step on the batch of step ``t``; a step with a non-finite loss,
+    gradient or update keeps the old values (and is counted), and so does one with a
+    failed forward solve unless ``on_failure="best"`` (then the step goes on from the
+    solver's last iterate, traced under ``reporting.keeping_unconverged``; the failure
+    is still in the step's ``failed`` codes, so it is counted per node).
 
     Convergence (``tol > 0``): a step whose gradient at the current point has
     ``‖g‖₂ <= tol · max(1, |loss|)`` (loss and gradient finite, no failed solve) makes no
@@ -28,16 +72,20 @@ def step_function(setup, tol: float = 0.0):
     The test is on the point a step starts from, so a run resumed there stops at once,
     as the uninterrupted run did.  Returns ``(step, batch_of, value_and_grad)``; the
     step's carry is ``(theta, (state, warm), skipped, stopped)`` and its output
-    ``(loss, failed, bad, converged)``."""
+    ``(loss, failed, bad, converged)``; ``gradient_at(theta, args, warm, t)`` is step
+    ``t``'s value and gradient (its batch and noise)."""
     optimizer, objective_ = setup.optimizer, setup.objective
     extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     batch_of = batch_sampler(setup.batching, jax.random.fold_in(setup.key, 1))
     value_and_grad = jax.value_and_grad(objective_, has_aux=True)
 
+    def gradient_at(theta, args, warm, t):
+        return value_and_grad(theta, batch_of(args, t), warm, noise_key(setup.key, t))
+
     def step(carry, t, args):
         theta, (state, warm), skipped, stopped = carry
-        batch = batch_of(args, t)
-        (loss, (failed, _, new_warm)), g = value_and_grad(theta, batch, warm)
+        batch, key = batch_of(args, t), noise_key(setup.key, t)
+        (loss, (failed, _, new_warm)), g = value_and_grad(theta, batch, warm, key)
         if extra_args:
             updates, new_state = optimizer.update(
                 g,
@@ -45,7 +93,7 @@ def step_function(setup, tol: float = 0.0):
                 theta,
                 value=loss,
                 grad=g,
-                value_fn=lambda th: objective_(th, batch, warm)[0],
+                value_fn=lambda th: objective_(th, batch, warm, key)[0],
             )
         else:
             updates, new_state = optimizer.update(g, state, theta)
@@ -61,7 +109,9 @@ def step_function(setup, tol: float = 0.0):
         )
         for leaf in jax.tree_util.tree_leaves(new_theta):
             finite = jnp.logical_and(finite, jnp.all(jnp.isfinite(leaf)))
-        bad = jnp.logical_or(jnp.any(failed), jnp.logical_not(finite))
+        bad = jnp.logical_not(finite)
+        if on_failure != "best":
+            bad = jnp.logical_or(jnp.any(failed), bad)
         keep = jax.tree_util.tree_map(
             lambda old, new: jnp.where(bad | converged, old, new),
             (theta, (state, warm)),
@@ -70,7 +120,7 @@ def step_function(setup, tol: float = 0.0):
         carry = (*keep, skipped + bad.astype(jnp.int32), stopped | converged)
         return carry, (loss, failed, bad, converged)
 
-    return step, batch_of, value_and_grad
+    return step, gradient_at
 
 
 def chunk_function(step, chunk_len: int):
@@ -94,6 +144,34 @@ def chunk_function(step, chunk_len: int):
         return (theta, state, skipped), outs
 
     return chunk
+
+
+def policy_scope(on_failure: str):
+    """The trace-time scope of the policy: ``best`` keeps non-converged iterates."""
+    import contextlib
+
+    from fpl.compiler.reporting import keeping_unconverged
+
+    return keeping_unconverged() if on_failure == "best" else contextlib.nullcontext()
+
+
+def check_final(nodes, step: int, loss: float, values: dict, unconverged: list) -> None:
+    """E0410 where the final loss or a param, weight or out is not finite, naming the
+    step and the nodes whose final solve failed (whatever the policy)."""
+    bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, float)))]
+    if np.isfinite(loss) and not bad:
+        return
+    what = "the loss" if not np.isfinite(loss) else f"`{bad[0]}`"
+    which = f"; the solve of {', '.join(unconverged)} did not converge" if unconverged else ""
+    spans = {n.label: n.span for n in nodes}
+    raise error(
+        "E0410",
+        f"{what} is not finite after optimization step {step} (loss {loss:g}){which}",
+        spans.get(unconverged[0]) if unconverged else None,
+        label="this implicit node" if unconverged else "",
+        help="lower the learning rate, declare well-posed weights (`contractive`, "
+        "`monotone`) so the solves converge, or raise the solver's `max_iter`",
+    )
 
 
 def raise_backward(step: int, node_id: int, nodes) -> None:
@@ -136,4 +214,13 @@ def raise_step(step: int, failed, node_ids, nodes, loss: float) -> None:
     )
 
 
-__all__ = ["chunk_function", "raise_backward", "raise_step", "step_function"]
+__all__ = [
+    "check_final",
+    "chunk_function",
+    "policy_scope",
+    "noise_key",
+    "objective",
+    "raise_backward",
+    "raise_step",
+    "step_function",
+]

@@ -61,11 +61,63 @@ class PathfinderSettings(Settings):
     importance: bool = option(True, "resample the draws by importance ratios", cli=False)
 
 
+@dataclass(frozen=True)
+class PathfinderGaussian:
+    """The chosen approximation ``N(mean, cholesky choleskyᵀ)`` on the flat unconstrained
+    scale (``cm.ravel`` order), with its ELBO estimate and where on the path it lies."""
+
+    mean: Any
+    cholesky: Any
+    elbo: float
+    lbfgs_iterations: int
+    best_iteration: int
+
+
+def approximate(
+    cm, args, *, seed: int, init=None, s: PathfinderSettings | None = None
+) -> PathfinderGaussian:
+    """Steps 1-3 of the module docstring: the L-BFGS path and the Gaussian with the best
+    ELBO on it (call inside ``_float64``).  E0407 when the path has no curvature pair or
+    no point with a finite ELBO."""
+    import jax
+    import jax.numpy as jnp
+
+    from fpl.runtime.sampling import find_inits
+
+    s = PathfinderSettings() if s is None else s
+    start = cm.ravel(find_inits(cm, args, 1, seed, init)[0])
+
+    def log_density(u, a):
+        return cm.log_density(u, data=a)
+
+    path, grads, n_iter = _lbfgs_path(log_density, start, args, s.tol, s.max_lbfgs)
+    path, grads = np.asarray(path)[: n_iter + 1], np.asarray(grads)[: n_iter + 1]
+    pairs = _history(path, grads, s.history)
+    if pairs is None:
+        raise error(
+            "E0407",
+            "Pathfinder: the L-BFGS path has no step with positive curvature",
+            help="the log density may be flat or improper there; give `init` values or priors",
+        )
+    k_elbo = jax.random.split(jax.random.PRNGKey(seed), 4)[0]  # as `run` splits the seed
+    z_elbo = jax.random.normal(k_elbo, (s.elbo_draws, path.shape[1]), dtype=jnp.float64)
+    elbos = np.asarray(_elbos(log_density, path, grads, pairs, z_elbo, args))
+    best = int(np.argmax(np.where(np.isfinite(elbos), elbos, -np.inf)))
+    if not np.isfinite(elbos[best]):
+        raise error(
+            "E0407",
+            "Pathfinder: no point of the L-BFGS path gives a finite ELBO",
+            help="give `init` values near the posterior's bulk, or use `fpl sample`",
+        )
+    mean, chol = _gaussian(path[best], grads[best], *(p[best] for p in pairs))
+    return PathfinderGaussian(mean, chol, float(elbos[best]), int(n_iter), best)
+
+
 def run(model, data, s: PathfinderSettings):
     import jax
     import jax.numpy as jnp
 
-    from fpl.runtime.sampling import _float64, _per_draw, draws_fit, find_inits
+    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
 
     seed = secrets.randbelow(2**31) if s.seed is None else int(s.seed)
     began = time.perf_counter()
@@ -74,37 +126,13 @@ def run(model, data, s: PathfinderSettings):
         if not cm.params:
             raise error("E0403", "the model has no params", help="Pathfinder needs a `param`")
         args = {k: jnp.asarray(v) for k, v in cm.data.items()}
-        start = cm.ravel(find_inits(cm, args, 1, seed, s.init)[0])
-
-        def log_density(u, a):
-            return cm.log_density(u, data=a)
-
-        path, grads, n_iter = _lbfgs_path(log_density, start, args, s.tol, s.max_lbfgs)
-        path, grads = np.asarray(path)[: n_iter + 1], np.asarray(grads)[: n_iter + 1]
-        pairs = _history(path, grads, s.history)
-        if pairs is None:
-            raise error(
-                "E0407",
-                "Pathfinder: the L-BFGS path has no step with positive curvature",
-                help="the log density may be flat or improper there; give `init` values or priors",
-            )
-        key = jax.random.PRNGKey(seed)
-        k_elbo, k_draw, k_resample, k_gen = jax.random.split(key, 4)
-        n = path.shape[1]
-        z_elbo = jax.random.normal(k_elbo, (s.elbo_draws, n), dtype=jnp.float64)
-        elbos = np.asarray(_elbos(log_density, path, grads, pairs, z_elbo, args))
-        best = int(np.argmax(np.where(np.isfinite(elbos), elbos, -np.inf)))
-        if not np.isfinite(elbos[best]):
-            raise error(
-                "E0407",
-                "Pathfinder: no point of the L-BFGS path gives a finite ELBO",
-                help="give `init` values near the posterior's bulk, or use `fpl sample`",
-            )
-        mu, chol = _gaussian(path[best], grads[best], *(p[best] for p in pairs))
-        z = jax.random.normal(k_draw, (s.draws, n), dtype=jnp.float64)
+        fitted = approximate(cm, args, seed=seed, init=s.init, s=s)
+        _, k_draw, k_resample, k_gen = jax.random.split(jax.random.PRNGKey(seed), 4)
+        mu, chol = fitted.mean, fitted.cholesky
+        z = jax.random.normal(k_draw, (s.draws, mu.shape[0]), dtype=jnp.float64)
         u = mu + z @ chol.T
         log_q = _log_q(z, chol)
-        lp = jax.jit(jax.vmap(log_density, in_axes=(0, None)))(u, args)
+        lp = jax.jit(jax.vmap(lambda x, a: cm.log_density(x, data=a), in_axes=(0, None)))(u, args)
         lp, log_q, u = np.asarray(lp), np.asarray(log_q), np.asarray(u)
         log_w = np.where(np.isfinite(lp), lp - log_q, -np.inf)
         weights = np.exp(log_w - np.max(log_w))
@@ -123,9 +151,9 @@ def run(model, data, s: PathfinderSettings):
             "method": "pathfinder",
             "seed": seed,
             "draws": s.draws,
-            "lbfgs_iterations": int(n_iter),
-            "best_iteration": best,
-            "elbo": float(elbos[best]),
+            "lbfgs_iterations": fitted.lbfgs_iterations,
+            "best_iteration": fitted.best_iteration,
+            "elbo": fitted.elbo,
             "importance_ess": ess,
             "seconds": round(time.perf_counter() - began, 3),
         },
@@ -282,4 +310,4 @@ METHOD = Method(
     headline=headline,
 )
 
-__all__ = ["METHOD", "PathfinderSettings", "run"]
+__all__ = ["METHOD", "PathfinderGaussian", "PathfinderSettings", "approximate", "run"]

@@ -14,6 +14,7 @@ import numpy as np
 
 from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import FplError, error
+from fpl.runtime import runaway
 from fpl.runtime.failures import SolverEvents, by_label, collecting, name_stats, reasons_by_label
 from fpl.runtime.fit import Fit, split_data
 from fpl.runtime.methods import Method, Settings, option
@@ -95,13 +96,52 @@ def find_inits(cm: CompiledModel, args, chains: int, seed: int, init: Mapping[st
                     help="check the values against the params' constraints",
                 )
         else:
+            tried = rounds * INIT_CANDIDATES
+            blamed = _failing_node(cm, args, cand, given)
+            if blamed is not None:
+                node, residual, reason = blamed
+                raise error(
+                    "E0402",
+                    f"no finite log density after {tried} random initial points (chain "
+                    f"{c + 1}): the {node.kind} here did not converge at any of them "
+                    f"(smallest residual {residual:.3g}{reason})",
+                    node.span,
+                    label=f"{node.kind} never converged",
+                    help="check that the node has a solution for every value of the params "
+                    "(`fpl diagnose` tests it), or give `init` values where it does",
+                )
             raise error(
                 "E0402",
-                f"no finite log density after {rounds * INIT_CANDIDATES} random initial "
-                f"points (chain {c + 1})",
+                f"no finite log density after {tried} random initial points (chain {c + 1})",
                 help="give `init` values, or check priors, constraints and data",
             )
     return inits
+
+
+def _failing_node(cm: CompiledModel, args, cand, given):
+    """The implicit node that failed at every candidate of the last round (the one with
+    the smallest best residual if several), as ``(node, residual, reason)``, or None: what
+    makes E0402 point at the node instead of the whole model."""
+    if not cm.nodes:
+        return None
+    from fpl.stdlib.solvers import reason_name
+
+    evaluate = _candidate_evaluator(cm)
+    u, _, _ = evaluate(cand, given, args)
+    thetas = jax.vmap(cm.ravel)(u)
+    _, stats = jax.jit(jax.vmap(lambda th: cm.log_density(th, data=args, stats=True)))(thetas)
+    worst = None
+    for node in cm.nodes:
+        st = stats.get(node.node_id)
+        if st is None or bool(np.any(np.asarray(st["converged"]))):
+            continue
+        residuals = np.asarray(st["residual"], float)
+        best = float(np.nanmin(residuals)) if np.isfinite(residuals).any() else float("nan")
+        code = int(np.ravel(np.asarray(st.get("reason", 0)))[0])
+        shown = f"; {reason_name(code)}" if code else ""
+        if worst is None or best < worst[1]:
+            worst = (node, best, shown)
+    return worst
 
 
 def _draws_for_chains(cm: CompiledModel, fit, chains: int) -> list[dict[str, np.ndarray]]:
@@ -147,6 +187,10 @@ def _candidate_evaluator(cm: CompiledModel):
     return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
+#: the samplers ``sample`` runs: NUTS (runtime/nuts.py), ChEES-HMC (runtime/chees.py)
+SAMPLERS = ("nuts", "chees")
+
+
 def _metric_arg(text: str):
     """``--metric``: a metric's name, or the path of a fit whose adaptation is reused."""
     from fpl.runtime.adaptation import METRICS
@@ -161,6 +205,12 @@ def _metric_arg(text: str):
 @dataclass(frozen=True)
 class SampleSettings(Settings):
     chains: int = option(4, "chains, run in parallel over the local devices", min=1)
+    sampler: str = option(
+        "nuts",
+        "nuts (adaptive NUTS, a program per chain), or chees (ChEES-HMC: all chains in one "
+        "vectorised program, for many chains on an accelerator)",
+        choices=SAMPLERS,
+    )
     warmup: int = option(1000, "warmup (adaptation) iterations per chain", min=0)
     draws: int = option(1000, "draws per chain after warmup", min=1)
     seed: int | None = option(None, "random seed", min=0)
@@ -211,6 +261,10 @@ class SampleSettings(Settings):
             )
         if self.early_window + self.step_size_window >= 1:
             raise error("E0403", "`early_window` + `step_size_window` must be below 1")
+        if self.sampler == "chees":
+            from fpl.runtime.chees import check_settings
+
+            check_settings(self)
 
     def adaptation(self):
         """The warmup adaptation these settings ask for."""
@@ -237,7 +291,7 @@ def run(model, data, s: SampleSettings) -> Fit:
 
 
 def sample(model, data, s: SampleSettings, weights) -> Fit:
-    from fpl.runtime.nuts import Run, StuckChainError, chain_devices, run_nuts
+    from fpl.runtime.nuts import Run, StuckChainError, run_nuts
 
     seed = s.seed
     if seed is None and s.resume and s.checkpoint is not None:  # the seed of the first run
@@ -282,26 +336,32 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
         events = SolverEvents()
         try:
             with collecting(events):  # the density, traced in there, reports to this run
-                result = run_nuts(
-                    lambda theta, data: cm.log_density(theta, data=data),
-                    args,
-                    flat_inits,
-                    run=Run(s.warmup, s.draws, s.max_tree_depth, a),
-                    key=run_key,
-                    progress=s.progress,
-                    checkpoint=saver,
-                    events=events,
-                    metric=metric,
-                    step_size=step_size,
-                    shard_data=s.shard_data,
-                )
+                if s.sampler == "chees":
+                    from fpl.runtime.chees import run_settings
+
+                    result = run_settings(cm, args, flat_inits, s, run_key, events)
+                else:
+                    result = run_nuts(
+                        lambda theta, data: cm.log_density(theta, data=data),
+                        args,
+                        flat_inits,
+                        run=Run(s.warmup, s.draws, s.max_tree_depth, a),
+                        key=run_key,
+                        progress=s.progress,
+                        checkpoint=saver,
+                        events=events,
+                        metric=metric,
+                        step_size=step_size,
+                        shard_data=s.shard_data,
+                    )
         except StuckChainError as stuck:
             raise _stuck_error(model, cm, data, weights, stuck, s.chains, s.progress) from None
         positions = _unflatten(cm, result.positions)
         values, node_stats = _per_draw(
             cm, args, positions, gen_key, unconstrained=True, solver_stats=True
         )
-    adapted = _adapted(result, a.metric, cm.param_unc_num())
+    kind = "diag" if s.sampler == "chees" else a.metric  # ChEES adapts a diagonal metric
+    adapted = _adapted(result, kind, cm.param_unc_num())
     return draws_fit(
         cm,
         values,
@@ -314,16 +374,27 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
             "warmup": s.warmup,
             "draws": s.draws,
             "max_tree_depth": s.max_tree_depth,
-            "metric": a.metric,
-            "devices": len(jax.local_devices() if s.shard_data else chain_devices(s.chains)),
+            "sampler": s.sampler,
+            "metric": kind,
+            "devices": _devices(s),
             "shard_data": s.shard_data,
             "seconds": round(result.seconds, 3),
+            **runaway.attrs(cm, result.positions, values),  # W0406: an improper posterior?
         },
         warmup_divergences=np.sum(result.warmup_stats["diverging"], axis=1),
         solver_failures=by_label(cm.nodes, result.solver_failures, s.chains),
         gradient_failures=by_label(cm.nodes, result.gradient_failures, s.chains),
         solver_failure_reasons=reasons_by_label(cm.nodes, events.reasons_per_node()),
     )
+
+
+def _devices(s: SampleSettings) -> int:
+    """Devices the run used: all with ``shard_data``; one for ChEES (one program)."""
+    from fpl.runtime.nuts import chain_devices
+
+    if s.sampler == "chees":
+        return 1
+    return len(jax.local_devices() if s.shard_data else chain_devices(s.chains))
 
 
 #: a low-rank metric is saved in dense form (``inv_metric``) up to this many unconstrained
@@ -480,7 +551,7 @@ def _per_draw(
                 return {**out[0], **{LOG_LIK + k: v for k, v in loglik.items()}}, out[1]
             return {**out, **{LOG_LIK + k: v for k, v in loglik.items()}}
 
-        return jax.lax.map(one, (flat, keys), batch_size=min(GEN_BATCH, n))
+        return _map_nonempty(one, (flat, keys), n)
 
     out = jax.jit(each)(flat, keys, args)
     if solver_stats:
@@ -488,6 +559,47 @@ def _per_draw(
         stats = name_stats(cm.nodes, stats)
         return _reshape(out, lead), _reshape(stats, lead)
     return _reshape(out, lead)
+
+
+def _map_nonempty(one, xs, n: int):
+    """``jax.lax.map(one, xs, batch_size=...)`` over ``n`` rows, with zero-size leaves (a
+    ``real[0]`` param or gen: Stan's empty arrays) kept out of the batching, which cannot
+    split them: they go in and come out as zeros of their shapes."""
+    leaves, tree = jax.tree_util.tree_flatten(xs)
+    empty = [leaf.size == 0 for leaf in leaves]
+    kept = [leaf for leaf, e in zip(leaves, empty) if not e]
+
+    def rebuild(row):
+        it = iter(row)
+        return jax.tree_util.tree_unflatten(
+            tree,
+            [
+                jnp.zeros(leaf.shape[1:], leaf.dtype) if e else next(it)
+                for leaf, e in zip(leaves, empty)
+            ],
+        )
+
+    example = [jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype) for leaf in kept]
+    out_shape = jax.eval_shape(lambda row: one(rebuild(row)), example)
+    out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
+    out_empty = [leaf.size == 0 for leaf in out_leaves]
+
+    def nonempty(row):
+        values = jax.tree_util.tree_leaves(one(rebuild(row)))
+        return [v for v, e in zip(values, out_empty) if not e]
+
+    mapped = iter(
+        jax.lax.map(nonempty, kept, batch_size=min(GEN_BATCH, n))
+        if any(not e for e in out_empty)
+        else []
+    )
+    return jax.tree_util.tree_unflatten(
+        out_tree,
+        [
+            jnp.zeros((n, *leaf.shape), leaf.dtype) if e else next(mapped)
+            for leaf, e in zip(out_leaves, out_empty)
+        ],
+    )
 
 
 def _reshape(values: dict, lead) -> dict[str, np.ndarray]:

@@ -224,7 +224,7 @@ def summarize(posterior: Mapping[str, np.ndarray]) -> list[Row]:
         if arr.ndim < 2:
             raise ValueError(f"`{name}` must have shape (chains, draws, ...), got {arr.shape}")
         chains, n = arr.shape[:2]
-        flat = arr.reshape(chains, n, -1)
+        flat = arr.reshape(chains, n, math.prod(arr.shape[2:]))  # -1 fails for 0 draws
         for k, label in enumerate(scalar_names(name, arr.shape[2:])):
             rows.append(_row(label, flat[:, :, k]))
     return rows
@@ -307,7 +307,8 @@ def format_summary(
     and its E-BFMI, then a warning line when any draw diverged and one per chain
     whose E-BFMI is below 0.3.  With ``attrs`` holding the run's times (``seconds``,
     ``warmup_seconds``, ``sampling_seconds``, ``seconds_chain_<k>``), a line of
-    elapsed times ends it.
+    elapsed times follows; the run's rendered warnings (``attrs["warnings"]``, e.g.
+    W0406 from :mod:`fpl.runtime.runaway`) end it.
     """
     lp = (sample_stats or {}).get("lp")
     if lp is not None and np.ndim(lp) == 2 and not any(r.name == "lp__" for r in rows):
@@ -333,6 +334,9 @@ def format_summary(
     if sample_stats is not None:
         lines.extend(_sampler_lines(sample_stats, max_tree_depth, warmup_divergences))
     lines.extend(timing_lines(attrs or {}))
+    warnings = (attrs or {}).get("warnings")
+    if isinstance(warnings, str) and warnings:  # e.g. W0406, runaway draws (runaway.py)
+        lines.extend(["", warnings])
     return "\n".join(lines)
 
 

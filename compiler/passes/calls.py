@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Literal
 from fpl.compiler import ir
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import did_you_mean, error
+from fpl.stdlib import ode
 from fpl.stdlib.rules import log_prob_shape
-from fpl.stdlib.solvers import DEFAULT_SOLVER, UNROLLABLE
+from fpl.stdlib.solvers import CONSTRAINED_SOLVER, DEFAULT_SOLVER, UNROLLABLE
 from fpl.stdlib.types import RuleError, Ty, broadcast, dim_text, dims_equal
 
 if TYPE_CHECKING:
@@ -26,14 +27,16 @@ DIST_SUFFIXES: dict[str, ir.LogProbKind | Literal["rng"]] = {
     "_cdf": "cdf",
     "_rng": "rng",
 }
-HIGHER_ORDER = ir.HIGHER_ORDER_KINDS
+#: map/scan/fold by name (the ODE solvers, kind `ode`, go by Stan's names: `ode.FORMS`)
+HIGHER_ORDER = tuple(k for k in ir.HIGHER_ORDER_KINDS if k != "ode")
 DERIVATIVES = ir.DERIVATIVE_KINDS
 #: grad mode -> its options
 GRAD_MODES: dict[ir.GradMode, tuple[str, ...]] = {
     "implicit": (),
-    "phantom": ("k",),
+    "phantom": ("k", "step"),
     "onestep": (),
     "unrolled": (),
+    "lstsq": (),
 }
 
 
@@ -41,6 +44,8 @@ GRAD_MODES: dict[ir.GradMode, tuple[str, ...]] = {
 MAX_INT_OPTION = 2**31 - 1
 #: ``phantom(k=...)`` at most this many terms: each is traced, so k is compile time
 MAX_PHANTOM_TERMS = 1000
+#: ``phantom(step=...)`` at most this (a larger step only makes the series diverge)
+MAX_PHANTOM_STEP = 1e6
 
 
 def check_call(c: Checker, e: ast.Call) -> ir.Expr:
@@ -55,6 +60,10 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
             f"`{name}(f)` is a function: call it with arguments, e.g. `{name}(f)(x)`",
             e.span,
         )
+    if name in ode.FORMS:
+        return _ode(c, e, ode.FORMS[name])
+    if name == "reject" and "reject" not in c.functions:
+        return _reject(c, e)
     higher_order = ir.literal(name, HIGHER_ORDER)
     if higher_order is not None:
         return _higher_order(c, e, higher_order)
@@ -82,6 +91,7 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
             help=f"use `y ~ {name}(...)` or `{name}_lpdf(y | ...)`",
         )
     known = set(c.reg.functions) | set(c.functions) | set(HIGHER_ORDER) | set(DERIVATIVES)
+    known |= set(ode.FORMS)
     known |= {d + "_lpdf" for d in c.reg.distributions}
     known |= {d + "_rng" for d in c.reg.distributions}
     raise error(
@@ -91,6 +101,28 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
         label="not a function",
         help=did_you_mean(name, known),
     )
+
+
+def _reject(c: Checker, e: ast.Call) -> ir.Reject:
+    """Stan's ``reject("message", values...)``: the message, then the values shown after
+    it.  Its type unifies with anything (``test ? reject(...) : x``): an int scalar,
+    retyped to the other branch's base by the conditional."""
+    first = e.args[0] if e.args else None
+    if not (isinstance(first, ast.Name) and first.id.startswith('"')) or e.kwargs:
+        raise error(
+            "E0201",
+            "`reject` takes a message first",
+            e.span,
+            help='write `reject("message", values...)`, e.g. '
+            '`sigma > 0 ? sigma : reject("sigma must be positive, got ", sigma)`',
+        )
+    if e.conditional:
+        raise error("E0201", "`|` is only used in `_lpdf`/`_lpmf` calls, not in `reject`", e.span)
+    values = tuple(c.expr(a) for a in e.args[1:])
+    for v in values:
+        if v.ty.base not in ("int", "real", "bool"):
+            raise error("E0201", "`reject` shows numbers after its message", v.span)
+    return ir.Reject("reject", values, Ty("int"), e.span, first.id[1:-1])
 
 
 def function_value(c: Checker, node: ast.Expr, tys: list[Ty], span) -> ir.Lambda:
@@ -149,6 +181,41 @@ def _higher_order(c: Checker, e: ast.Call, kind: ir.HigherOrderKind) -> ir.Expr:
     return ir.HigherOrder(kind, lam, tuple(args), ty, e.span)
 
 
+def _ode(c: Checker, e: ast.Call, form: ode.Form) -> ir.Expr:
+    """Stan's ODE solvers (fpl/stdlib/ode.py): one solver node whose ``args`` are
+    ``y0, t0, ts, rel_tol, abs_tol, max_num_steps, args...`` (defaults filled in)."""
+    if e.kwargs or e.conditional:
+        raise error("E0203", f"`{form.name}` takes positional arguments: `{form.usage}`", e.span)
+    if not e.args:
+        raise error("E0203", f"`{form.name}` needs a function first: `{form.usage}`", e.span)
+    args = [c.expr(a) for a in e.args[1:]]
+    try:
+        head, tolerances, extra = ode.arrange(form, args)
+        state, ty = ode.types(form, [a.ty for a in head], [a.ty for a in tolerances or []])
+    except ValueError as exc:
+        raise error("E0203", str(exc), e.span) from None
+    except RuleError as exc:
+        raise error("E0201", exc.message, e.span) from None
+    lam = function_value(c, e.args[0], [Ty("real", ()), state, *(a.ty for a in extra)], e.span)
+    if lam.ty.rank != 1 or dims_equal(lam.ty.shape[0], state.shape[0]) is False:
+        raise error(
+            "E0202",
+            f"`{form.name}`: the function returns {lam.ty} but the state y0 is {state}",
+            e.args[0].span,
+            help="`f(t, y, ...)` returns dy/dt, of the same shape as `y`",
+        )
+    if tolerances is None:
+        rel, absolute, steps = form.defaults
+        tolerances = [
+            ir.Const(rel, Ty("real", ()), e.span),
+            ir.Const(absolute, Ty("real", ()), e.span),
+            ir.Const(steps, Ty("int", ()), e.span),
+        ]
+    c.node_count += 1
+    args = [*head, *tolerances, *extra]
+    return ir.HigherOrder("ode", lam, tuple(args), ty, e.span, form.method, c.node_count)
+
+
 def _apply_derivative(c: Checker, e: ast.Call) -> ir.Expr:
     inner = e.func
     assert isinstance(inner, ast.Call)  # check_call dispatches on it
@@ -202,10 +269,11 @@ def _dist_function(
     if e.kwargs:
         raise error("E0203", "distribution functions take positional arguments", e.kwargs[0].span)
     if kind == "rng":
-        if not c.in_gen:
+        if not (c.in_gen or c.in_loss):
             raise error(
                 "E0207",
-                f"`{base}_rng` draws random numbers: use it only in `gen` statements",
+                f"`{base}_rng` draws random numbers: use it only in `gen` statements or a "
+                "`loss` (fresh draws at every optimizer step)",
                 e.span,
             )
         args = tuple(c.expr(a) for a in e.args)
@@ -253,6 +321,7 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
     c.scope = Scope({e.var: Symbol("unknown", ty, e.span)}, parent=saved)
     try:
         body = c.expr(e.body)
+        equalities, inequalities = _subject(c, e)
     finally:
         c.scope = saved
     if e.kind == "argmin":
@@ -278,11 +347,28 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
                 help="both sides must have the same shape",
             )
     solver, options = _solver(c, e)
-    grad, grad_options, warm = _grad_mode(c, e)
-    if grad == "unrolled" and (solver or DEFAULT_SOLVER[e.kind]) not in UNROLLABLE:
+    if solver and c.reg.solvers[solver].splitting:
+        _check_split(c, e, body, solver)
+    if solver and c.reg.solvers[solver].constrained != bool(e.constraints):
+        usable = [
+            n
+            for n, s in c.reg.solvers.items()
+            if s.constrained == bool(e.constraints) and "argmin" in s.kinds
+        ]
         raise error(
             "E0206",
-            f"`grad=unrolled` cannot go through `{solver or DEFAULT_SOLVER[e.kind]}`",
+            f"`{solver}` does not solve `argmin` "
+            + ("with" if e.constraints else "without")
+            + " `subject to` constraints",
+            e.solver.span if e.solver is not None else e.span,
+            help="use one of " + ", ".join(f"`{u}`" for u in usable),
+        )
+    default = CONSTRAINED_SOLVER if e.constraints else DEFAULT_SOLVER[e.kind]
+    grad, grad_options, warm = _grad_mode(c, e)
+    if grad == "unrolled" and (solver or default) not in UNROLLABLE:
+        raise error(
+            "E0206",
+            f"`grad=unrolled` cannot go through `{solver or default}`",
             e.solver.span if e.solver is not None else e.span,
             help="its loop has an inner while loop (a line search or a bracket search), "
             "which reverse mode cannot differentiate; use an unrollable solver: "
@@ -302,7 +388,37 @@ def check_implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
         e.span,
         c.node_count,
         warm,
+        equalities,
+        inequalities,
     )
+
+
+def _subject(c: Checker, e: ast.Implicit) -> tuple[tuple[ir.Expr, ...], tuple[ir.Expr, ...]]:
+    """The constraints of ``argmin ... subject to`` as g(var) == 0 and h(var) >= 0 (``a ==
+    b`` and ``a >= b`` as a - b, ``a <= b`` as b - a, typed as that subtraction, so sides
+    that do not broadcast are E0202): each must be a comparison that reads the unknown."""
+    equalities: list[ir.Expr] = []
+    inequalities: list[ir.Expr] = []
+    for con in e.constraints:
+        if not (isinstance(con, ast.Binary) and con.op in ("eq", "ge", "le")):
+            raise error(
+                "E0206",
+                "a constraint of `argmin` is a comparison `a == b`, `a >= b` or `a <= b`",
+                con.span,
+                help=f"e.g. `subject to sum({e.var}) == 1, {e.var} >= 0`",
+            )
+        left, right = (con.right, con.left) if con.op == "le" else (con.left, con.right)
+        g = c.expr(ast.Binary("sub", left, right, con.span))
+        if not any(isinstance(x, ir.Ref) and x.name == e.var for x in ir.walk(g)):
+            raise error(
+                "E0206",
+                f"this constraint does not depend on the unknown `{e.var}`",
+                con.span,
+                help="a constraint restricts the unknown; move a condition on data or "
+                "params elsewhere",
+            )
+        (equalities if con.op == "eq" else inequalities).append(g)
+    return tuple(equalities), tuple(inequalities)
 
 
 def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
@@ -371,6 +487,30 @@ def _solver(c: Checker, e: ast.Implicit) -> tuple[str, tuple]:
     return name, tuple(given.items())
 
 
+def _check_split(c: Checker, e: ast.Implicit, body: ir.Expr, solver: str) -> None:
+    """A splitting solver needs the map written ``prox(G(z), ...)``: a proximal map
+    (``fpl.stdlib.functions.prox.PROXIMAL``) whose other arguments do not read the unknown."""
+    from fpl.stdlib.functions.prox import PROXIMAL
+
+    entry = c.reg.functions.get(body.name) if isinstance(body, ir.Op) else None
+    reads = (
+        isinstance(body, ir.Op)
+        and entry is not None
+        and any(
+            isinstance(x, ir.Ref) and x.name == e.var for a in body.args[1:] for x in ir.walk(a)
+        )
+    )
+    if entry is None or entry.name not in PROXIMAL or reads:
+        raise error(
+            "E0206",
+            f"`{solver}` splits a map written `{e.var} = prox(G({e.var}), ...)`",
+            e.body.span,
+            help="write the body as a proximal map of the forward map, e.g. "
+            f"`prox_nonneg(W @ {e.var} + b)`, whose other arguments do not depend on "
+            f"`{e.var}`; the proximal maps are " + ", ".join(f"`{p}`" for p in PROXIMAL),
+        )
+
+
 def _solver_option(option, value: float | int, kw: ast.Keyword) -> float | int:
     """``value`` as the type of a solver ``option``, within its bounds (else E0206)."""
     lo, hi = option.min, option.max
@@ -396,9 +536,9 @@ def _solver_option(option, value: float | int, kw: ast.Keyword) -> float | int:
 
 def _grad_mode(
     c: Checker, e: ast.Implicit
-) -> tuple[ir.GradMode, tuple[tuple[str, int], ...], bool]:
+) -> tuple[ir.GradMode, tuple[tuple[str, int | float], ...], bool]:
     mode: ir.GradMode = "implicit"
-    options: tuple[tuple[str, int], ...] = ()
+    options: tuple[tuple[str, int | float], ...] = ()
     warm = False
     for kw in e.options:
         if kw.name == "warm":
@@ -426,11 +566,11 @@ def _grad_mode(
         if name is None:
             raise error(
                 "E0206",
-                "`grad=` takes implicit, phantom(k=...), onestep or unrolled",
+                "`grad=` takes implicit, phantom(k=...), onestep, unrolled or lstsq",
                 v.span,
                 help=did_you_mean(str(written), GRAD_MODES) if written else None,
             )
-        opts: list[tuple[str, int]] = []
+        opts: list[tuple[str, int | float]] = []
         if isinstance(v, ast.Call):
             if v.args:
                 raise error("E0206", "grad options are named, e.g. `phantom(k=5)`", v.span)
@@ -438,6 +578,17 @@ def _grad_mode(
                 if o.name not in GRAD_MODES[name]:
                     raise error("E0206", f"`{name}` has no option `{o.name}`", o.span)
                 val = _constant(c, o.value)
+                if o.name == "step":  # the step of T(z) = z - step R(z) (1: plain)
+                    if not (isinstance(val, int | float) and 0 < val <= MAX_PHANTOM_STEP):
+                        raise error(
+                            "E0206",
+                            f"`step` must be a number in (0, {MAX_PHANTOM_STEP}]",
+                            o.value.span,
+                            help="the series converges when step < 2 / (the largest "
+                            "eigenvalue of the Jacobian of the residual, or the Hessian)",
+                        )
+                    opts.append((o.name, float(val)))
+                    continue
                 if not isinstance(val, int) or not 1 <= val <= MAX_PHANTOM_TERMS:
                     raise error(
                         "E0206",

@@ -7,7 +7,7 @@ reported then, with the same locations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import assert_never
 
 from fpl.compiler import ir
@@ -36,6 +36,9 @@ class Symbol:
     ty: Ty
     span: Span
     implicit: bool = False  # bound to an implicit node (has .residual/.iterations)
+    #: a top-level `let` of data and constants only (computed once, at bind time); an
+    #: integer one may stand for a size (``let K = max(y)`` then ``real[K - 1]``)
+    data_only: bool = False
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Checker:
         self.functions: dict[str, ast.FnDef] = {}
         self.instances: dict[tuple[str, tuple[Ty, ...], bool], ir.Lambda] = {}
         self.in_gen = False
+        self.in_loss = False  # `_rng` draws are allowed in a `loss` (fresh per optimizer step)
         self.node_count = 0
         self.depth = 0  # expression nesting, through function bodies (CHECK_DEPTH)
         self.calling: list[str] = []  # the user functions being instantiated, outermost first
@@ -80,7 +84,49 @@ class Checker:
         return ir.Program(tuple(out), tuple(self.functions), name)
 
     def static(self, expr: ir.Expr | None) -> Dim:
-        return static_dim(expr, self.sizes)
+        return static_dim(self.size_refs(expr), self.sizes)
+
+    def size_refs(self, expr: ir.Expr | None) -> ir.Expr | None:
+        """``expr`` with every integer `let` of data only read as a data size: static at
+        bind time, where binding computes it (``fpl.compiler.binding``) and passes it in
+        ``sizes`` like a data integer.  Only the forms ``static_dim`` reads are rebuilt."""
+        match expr:
+            case ir.Ref(kind="local") if expr.ty == INT:
+                sym = self.scope.lookup(expr.name)
+                if sym is not None and sym.data_only and sym.kind == "local":
+                    return ir.Ref(expr.name, "data", INT, expr.span)
+                return expr
+            case ir.Op(name="neg" | "pos" | "add" | "sub" | "mul"):
+                args = tuple(self.size_refs(a) for a in expr.args)
+                return ir.Op(expr.name, args, expr.ty, expr.span)  # type: ignore[arg-type]
+            case _:
+                return expr
+
+    def data_only(self, value: ir.Expr) -> bool:
+        """Whether ``value`` reads only data, constants and data-only `let`s (no param,
+        weight, draw or implicit node): a value fixed once the data are bound."""
+        inner: set[str] = set()  # names bound by the functions called inside ``value``
+        for node in ir.walk(value):
+            if isinstance(node, ir.Lambda):
+                inner.update(node.params)
+                inner.update(name for name, _ in node.lets)
+        for node in ir.walk(value):
+            match node:
+                case ir.Rng() | ir.Implicit() | ir.Attr():
+                    return False
+                case ir.Ref(kind="data"):
+                    pass
+                case ir.Ref(kind="arg" | "local") if node.name in inner:
+                    pass
+                case ir.Ref(kind="local"):
+                    sym = self.scope.lookup(node.name)
+                    if sym is None or not sym.data_only:
+                        return False
+                case ir.Ref():
+                    return False
+                case _:
+                    pass
+        return True
 
     # ---- declarations ----
     def declare(self, name: str, sym: Symbol) -> None:
@@ -96,7 +142,13 @@ class Checker:
             )
         self.scope.names[name] = sym
 
-    def type_expr(self, t: ast.TypeExpr, allow_params: bool) -> tuple[Ty, ir.Constraint]:
+    def type_expr(
+        self, t: ast.TypeExpr, allow_params: bool, weight: bool = False
+    ) -> tuple[Ty, ir.Constraint]:
+        if t.base in ir.WELL_POSED_KINDS:
+            return self.well_posed_type(t, weight)
+        if t.base in STRUCTURED and t.bounds:
+            raise error("E0204", f"`{t.base}` takes no options", t.bounds[0].span)
         if t.base in STRUCTURED:
             # `simplex[K]` is one simplex; `simplex[M, K]` an array of M of them: the sizes
             # before the last are the array's (as in `real[M, K]`, M rows of K)
@@ -143,6 +195,57 @@ class Checker:
         check_literal_bounds(constraint, t.span)
         return ty, constraint
 
+    def well_posed_type(self, t: ast.TypeExpr, weight: bool) -> tuple[Ty, ir.Constraint]:
+        """``contractive<bound=c>[H, H]`` / ``monotone<margin=m>[H]``: an H x H weight
+        whose fixed-point layers are well posed (compiler/transforms.py); the option is
+        a data expression kept in the ``Constraint`` (bound as upper, margin as lower)."""
+        from fpl.compiler.transforms import WELL_POSED_OPTIONS
+
+        option, side, default = WELL_POSED_OPTIONS[t.base]
+        if not weight:
+            raise error(
+                "E0204",
+                f"`{t.base}` is a weight type",
+                t.span,
+                help=f"declare `weight W: {t.base}[...] init ...`: its map onto the set is "
+                "not one-to-one, so it has no density (no Jacobian) and cannot be a param",
+            )
+        sizes = tuple(self.size(d) for d in t.shape)
+        want = 2 if t.base == "contractive" else 1
+        if len(sizes) != want or (want == 2 and dims_equal(sizes[0], sizes[1]) is False):
+            example = "contractive[H, H]" if want == 2 else "monotone[H]"
+            raise error(
+                "E0202",
+                f"`{t.base}` is a square matrix: write `{example}`",
+                t.span,
+                help=f"got [{', '.join(dim_text(d) for d in sizes)}]",
+            )
+        shape = (sizes[0], sizes[0])
+        check_size(shape, t.span)
+        value = None
+        for b in t.bounds:
+            if b.name != option:
+                raise error(
+                    "E0204",
+                    f"`{t.base}` takes the option `{option}`, not `{b.name}`",
+                    b.span,
+                    help=f"e.g. `{t.base}<{option}={default}>`",
+                )
+            value = self.expr(b.value)
+            self.no_params(value, False, "an option")
+            if value.ty not in (INT, REAL):
+                raise error("E0201", f"`{option}` must be a number", b.span)
+            bad = isinstance(value, ir.Const) and not (
+                0 < value.value < 1 if option == "bound" else 0 < value.value <= 1
+            )
+            if bad:
+                allowed = "0 < bound < 1" if option == "bound" else "0 < margin <= 1"
+                raise error("E0204", f"`{option}` must satisfy {allowed}", b.span)
+        kind: ir.WellPosedKind = "contractive" if t.base == "contractive" else "monotone"
+        if side == "upper":
+            return Ty("real", shape), ir.Constraint(kind, upper=value)
+        return Ty("real", shape), ir.Constraint(kind, lower=value)
+
     def size(self, e: ast.Expr) -> Dim:
         value = self.expr(e)
         if value.ty != INT:
@@ -154,7 +257,8 @@ class Checker:
                 "a size must be known before the model runs",
                 e.span,
                 label="not a literal or data integer",
-                help="sizes may be literals, `data` integers, or + - * of those",
+                help="sizes may be literals, `data` integers, integer `let`s of data only "
+                "(`let K = max(y)`), or + - * of those",
             )
         if isinstance(dim, int) and dim < 0:
             raise error("E0202", f"negative size {dim}", e.span)
@@ -181,7 +285,7 @@ class Checker:
             case ast.ParamDecl():
                 return self.param_decl(s)
             case ast.WeightDecl():
-                ty, cons = self.type_expr(s.type, allow_params=False)
+                ty, cons = self.type_expr(s.type, allow_params=False, weight=True)
                 if ty.base != "real":
                     raise error("E0201", "a weight must be real", s.type.span)
                 init = self.weight_init(s, ty)
@@ -189,7 +293,8 @@ class Checker:
                 return [ir.WeightDecl(s.name, ty, cons, init, s.span)]
             case ast.Let():
                 value = self.expr(s.value)
-                self.declare(s.name, Symbol("local", value.ty, s.span, _implicit(value)))
+                sym = Symbol("local", value.ty, s.span, _implicit(value), self.data_only(value))
+                self.declare(s.name, sym)
                 return [ir.Let(s.name, value, s.span)]
             case ast.Out():
                 value = self.expr(s.value)
@@ -200,7 +305,11 @@ class Checker:
                 dist = self.dist(s.dist, value=value)
                 return [ir.Observe(value, dist, s.span)]
             case ast.Target() | ast.Loss():
-                value = self.expr(s.value)
+                self.in_loss = isinstance(s, ast.Loss)
+                try:
+                    value = self.expr(s.value)
+                finally:
+                    self.in_loss = False
                 if value.ty.base not in ("int", "real"):
                     raise error("E0201", f"cannot add a {value.ty.base} to the log density", s.span)
                 if isinstance(s, ast.Loss):
@@ -494,6 +603,13 @@ class Checker:
         return ir.Const(e.value, INT if e.is_int else REAL, e.span)
 
     def e_Name(self, e: ast.Name) -> ir.Expr:
+        if e.id.startswith('"'):  # the grammar reads a string as a name in quotes
+            raise error(
+                "E0201",
+                "a string is only the message of `reject`",
+                e.span,
+                help='write `reject("message", values...)`; FPL has no string values',
+            )
         sym = self.scope.lookup(e.id)
         if sym is None:
             if e.id in self.functions or e.id in self.reg.functions:
@@ -574,6 +690,11 @@ class Checker:
             shape = broadcast(test.ty.shape, a.ty.shape, b.ty.shape)
         except RuleError as exc:
             raise error("E0202", f"`? :` {exc.message}", e.span) from None
+        # a `reject(...)` branch takes the other's type: it never gives a value
+        if isinstance(a, ir.Reject) and not isinstance(b, ir.Reject):
+            a = replace(a, ty=Ty(b.ty.base))
+        if isinstance(b, ir.Reject) and not isinstance(a, ir.Reject):
+            b = replace(b, ty=Ty(a.ty.base))
         base = "int" if a.ty.base == b.ty.base == "int" else "real"
         return ir.Cond(test, a, b, Ty(base, shape), e.span)
 
@@ -612,6 +733,10 @@ class Checker:
             )
         items: list = []
         shape: list[Dim] = []
+        # index arrays pick elements pairwise (as NumPy): together they give one block of
+        # their common shape, where the first of them stands (`A[i, j]`: the A[i[n], j[n]])
+        pairs: list[ir.Expr] = []
+        pairs_at = 0
         for k, item in enumerate(e.items):
             dim = target.ty.shape[k]
             if isinstance(item, ast.Slice):
@@ -644,8 +769,24 @@ class Checker:
                 d = self.static(idx)
                 if isinstance(d, int) and isinstance(dim, int) and not 1 <= d <= dim:
                     raise error("E0202", f"index {d} is out of range 1:{dim}", idx.span)
-                shape.extend(idx.ty.shape)
+                if idx.ty.shape:
+                    if not pairs:
+                        pairs_at = len(shape)
+                    pairs.append(idx)
                 items.append(idx)
+        if pairs:
+            try:
+                common = broadcast(*(p.ty.shape for p in pairs))
+            except RuleError:
+                texts = " and ".join(str(p.ty) for p in pairs)
+                raise error(
+                    "E0202",
+                    f"index arrays of types {texts} do not pair up",
+                    pairs[-1].span,
+                    help="index arrays pick elements pairwise (`A[i, j]` is A[i[n], j[n]] for "
+                    "each n) and must have the same length; a submatrix is `A[i, :][:, j]`",
+                ) from None
+            shape[pairs_at:pairs_at] = common
         shape.extend(target.ty.shape[len(e.items) :])
         return ir.Index(target, tuple(items), Ty(target.ty.base, tuple(shape)), e.span)
 

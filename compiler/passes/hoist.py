@@ -111,7 +111,9 @@ def hoist(program: ir.Program, arrays: Collection[str]) -> Hoisted:
     def lift(e: ir.Expr) -> ir.Expr:
         if isinstance(e, (ir.Const, ir.Ref)):
             return e
-        if scope.data_only(e):
+        # a part holding a `reject` stays: lifted, it would be evaluated at bind time
+        # whether or not the statement's conditionals reach it (a whole let may go)
+        if scope.data_only(e) and not any(isinstance(n, ir.Reject) for n in ir.walk(e)):
             name = f"${len(derivations) + 1}"
             derivations.append((name, e))
             return ir.Ref(name, "data", e.ty, e.span)

@@ -19,6 +19,7 @@ One module per kind of function:
 - ``constructors``: zeros/ones, rep_*, linspaced_*, one_hot_*
 - ``gp_kernels``: Gaussian-process covariance functions
 - ``prox``: stop_gradient, sign, proximal maps and projections
+- ``conv``: 1-D and 2-D convolutions (valid and same padding, strides)
 - ``constants``: ``pi()``, ``e()``, infinities, NaN, machine precision
 """
 
@@ -26,6 +27,7 @@ from fpl.stdlib.functions import (  # noqa: F401  (imported to register their en
     arrays,
     constants,
     constructors,
+    conv,
     elementwise,
     gp_kernels,
     indexing,

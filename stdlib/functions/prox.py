@@ -11,6 +11,11 @@ Each proximal map is prox_g(x) = argmin_z ½‖z − x‖² + g(z), in closed fo
   the sorted values (Held, Wolfe and Crowder 1974): with u sorted descending, ρ the
   largest k with u_k − (Σ_{j≤k} u_j − 1)/k > 0, τ = (Σ_{j≤ρ} u_j − 1)/ρ.
 
+``PROXIMAL`` lists the maps the splitting solvers (``fpl.stdlib.solvers.splitting``)
+accept as the outer call of a ``fix`` map ``z = prox(G(z), ...)``, with the argument
+positions that scale with the step: the prox of ``a * g`` is the same map with those
+arguments times ``a`` (``prox_l1(x, a t)``; an indicator's prox does not change).
+
 Their derivatives are JAX's of these formulas: exact away from the kinks (|x| = t, the
 box's faces, ties at τ), where any one-sided value is returned.  ``stop_gradient``'s
 derivative is 0 by definition and ``sign``'s is 0 almost everywhere.
@@ -59,3 +64,13 @@ def project_simplex(x):
     rho = jnp.sum(u - css / k > 0)  # >= 1 always: u_1 - (u_1 - 1) = 1 > 0
     tau = jnp.take(css, rho - 1) / rho.astype(x.dtype)
     return jnp.maximum(x - tau, 0.0)
+
+
+#: proximal maps a splitting solver can split off (name -> the argument positions that
+#: are multiplied by the step a to give the prox of a * g)
+PROXIMAL: dict[str, tuple[int, ...]] = {
+    "prox_l1": (1,),
+    "prox_nonneg": (),
+    "project_box": (),
+    "project_simplex": (),
+}

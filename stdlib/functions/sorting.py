@@ -66,3 +66,10 @@ def argmax(x):
     """The position (1-based) of the largest element of x, the first if tied (FPL
     addition: Viterbi decoding)."""
     return jnp.argmax(x) + 1
+
+
+@fn("argmin", rule=_position_rule, args=1, category="array")
+def argmin(x):
+    """The position (1-based) of the smallest element of x, the first if tied (FPL
+    addition, beside argmax; `argmin z: ... of f(z)` is the implicit node)."""
+    return jnp.argmin(x) + 1

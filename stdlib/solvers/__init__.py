@@ -4,7 +4,8 @@ A solver is a frozen dataclass whose fields are its options (the keywords of
 ``with name(...)`` in a model), with their defaults and bounds (``metadata`` ``min`` /
 ``max``), and whose class says which forms it serves (``kinds``), whether reverse mode
 can go through its loop (``unrollable``, for ``grad=unrolled``) and what it needs of a
-problem (``scalar``: a one-element unknown; ``affine``: a residual affine in it). Its
+problem (``scalar``: a one-element unknown; ``affine``: a residual affine in it;
+``splitting``: a ``fix`` map written as a proximal map, :class:`Split`). Its
 docstring is its entry in ``fpl list solvers`` and docs/reference.md. It has one method::
 
     solver.solve(problem, z0) -> Solution(z, residual, iterations, result)
@@ -16,8 +17,8 @@ JAX array, so it works under ``jit`` and ``vmap``); :func:`reason_name` and
 :func:`reason_message` turn a code into words on the host.
 
 Every family lives in its own module (``fixed_point``, ``root``, ``minimize``,
-``linear``) and registers its classes in ``REGISTRY.solvers`` (name -> class); the
-checker validates a node's options from the fields (:func:`options`) and the compiler
+``linear``, ``splitting``) and registers its classes in ``REGISTRY.solvers`` (name ->
+class); the checker validates a node's options from the fields (:func:`options`) and the compiler
 instantiates the class with them and calls ``solve``: nothing dispatches on a name.
 
 Residuals (what ``tol`` is compared with, and ``Solution.residual``): ``||f(z) - z||``
@@ -113,14 +114,44 @@ def reason_message(code: int | Any) -> str:
 
 
 @dataclass(frozen=True)
+class Split:
+    """A ``fix`` map written as a proximal map of a forward map, f(z) = prox_g(G(z)):
+    the fixed points are the zeros of the monotone inclusion 0 in F(z) + dg(z) with
+    F(z) = z - G(z) (a fixed point of prox_g(G(.)) is exactly such a zero, whatever the
+    scale of g). ``forward`` is G on flat z; ``prox(v, step)`` is prox of ``step * g``
+    at v. Splitting solvers (``fpl.stdlib.solvers.splitting``) use the two separately."""
+
+    forward: Callable[[Any], Any]
+    prox: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The constraints of ``argmin ... subject to ...`` on a flat unknown w:
+    ``equality(w) = 0`` (``equalities`` entries) and ``inequality(w) >= 0``
+    (``inequalities`` entries), each a function of w returning a flat vector. A
+    constrained solver (``fpl.stdlib.solvers.constrained``) solves for the stacked
+    y = (w, multipliers of the equalities, multipliers of the inequalities)."""
+
+    equality: Callable[[Any], Any]
+    inequality: Callable[[Any], Any]
+    equalities: int
+    inequalities: int
+
+
+@dataclass(frozen=True)
 class Problem:
     """What to solve: ``fn`` on a flat unknown ``z`` of shape ``(n,)`` is the map ``f``
     (``fix``: z = f(z)), the residual ``F`` (``root``: F(z) = 0) or the scalar objective
-    (``argmin``). ``unrolled``: the caller differentiates through the solver's loop."""
+    (``argmin``). ``unrolled``: the caller differentiates through the solver's loop.
+    ``split``: the parts of a ``fix`` map written prox_g(G(z)) (for splitting solvers;
+    ``fn`` is then their composition)."""
 
     kind: str
     fn: Callable[[Any], Any]
     unrolled: bool = False
+    split: Split | None = None
+    constraints: Constraints | None = None  # argmin subject to: fn is the objective of w
 
     def residual(self) -> Callable[[Any], Any]:
         """The map R(z) whose zero is the solution (see :func:`residual_fn`)."""
@@ -214,6 +245,8 @@ class Solver:
     unrollable: ClassVar[bool] = True  # reverse mode can go through it (grad=unrolled)
     scalar: ClassVar[bool] = False  # it solves only one-element unknowns
     affine: ClassVar[bool] = False  # it is exact only for residuals affine in the unknown
+    splitting: ClassVar[bool] = False  # it needs the map as prox_g(G(z)) (Problem.split)
+    constrained: ClassVar[bool] = False  # it solves argmin subject to (Problem.constraints)
     doc: ClassVar[str] = ""  # its docstring, set at registration
 
     tol: float = field(default=1e-8, metadata={"min": 0.0})
@@ -273,18 +306,31 @@ AFFINE_SOLVER = "linear"
 (``fpl.compiler.implicit.direct`` decides that on the IR)."""
 
 
+CONSTRAINED_SOLVER = "augmented_lagrangian"
+"""The solver of an ``argmin ... subject to ...`` that names none."""
+
+
 def default_solver(kind: str, affine: bool = False) -> str:
     return AFFINE_SOLVER if affine else DEFAULT_SOLVER[kind]
 
 
 # the families register themselves (they import the protocol above)
-from fpl.stdlib.solvers import fixed_point, linear, minimize, root  # noqa: E402, F401
+from fpl.stdlib.solvers import (  # noqa: E402, F401
+    constrained,
+    fixed_point,
+    linear,
+    minimize,
+    root,
+    splitting,
+)
 
 UNROLLABLE = tuple(n for n, s in REGISTRY.solvers.items() if s.unrollable)
 """Solvers reverse mode can go through (``grad=unrolled``), from their class facts."""
 
 __all__ = [
     "AFFINE_SOLVER",
+    "CONSTRAINED_SOLVER",
+    "Constraints",
     "DEFAULT_SOLVER",
     "DENSE_MAX",
     "IterativeSolver",
@@ -293,6 +339,7 @@ __all__ = [
     "Result",
     "Solution",
     "Solver",
+    "Split",
     "UNROLLABLE",
     "default_solver",
     "defaults_text",

@@ -108,14 +108,23 @@ class Newton(IterativeSolver):
 
     With a backtracking (Armijo on ||g||) line search: halve the step up to
     LINE_SEARCH_HALVINGS times until ||g(z + t d)|| <= (1 - 1e-4 t) ||g(z)||. The line
-    search is left out when unrolled (reverse mode cannot go through its while loop)."""
+    search is left out when unrolled (reverse mode cannot go through its while loop).
+
+    For ``argmin`` the step solves the Hessian system H d = -grad obj (forward over
+    reverse; GMRES on Hessian-vector products for large unknowns), falls back to -grad
+    where that is not a descent direction (an indefinite Hessian), and backtracks on
+    the objective instead (Armijo: obj(z + t d) <= obj(z) + 1e-4 t grad.d, or the
+    gradient test above where the objective is flat to round-off near the minimum):
+    quadratic convergence near a minimum with a positive definite Hessian."""
 
     name = "newton"
-    kinds = ("fix", "root")
+    kinds = ("fix", "root", "argmin")
 
     max_iter: int = field(default=100, metadata={"min": 1})
 
     def solve(self, problem: Problem, z0) -> Solution:
+        if problem.kind == "argmin":
+            return self._minimize(problem, z0)
         g_fn = problem.residual()
         unrolled = problem.unrolled
         g0 = g_fn(z0)
@@ -142,6 +151,48 @@ class Newton(IterativeSolver):
 
             one = jnp.ones((), z.dtype)
             t, _, g2, r2 = jax.lax.while_loop(cond, body, (one, 0, g_full, norm(g_full)))
+            return (z + t * d, g2), r2
+
+        s, res, it, why = drive(
+            step, (z0, g0), lambda s: s[0], norm(g0), self.tol, self.max_iter, unrolled
+        )
+        return Solution(s[0], res, it, why)
+
+    def _minimize(self, problem: Problem, z0) -> Solution:
+        obj, unrolled = problem.fn, problem.unrolled
+        grad = jax.grad(obj)
+        g0 = grad(z0)
+
+        def step(s, k):
+            z, g = s
+            d = newton_direction(grad, z, g)
+            slope = jnp.dot(g, d)
+            descent = slope < 0
+            d = jnp.where(descent, d, -g)
+            slope = jnp.where(descent, slope, -jnp.dot(g, g))
+            if unrolled:
+                z2 = z + d
+                g2 = grad(z2)
+                return (z2, g2), norm(g2)
+            f0, gn = obj(z), norm(g)
+
+            def accept(t, f, r):  # Armijo, or (the objective flat to round-off) ||g|| falls
+                return (f <= f0 + 1e-4 * t * slope) | (r <= (1.0 - 1e-4 * t) * gn)
+
+            def cond(c):
+                t, i, f, _, r = c
+                return ~accept(t, f, r) & (i < LINE_SEARCH_HALVINGS)
+
+            def body(c):
+                t, i, _, _, _ = c
+                t = 0.5 * t
+                g_try = grad(z + t * d)
+                return t, i + 1, obj(z + t * d), g_try, norm(g_try)
+
+            one = jnp.ones((), z.dtype)
+            g_full = grad(z + d)
+            start = (one, 0, obj(z + d), g_full, norm(g_full))
+            t, _, _, g2, r2 = jax.lax.while_loop(cond, body, start)
             return (z + t * d, g2), r2
 
         s, res, it, why = drive(

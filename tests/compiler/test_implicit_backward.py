@@ -184,7 +184,13 @@ def test_optimize_names_the_node_and_step():
     want = _first_failing_step(1.0, 0.3)
     assert want == 3  # a: 1 -> 0.1 -> -0.53, failing inside the first chunk (a re-run)
     with pytest.raises(FplError) as exc:
-        model.optimize(optimizer=optax.sgd(0.3), steps=50, init={"a": 1.0}, progress=False)
+        model.optimize(
+            optimizer=optax.sgd(0.3),
+            steps=50,
+            init={"a": 1.0},
+            progress=False,
+            on_failure="error",
+        )
     d = exc.value.diagnostics[0]
     assert d.code == "E0411" and f"optimization step {want}" in d.message
     assert (d.span.line, d.span.col) == (3, 9)

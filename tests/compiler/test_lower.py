@@ -187,5 +187,15 @@ def test_index_array_out_of_range_is_located_error():
     m = fpl.compile("data n: int\ndata g: int[3]\nparam a: real[n]\ntarget += sum(a[g])\n")
     with pytest.raises(FplError) as exc:
         m.log_density({"a": np.zeros(2)}, {"n": 2, "g": [1, 2, 3]})
+    # index data are range-checked when bound (E0307 naming the field, located at the
+    # index); a computed index out of range is E0202 at evaluation (below)
+    assert exc.value.code == "E0307" and "`g`" in str(exc.value)
+    assert any(
+        d.span is not None and d.span.line == 4
+        for d in (exc.value.diagnostics[0], *exc.value.diagnostics[0].notes)
+    )
+    m2 = fpl.compile("data n: int\ndata g: int[3]\nparam a: real[n]\ntarget += sum(a[g + 1])\n")
+    with pytest.raises(FplError) as exc:
+        m2.log_density({"a": np.zeros(2)}, {"n": 2, "g": [1, 1, 2]})
     assert exc.value.code == "E0202" and "index 3 is out of range 1:2" in str(exc.value)
     assert exc.value.diagnostics[0].span.line == 4

@@ -38,7 +38,7 @@ REFUSED: list[tuple[str, str, tuple[str, ...]]] = [
     ("param theta: simplex[K][N]", "E0108", ("`simplex[N, K]`",)),
     ("array[N] simplex[K] theta;", "E0108", ("`data theta: simplex[N, K]`",)),
     # an unknown function is reported as unknown, not through its arguments
-    ("fn f(t, z) = -z\nout z = ode_rk45(f, mu, 0.0, [1.0])", "E0104", ("`ode_rk45`",)),
+    ("fn g(x) = -x\nout z = integrate_1d(g, 0.0, 1.0)", "E0104", ("`integrate_1d`",)),
 ]
 
 

@@ -67,8 +67,16 @@ def test_learning_examples_found():
     assert {"deq_classifier", "bilevel_ridge"} <= set(LEARNING)
 
 
+def _checked_elsewhere() -> set[str]:
+    """Learning examples whose checks live in test_implicit_layer_examples.py."""
+    from test_implicit_layer_examples import CHECKS as IMPLICIT_LAYER_CHECKS
+
+    return set(IMPLICIT_LAYER_CHECKS)
+
+
 def test_every_learning_example_has_a_check_data_and_a_header():
-    assert set(LEARNING) == set(CHECKS), "a learning example without a check (or a stale check)"
+    checked = set(CHECKS) | _checked_elsewhere()
+    assert set(LEARNING) == checked, "a learning example without a check (or a stale check)"
     for name in LEARNING:
         assert (EXAMPLES / f"{name}.json").is_file(), f"examples/{name}.fpl has no data file"
         text = (EXAMPLES / f"{name}.fpl").read_text()
@@ -85,16 +93,16 @@ DEQ_PROGRAM = [
     "data X: real[N, D]",
     "data label: int<lower=1, upper=K>[N]",
     "weight U: real[D, 32] init normal(0, 0.1)",
-    "weight W: real[32, 32] init normal(0, 0.05)",
+    "weight W: contractive[32, 32] init normal(0, 0.05)",
     "weight V: real[32, K] init normal(0, 0.1)",
     "let Z = fix Z: real[N, 32] = tanh(Z @ W + X @ U) with anderson(memory=5)",
     "label ~ categorical_logit(Z @ V)",
 ]
-# Plain SGD, not Adam: Adam moves every entry of W by about lr per step whatever the
-# gradient's size, and the rank-two gradient of W then grows ||W|| until the fixed point
-# loses its contraction and Anderson stops converging (measured: ~30 steps at lr 3e-3).
-DEQ_SGD_LR, DEQ_STEPS = 3e-4, 120
-DEQ_ACCURACY = 0.9  # the issue's bar; the measured run reaches 1.0 on both sets
+# Adam 1e-2: W is declared `contractive` (spectral norm <= 0.9), so the layer stays a
+# contraction whatever Adam does to the raw weight (with `real[32, 32]` Adam grew ||W||
+# past contraction and Anderson stopped converging after ~25 steps).
+DEQ_LR, DEQ_STEPS = 1e-2, 400
+DEQ_ACCURACY = 0.9  # the issue's bar; the measured run reaches 1.0 on the training set
 
 
 def deq_accuracy(weights, name: str) -> float:
@@ -111,8 +119,8 @@ def test_deq_classifier_is_the_language_reference_program():
 
 
 def check_deq_classifier():
-    _, res = optimize("deq_classifier", optax.sgd(DEQ_SGD_LR), DEQ_STEPS)
-    assert res.skipped == 0
+    _, res = optimize("deq_classifier", optax.adam(DEQ_LR), DEQ_STEPS)
+    assert res.skipped == 0 and sum(res.solver_failures.values()) == 0
     train = deq_accuracy(res.weights, "deq_classifier")
     heldout = deq_accuracy(res.weights, "deq_classifier_heldout")
     assert train >= DEQ_ACCURACY and heldout >= DEQ_ACCURACY, (train, heldout)
@@ -121,7 +129,7 @@ def check_deq_classifier():
 def test_deq_classifier_trains_from_the_cli(tmp_path):
     steps = 15  # enough to see the loss fall; accuracy is checked from Python
     res = cli_optimize(
-        tmp_path, "deq_classifier", "--optimizer", "sgd", "--lr", str(DEQ_SGD_LR),
+        tmp_path, "deq_classifier", "--optimizer", "adam", "--lr", str(DEQ_LR),
         "--steps", str(steps),
     )
     assert res.steps == steps and len(res.trace) == steps
@@ -291,8 +299,21 @@ def check_graph_solver():
     assert np.mean((pred - y) ** 2) < 0.1 * np.var(y)
 
 
+def check_monotone_deq():
+    # the held-out accuracy and `diagnose` verdict are tests/compiler/test_wellposed_deq.py's
+    model, res = optimize("monotone_deq", optax.adam(1e-2), 200)
+    assert res.skipped == 0 and sum(res.solver_failures.values()) == 0
+    logits = fpl.compile((EXAMPLES / "monotone_deq.fpl").read_text() + "out logits = Z @ V\n")
+    with jax.enable_x64(True):
+        d = data("monotone_deq_heldout")
+        values = np.asarray(logits.constrain({}, d, weights=res.weights)["logits"])
+    # measured 0.98 on 400 held-out points
+    assert np.mean(np.argmax(values, axis=1) + 1 == np.asarray(d["label"])) >= 0.95
+
+
 CHECKS = {
     "deq_classifier": check_deq_classifier,
+    "monotone_deq": check_monotone_deq,
     "bilevel_ridge": check_bilevel_ridge,
     "hyperparameter_learning": check_hyperparameter_learning,
     "hopfield": check_hopfield,
@@ -301,11 +322,11 @@ CHECKS = {
 
 
 # The longest trainings (~35 s each on a loaded 2-core machine) run in CI only.
-SLOW = {"deq_classifier", "graph_solver"}
+SLOW = {"deq_classifier", "graph_solver", "monotone_deq"}
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in LEARNING]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(CHECKS)]
 )
 def test_learning_example(name):
     CHECKS[name]()

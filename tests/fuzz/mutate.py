@@ -9,7 +9,8 @@ program spliced in; a byte flipped (which may make the file invalid UTF-8).
 :func:`run_case` writes the mutant to a file, runs ``fpl check`` on it in this process
 (``fpl.runtime.cli.main``) under a wall-clock limit, and returns a :class:`Outcome`;
 :func:`problems` lists what is wrong with an outcome: an exit code outside {0, 1, 2} (3 is
-an internal error), a diagnostic without ``file:line:col``, a hang.
+an internal error), a diagnostic without ``file:line:col``, an echoed source line that
+is not the file's line (or a control character echoed), a hang.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class Outcome:
     code: int | None  # None: the time limit was reached (a hang)
     stdout: str
     stderr: str
+    source: str | None = None  # the file's text, to compare the echoed lines with
 
 
 class _TimeLimit(BaseException):  # not an Exception: the CLI's handlers do not catch it
@@ -152,7 +154,8 @@ def run_case(data: bytes, path: Path, time_limit: float) -> Outcome:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    return Outcome(str(path), code, out.getvalue(), err.getvalue())
+    text = data.decode("utf-8", errors="replace")
+    return Outcome(str(path), code, out.getvalue(), err.getvalue(), text)
 
 
 _LOCATED = re.compile(r"^\s*--> (.+):(\d+):(\d+)$", re.MULTILINE)
@@ -169,6 +172,35 @@ def problems(outcome: Outcome) -> list[str]:
     located = [m for m in _LOCATED.finditer(outcome.stderr) if m.group(1) == outcome.path]
     if outcome.code == 1 and len(located) < max(1, heads):
         found.append(f"an error without file:line:col: {outcome.stderr.strip()[:300]}")
+    if outcome.source is not None:
+        found += _misquoted(outcome, located)
+    return found
+
+
+def _escaped(line: str) -> str:
+    """A source line as a diagnostic may echo it: tabs as spaces, every unprintable
+    character escaped (written independently of ``fpl.dsl.diagnostics``)."""
+    return "".join(" " if c == "\t" else c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
+def _misquoted(outcome: Outcome, located: list[re.Match]) -> list[str]:
+    """The located errors whose echoed source line is not the file's line (the lexer's
+    count: ``\\n`` only), or which echo a control character."""
+    lines = (outcome.source or "").split("\n")
+    found = []
+    for m in located:
+        number = int(m.group(2))
+        after = outcome.stderr[m.end() :].split("\n")[1:4]
+        echo = next((e for e in after if e.startswith(f"{number} | ")), None)
+        if echo is None:
+            continue
+        shown = echo[len(f"{number} | ") :]
+        want = _escaped(lines[number - 1].removesuffix("\r")) if number <= len(lines) else ""
+        core = shown.removeprefix("...").removesuffix("...")
+        if shown != want and not (shown != core and core in want):
+            found.append(f"line {number} echoed as {shown[:80]!r}, not {want[:80]!r}")
+    if any(c != "\n" and not c.isprintable() for c in outcome.stderr):
+        found.append("an unprintable character reached the terminal")
     return found
 
 

@@ -30,6 +30,18 @@ def test_problems_flags_internal_errors_hangs_and_unlocated_errors():
     assert problems(Outcome("m.fpl", 1, "", located)) == []
 
 
+def test_problems_flags_a_misquoted_or_unescaped_source_line():
+    source = "data N: int\f# a form feed\nparam mu ~ nromal(0, 1)\n"
+    right = "error[E0103]: x\n --> m.fpl:2:12\n  |\n2 | param mu ~ nromal(0, 1)\n"
+    wrong = right.replace("2 | param mu ~ nromal(0, 1)", "2 | # a form feed")
+    raw = "error[E0101]: x\n --> m.fpl:1:1\n  |\n1 | data N: int\f# a form feed\n"
+    assert problems(Outcome("m.fpl", 1, "", right, source)) == []
+    assert problems(Outcome("m.fpl", 1, "", wrong, source))
+    assert problems(Outcome("m.fpl", 1, "", raw, source))  # \f reached the terminal
+    escaped = raw.replace("\f", "\\x0c")
+    assert problems(Outcome("m.fpl", 1, "", escaped, source)) == []
+
+
 def test_a_bounded_fuzz_run_finds_no_internal_error_or_hang(tmp_path):
     count, failures = fuzz(10_000, seed=20240611, folder=tmp_path, time_limit=5.0, budget=BUDGET)
     assert count >= 10

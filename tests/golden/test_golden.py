@@ -71,6 +71,7 @@ EXPECTED_CODES = {
     "inverted_bounds": "E0204",
     "ragged_array": "E0202",
     "data_int_out_of_range": "E0303",
+    "data_index_out_of_range": "E0307",
 }
 
 

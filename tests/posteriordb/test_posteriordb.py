@@ -1,11 +1,24 @@
-"""FPL translations of the posteriordb development set against the reference posteriors.
+"""FPL translations of posteriordb posteriors against their reference posteriors.
 
 Each posterior ``<name>`` has its FPL model in ``models/<name>.fpl`` and its data and
-reference summary (copied from ``shared/posteriordb/<name>/``) in ``data/<name>/``.
-The agreement rule is the one in ``shared/posteriordb/README.md``: with 4 chains x 1000
-draws after 1000 warmup, for every reference component
-``|mean - ref.mean| <= 0.1 * ref.sd`` and ``|sd / ref.sd - 1| <= 0.15``, no divergences
-(none of these references has any) and max R-hat < 1.01.
+reference summary in ``data/<name>/`` (written by ``benchmarks/posteriordb_import.py`` from
+posteriordb: ``data.json`` as CmdStan JSON, ``reference.json`` the mean and sd of every
+component over the 10,000 reference draws). Every translation present is tested; only the
+few without posteriordb reference draws are listed (``WITHOUT_REFERENCE``). Compiling a
+translation against its data is quick; sampling it is the slow tier.
+
+The agreement rule: with 4 chains x 500 draws after 500 warmup, for every reference
+component ``|mean - ref.mean| <= 0.1 * ref.sd`` and ``|sd / ref.sd - 1| <= 0.15``, no
+divergences (no reference here has any) and max R-hat < 1.01. The run must be long enough
+for the rule to mean something, so it is checked rather than assumed: every component's
+Monte Carlo standard error of the mean must be at most 0.05 ref sds (an ESS of at least
+400), which makes the mean tolerance at least two standard errors; the relative standard
+error of an sd estimate is about 1 / sqrt(2 ESS) <= 0.035 for a near-normal marginal, so
+the sd tolerance is then over four. A run that falls short fails as too short instead of
+passing or failing on noise. These posteriors mix well (docs/posteriordb.md: the smallest
+bulk ESS from the 2000 draws is 720 over every component of every matching posterior,
+most are 1500-3300), so 500 + 500 is enough and halves the NUTS work of
+Stan's 1000 + 1000 (compiling the sampler, most of a small model's time, stays the same).
 """
 
 from __future__ import annotations
@@ -23,31 +36,88 @@ DATA = HERE / "data"
 
 POSTERIORS = sorted(p.stem for p in MODELS.glob("*.fpl"))
 
+CHAINS = 4
+WARMUP = 500
+DRAWS = 500
 MEAN_TOL = 0.1  # in reference posterior sds
 SD_TOL = 0.15  # relative
+MCSE_MAX = 0.05  # in reference sds: the mean tolerance is >= 2 Monte Carlo standard errors
 RHAT_MAX = 1.01
+
+#: Settings other than the defaults (Stan's: adapt_delta 0.8; FPL's low-rank metric), each
+#: for the reason given.
+SETTINGS = {
+    # the funnel at small tau gives an occasional divergence at 0.8 (1 in 4000 draws seen
+    # in CI), which the agreement rule forbids; 0.9 is the usual remedy, as with Stan
+    "eight_schools-eight_schools_noncentered": {"target_accept": 0.9},
+}
+
+
+#: Translations of posteriors for which posteriordb has no reference draws: they must
+#: compile against their data (quick tier) but have nothing to match; each listed by name.
+WITHOUT_REFERENCE = frozenset({"sir-sir"})
+
+#: The translations checked against a reference in the slow tier.
+WITH_REFERENCE = [name for name in POSTERIORS if name not in WITHOUT_REFERENCE]
+
+
+def load_json(name: str, file: str) -> dict:
+    return json.loads((DATA / name / file).read_text())
 
 
 def test_every_posterior_has_model_data_and_reference():
     folders = sorted(p.name for p in DATA.iterdir() if p.is_dir())
     assert folders == POSTERIORS
-    assert len(POSTERIORS) == 10
+    assert POSTERIORS, "no translations found"
+    assert set(SETTINGS) <= set(WITH_REFERENCE)
+    assert set(KNOWN_MISMATCH) <= set(WITH_REFERENCE)
+    assert WITHOUT_REFERENCE <= set(POSTERIORS)
     for name in POSTERIORS:
         assert (DATA / name / "data.json").is_file()
-        assert (DATA / name / "reference.json").is_file()
+        has_reference = (DATA / name / "reference.json").is_file()
+        assert has_reference == (name not in WITHOUT_REFERENCE), name
+        if has_reference:
+            reference = load_json(name, "reference.json")
+            assert reference["posterior"] == name
+            assert reference["components"], name
+
+
+def stan_name(flat: str) -> str:
+    """``theta.2`` (CompiledModel's flat names) as Stan's ``theta[2]``; ``S.1.2`` as ``S[1,2]``."""
+    base, *index = flat.split(".")
+    return f"{base}[{','.join(index)}]" if index else base
 
 
 @pytest.mark.parametrize("name", POSTERIORS)
-def test_translation_compiles(name):
-    fpl.load(MODELS / f"{name}.fpl")
+def test_translation_compiles_and_names_every_reference_component(name):
+    model = fpl.load(MODELS / f"{name}.fpl")
+    compiled = model.bind(load_json(name, "data.json"))
+    names = {stan_name(n) for n in compiled.param_names(include_tp=True, include_gq=True)}
+    assert names, f"{name}: no params"
+    if name in WITHOUT_REFERENCE:
+        return
+    missing = sorted(set(load_json(name, "reference.json")["components"]) - names)
+    assert not missing, f"{name}: the translation has no {missing}"
+
+
+def test_stan_name():
+    assert stan_name("sigma") == "sigma"
+    assert stan_name("theta.2") == "theta[2]"
+    assert stan_name("Sigma.1.12") == "Sigma[1,12]"
 
 
 def agreement_problems(summary, reference: dict) -> list[str]:
+    """Every way ``summary`` (a fit's summary) breaks the agreement rule with ``reference``."""
     problems = []
     for comp, ref in reference["components"].items():
         row = summary[comp]
         dmean = abs(row.mean - ref["mean"]) / ref["sd"]
         sd_ratio = row.sd / ref["sd"]
+        if not row.mcse / ref["sd"] <= MCSE_MAX:
+            problems.append(
+                f"{comp}: Monte Carlo se of the mean {row.mcse / ref['sd']:.3f} ref sds "
+                f"(> {MCSE_MAX}; ESS too low for the rule: run longer, don't loosen it)"
+            )
         if not dmean <= MEAN_TOL:
             problems.append(
                 f"{comp}: mean {row.mean:.6g} vs ref {ref['mean']:.6g} "
@@ -57,36 +127,60 @@ def agreement_problems(summary, reference: dict) -> list[str]:
             problems.append(
                 f"{comp}: sd {row.sd:.6g} vs ref {ref['sd']:.6g} (ratio {sd_ratio:.3f})"
             )
+        if not row.r_hat < RHAT_MAX:
+            problems.append(f"{comp}: R-hat {row.r_hat:.4f} (>= {RHAT_MAX})")
     return problems
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", POSTERIORS)
-def test_posterior_matches_reference(name):
+def sample(name: str):
+    """The fit the agreement rule is checked on (also used by benchmarks/posteriordb_coverage)."""
     model = fpl.load(MODELS / f"{name}.fpl")
-    data = json.loads((DATA / name / "data.json").read_text())
-    reference = json.loads((DATA / name / "reference.json").read_text())
-    # Stan's default adapt_delta 0.8, except the non-centered eight schools: its funnel at
-    # small tau gives an occasional divergence at 0.8 (1 in 4000 draws seen in CI), which
-    # the agreement rule forbids; 0.9 is the usual remedy, as with Stan.
-    accept = 0.9 if name.startswith("eight_schools") else 0.8
-    fit = model.sample(
-        data,
-        chains=4,
-        warmup=1000,
-        draws=1000,
+    return model.sample(
+        load_json(name, "data.json"),
+        chains=CHAINS,
+        warmup=WARMUP,
+        draws=DRAWS,
         seed=20240501,
-        target_accept=accept,
         progress=False,
+        **SETTINGS.get(name, {}),
     )
-    summary = fit.summary()
 
-    problems = agreement_problems(summary, reference)
+
+def check(name: str) -> list[str]:
+    """Sample posterior ``name`` and list its disagreements with the reference."""
+    fit = sample(name)
+    problems = agreement_problems(fit.summary(), load_json(name, "reference.json"))
     divergences = int(sum(int(d) for d in fit.divergences))
     if divergences:
         problems.append(f"{divergences} divergent transitions (the reference has none)")
-    rhats = {r.name: r.r_hat for r in summary.rows if r.name in reference["components"]}
-    worst = max(rhats, key=rhats.get)
-    if not rhats[worst] < RHAT_MAX:
-        problems.append(f"max R-hat {rhats[worst]:.4f} at {worst} (>= {RHAT_MAX})")
+    return problems
+
+
+#: Translations that do not pass the rule yet, each with what was measured: reported as
+#: expected failures (not run: each costs minutes; benchmarks/posteriordb_coverage.py
+#: --run measures them and docs/posteriordb.md lists them as not matching).
+KNOWN_MISMATCH = {
+    "gp_pois_regr-gp_pois_regr": "a latent GP with a funnel: 30 divergences and R-hat 1.036 "
+    "at the defaults; at target_accept 0.95 and 4 x (1000 + 1000) every mean and sd agree "
+    "but 1 divergence remains and rho's R-hat is 1.018",
+    "one_comp_mm_elim_abs-one_comp_mm_elim_abs": "a stiff ODE (ode_bdf) with a heavy-tailed "
+    "K_m (reference sd 7.3 at mean 2.5): means agree (k_a 0.759 vs 0.761, K_m 2.54, V_m "
+    "0.982, sigma 0.129) but the sd ratio of K_m and V_m is 0.60 with ESS 75-100, R-hat "
+    "1.03-1.04 and 9 divergences at 4 x (500 + 500); 57 min on 2 loaded cores",
+    "hudson_lynx_hare-lotka_volterra": "not yet measured: one run at 4 x (500 + 500) did not "
+    "finish in 25 min on 2 cores at load ~20 (each gradient is an rk45 solve with forward "
+    "sensitivities); too expensive for the suite until the ODE gradient is faster",
+}
+
+
+def _marked(name: str):
+    if name in KNOWN_MISMATCH:
+        return pytest.param(name, marks=pytest.mark.xfail(run=False, reason=KNOWN_MISMATCH[name]))
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [_marked(n) for n in WITH_REFERENCE])
+def test_posterior_matches_reference(name):
+    problems = check(name)
     assert not problems, f"{name} disagrees with posteriordb:\n  " + "\n  ".join(problems)

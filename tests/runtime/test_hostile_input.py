@@ -206,7 +206,7 @@ def test_import_chains_past_the_limit_are_e0106(tmp_path, capsys):
 
 
 def test_deeply_nested_brackets_print_as_an_ast_and_check(tmp_path, capsys):
-    src = "param mu ~ normal(sum(" + "[" * 380 + "0" + "]" * 380 + "), 1)\n"
+    src = "param mu ~ normal(sum(" + "[" * 240 + "0" + "]" * 240 + "), 1)\n"  # MAX_DEPTH 250
     m = _model(tmp_path, src)
     code, text = _run(capsys, "compile", m, "--emit", "ast")
     assert code == 0 and "ArrayLit" in text

@@ -14,10 +14,8 @@ from fpl.runtime.cli import main
 from fpl.runtime.io import load_fit
 from fpl.runtime.vi import GUIDES
 
-STEPS = 2000
 
-
-def adam(steps=STEPS, lr=0.05):
+def adam(steps, lr=0.05):
     # a decaying rate makes the last iterates settle instead of jittering at lr's scale
     return optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.01))
 
@@ -54,26 +52,32 @@ def test_guide_names_match_the_cli(capsys):
 
 
 def test_full_rank_guide_recovers_the_posterior(model):
+    """At default settings (a start at the Laplace fit, the adapted step size, Stan's
+    stopping rule) the full-rank guide is the posterior itself."""
     data = regression_data()
     mean, cov = closed_form(data)
     sd = np.sqrt(np.diag(cov))
-    fit = model.vi(
-        data, guide="mvn", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=1, progress=False
-    )
+    fit = model.vi(data, guide="mvn", draws=DRAWS, seed=1, progress=False)
     draws = unconstrained_draws(fit)
-    # The optimum of a full-rank Gaussian guide is the posterior itself.  Tolerances:
-    # Monte Carlo error of the draws (0.016 sd for the mean, 1.1% for the sd, from 4000
-    # draws) plus the stochastic-gradient optimiser's residual jitter (measured <= 0.06 sd
-    # and 5%): 0.2 sd and 12%.
-    assert np.all(np.abs(draws.mean(0) - mean) <= 0.2 * sd)
-    assert np.all(np.abs(draws.std(0) / sd - 1) <= 0.12)
+    # Tolerances: Monte Carlo error of the draws (0.016 sd for the mean, 1.1% for the sd,
+    # from 4000 draws) plus the stochastic optimiser's residual jitter after tail
+    # averaging (measured <= 0.05 sd for the means and 6% for the sds, seeds 1-3): the
+    # issue's 0.1 sd for the means, 10% for the sds.
+    assert np.all(np.abs(draws.mean(0) - mean) <= 0.1 * sd)
+    assert np.all(np.abs(draws.std(0) / sd - 1) <= 0.1)
     corr = np.corrcoef(draws.T)[1, 3]
     truth = cov[1, 3] / (sd[1] * sd[3])
     assert abs(corr - truth) <= 0.05  # MC sd of a correlation ~ (1 - r^2)/sqrt(n) < 0.016
-    # With the exact family the ELBO equals log p(y); measured gap 0.03 nats
-    assert fit.elbo.shape == (STEPS,)
-    assert abs(fit.attrs["elbo"] - log_evidence(data)) <= 0.15
-    assert fit.attrs["method"] == "vi" and fit.attrs["guide"] == "mvn"
+    # With the exact family the ELBO equals log p(y) (estimated with 100 draws at the
+    # returned guide: its MC error is ~0 for an exact guide); the jitter above costs
+    # about sum(d^2)/2 <= 0.02 nats: 0.05
+    assert fit.elbo.shape == (fit.attrs["steps"],)
+    assert abs(fit.attrs["elbo"] - log_evidence(data)) <= 0.05
+    a = fit.attrs
+    assert a["method"] == "vi" and a["guide"] == "mvn" and a["start"] == "laplace"
+    assert a["converged"] == 1 and a["relative_elbo_change"] < a["tol_rel_obj"]
+    assert a["steps"] < a["max_steps"] and a["steps"] % 100 == 0  # stopped at an evaluation
+    assert float(a["pareto_k"]) < 0.5  # q = p up to the jitter: light-tailed ratios
     assert fit.to_arviz().posterior["beta"].shape == (1, DRAWS, 3)
 
 
@@ -86,24 +90,56 @@ def test_mean_field_guide_gets_the_mean_and_the_conditional_spread(model):
     sd = np.sqrt(np.diag(cov))
     precision = np.linalg.inv(cov)
     conditional_sd = 1 / np.sqrt(np.diag(precision))
-    fit = model.vi(
-        data, guide="normal", steps=STEPS, optimizer=adam(), draws=DRAWS, seed=2, progress=False
-    )
+    fit = model.vi(data, guide="normal", draws=DRAWS, seed=2, progress=False)
     draws = unconstrained_draws(fit)
-    assert np.all(np.abs(draws.mean(0) - mean) <= 0.2 * sd)  # as for the mvn guide
-    assert np.all(np.abs(draws.std(0) / conditional_sd - 1) <= 0.15)  # measured <= 12%
+    # the whitening is diagonal for mean-field guides, so the family is unchanged; the
+    # mean's jitter is in conditional sds, at most 1/2.9 of the marginal ones (0.1 as above)
+    assert np.all(np.abs(draws.mean(0) - mean) <= 0.1 * sd)
+    assert np.all(np.abs(draws.std(0) / conditional_sd - 1) <= 0.1)  # as for mvn
     assert np.all(draws.std(0)[[1, 3]] < 0.5 * sd[[1, 3]])
     # the ELBO falls short of log p(y) by KL(q*||p) = (sum log P_ii - log det P) / 2
     gap = 0.5 * (np.sum(np.log(np.diag(precision))) - np.linalg.slogdet(precision)[1])
-    assert abs(log_evidence(data) - fit.attrs["elbo"] - gap) <= 0.15  # as for mvn
+    assert abs(log_evidence(data) - fit.attrs["elbo"] - gap) <= 0.05  # as for mvn
+    assert fit.attrs["converged"] == 1
+
+
+@pytest.mark.slow
+def test_an_optax_optimizer_replaces_the_adapted_adam(model):
+    """With ``optimizer`` there is no step-size adaptation; the stopping rule still runs
+    (tol_rel_obj=0 switches it off: every step is taken)."""
+    data = regression_data()
+    mean, cov = closed_form(data)
+    sd = np.sqrt(np.diag(cov))
+    fit = model.vi(
+        data,
+        guide="mvn",
+        steps=1000,
+        tol_rel_obj=0.0,
+        optimizer=adam(1000),
+        draws=DRAWS,
+        seed=3,
+        progress=False,
+    )
+    assert fit.attrs["step_size"] == "optimizer" and fit.attrs["steps"] == 1000
+    assert fit.attrs["converged"] == 0 and fit.elbo.shape == (1000,)
+    assert np.all(np.abs(unconstrained_draws(fit).mean(0) - mean) <= 0.1 * sd)  # as above
 
 
 def test_bad_arguments_are_coded(model):
     data = regression_data()
-    for kwargs in ({"guide": "gaussian"}, {"steps": 0}, {"optimizer": "adam"}):
+    for kwargs in (
+        {"guide": "gaussian"},
+        {"steps": 0},
+        {"optimizer": "adam"},
+        {"start": "mode"},
+        {"tol_rel_obj": -1.0},
+        {"eval_elbo": 0},
+        {"elbo_draws": 0},
+        {"step_size": 0.0},
+    ):
         with pytest.raises(FplError) as exc:
             model.vi(data, progress=False, **kwargs)
-        assert exc.value.code == "E0403"
+        assert exc.value.code == "E0403", kwargs
 
 
 WEIGHTED = """

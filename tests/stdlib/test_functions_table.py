@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.signal
 import scipy.special as sps
 import scipy.stats
 
@@ -60,6 +61,10 @@ class Row:
     @property
     def id(self) -> str:
         return self.name + (f"[{self.variant}]" if self.variant else "")
+
+
+def _corr(x, w, mode):
+    return scipy.signal.correlate(x, w, mode)
 
 
 def _lse2(a, b):
@@ -362,6 +367,7 @@ ROWS: list[Row] = [
     # ---- positions, conversions, eigenvectors (issue 13) ----
     Row("argmax", (V,), lambda x: np.argmax(x) + 1, grad=False),
     Row("argmax", (IV,), lambda x: np.argmax(x) + 1, variant="int"),
+    Row("argmin", (V,), lambda x: np.argmin(x) + 1, grad=False),
     Row("sort_indices_asc", (V,), lambda x: np.argsort(x, kind="stable") + 1, grad=False),
     Row("sort_indices_desc", (V,), lambda x: np.argsort(-x, kind="stable") + 1, grad=False),
     Row(
@@ -391,6 +397,17 @@ ROWS: list[Row] = [
     Row("project_box", (V, np.array(-1.0), W + 1.0), lambda x, a, b: np.clip(x, a, b)),
     Row("project_simplex", (V,), lambda x: _simplex(x)),
     Row("project_simplex", (SIMPLEX / 4,), lambda x: _simplex(x), variant="interior"),
+    # ---- convolutions (cross-correlations, as scipy.signal.correlate) ----
+    Row("conv1d", (GAMMA_X, V3), lambda x, w: scipy.signal.correlate(x, w, "valid")),
+    Row("conv1d", (GAMMA_X, W[:2], 2), lambda x, w, s: _corr(x, w, "valid")[::s], variant="s2"),
+    Row("conv1d_same", (V, V3), lambda x, w: scipy.signal.correlate(x, w, "same")),
+    Row("conv1d_same", (GAMMA_X, W, 2), lambda x, w, s: _corr(x, w, "same")[::s], variant="s2"),
+    Row("conv2d", (M33, B32.T), lambda x, w: scipy.signal.correlate(x, w, "valid")),
+    Row(
+        "conv2d", (SPD, L[:2, :2], 2), lambda x, w, s: _corr(x, w, "valid")[::s, ::s], variant="s2"
+    ),
+    Row("conv2d_same", (M33, B32), lambda x, w: scipy.signal.correlate(x, w, "same")),
+    Row("conv2d_same", (M33, B32, 2), lambda x, w, s: _corr(x, w, "same")[::s, ::s], variant="s2"),
     # ---- operators ----
     Row("add", (M23, V3), np.add),
     Row("add", (IV, IW), np.add, variant="int"),

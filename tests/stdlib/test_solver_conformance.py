@@ -23,8 +23,10 @@ import pytest
 
 from fpl.stdlib.registry import registry
 from fpl.stdlib.solvers import (
+    Constraints,
     Problem,
     Result,
+    Split,
     options,
     reason_message,
     reason_name,
@@ -50,12 +52,24 @@ def fix_reference(theta):
     return z
 
 
+def soft_threshold(x, t):
+    return np.sign(x) * np.maximum(np.abs(x) - t, 0.0)
+
+
+def split_reference(theta, prox):
+    z = np.zeros(N)
+    for _ in range(200):  # prox is nonexpansive: still a contraction by 0.45
+        z = prox(0.5 * (A @ z) + theta * U)
+    return z
+
+
 @dataclass(frozen=True)
 class Case:
     """A problem family in ``theta``: ``fn(theta)`` is the map / residual / objective on
     flat z, ``exact(theta)`` its solution. ``traits``: ``scalar`` (one unknown),
-    ``affine`` (a residual affine in z). ``options``: values suited to the problem for
-    the solvers that have such an option (a bracket, a learning rate, a budget)."""
+    ``affine`` (a residual affine in z), ``split`` (a fix map prox_g(G(z)) whose parts
+    ``split(theta)`` gives). ``options``: values suited to the problem for the solvers
+    that have such an option (a bracket, a learning rate, a budget)."""
 
     name: str
     kind: str
@@ -64,6 +78,39 @@ class Case:
     z0: np.ndarray
     traits: frozenset[str] = frozenset()
     options: dict[str, Any] = field(default_factory=dict)
+    split: Any = None
+    constraints: Any = None  # trait `constrained`: theta -> Constraints; z = (w, λ, μ)
+
+
+def simplex_reference(t):
+    """argmin ½||w - t c||² subject to sum(w) == 1, w >= 0 (the projection of t c onto
+    the simplex, by sorting) with its multipliers: λ = -τ (sum) and μ = τ - t c on the
+    zero coordinates (stationarity w - t c - λ - μ = 0)."""
+    v = t * SIMPLEX_C
+    u = np.sort(v)[::-1]
+    cumulative = np.cumsum(u) - 1.0
+    k = np.nonzero(u - cumulative / np.arange(1, N + 1) > 0)[0][-1]
+    tau = cumulative[k] / (k + 1)
+    w = np.maximum(v - tau, 0.0)
+    return np.concatenate([w, [-tau], np.where(w > 0, 0.0, tau - v)])
+
+
+SIMPLEX_C = np.array([0.5, -1.3, 2.0, 1.1])  # at t = 0.8..1.3: two coordinates active
+
+
+def simplex_constraints(t):
+    return Constraints(lambda w: jnp.sum(w, keepdims=True) - 1.0, lambda w: w, 1, N)
+
+
+def relu_split(t):
+    return Split(lambda z: 0.5 * (A @ z) + t * U, lambda v, a: jnp.maximum(v, 0.0))
+
+
+def l1_split(t):  # prox of a * 0.2 ||.||_1 is soft-thresholding at 0.2 a
+    def prox(v, a):
+        return jnp.sign(v) * jnp.maximum(jnp.abs(v) - 0.2 * a, 0.0)
+
+    return Split(lambda z: 0.5 * (A @ z) + t * U, prox)
 
 
 PROBLEMS = [
@@ -81,6 +128,26 @@ PROBLEMS = [
         lambda t: np.linalg.solve(np.eye(N) - 0.5 * A, t * U),
         np.zeros(N),
         frozenset({"affine"}),
+    ),
+    # monotone-DEQ-like splits: F(z) = z - 0.5 A z is 0.55-strongly monotone and
+    # 1.45-Lipschitz, so forward-backward's step 0.5 < 2 * 0.55 / 1.45^2 converges
+    Case(
+        "fix_split_relu",
+        "fix",
+        lambda t: lambda z: jnp.maximum(0.5 * (A @ z) + t * U, 0.0),
+        lambda t: split_reference(t, lambda v: np.maximum(v, 0.0)),
+        np.zeros(N),
+        frozenset({"split"}),
+        split=relu_split,
+    ),
+    Case(
+        "fix_split_l1",
+        "fix",
+        lambda t: lambda z: l1_split(t).prox(0.5 * (A @ z) + t * U, 1.0),
+        lambda t: split_reference(t, lambda v: soft_threshold(v, 0.2)),
+        np.zeros(N),
+        frozenset({"split"}),
+        split=l1_split,
     ),
     Case(
         "root_cube",
@@ -125,6 +192,15 @@ PROBLEMS = [
         # the Hessian diag(exp w) is at most 1.3 * 3.7 = 4.8 near the solution
         options={"learning_rate": 0.2},
     ),
+    Case(
+        "argmin_simplex",
+        "argmin",
+        lambda t: lambda w: 0.5 * jnp.sum(jnp.square(w - t * SIMPLEX_C)),
+        simplex_reference,
+        np.zeros(N + 1 + N),  # w, then the multipliers of sum(w) == 1 and of w >= 0
+        frozenset({"constrained"}),
+        constraints=simplex_constraints,
+    ),
 ]
 
 
@@ -135,6 +211,8 @@ def fits(solver, case: Case) -> bool:
         case.kind in solver.kinds
         and (not solver.scalar or "scalar" in case.traits)
         and (not solver.affine or "affine" in case.traits)
+        and (not solver.splitting or "split" in case.traits)
+        and solver.constrained == ("constrained" in case.traits)
         and required <= set(case.options)
     )
 
@@ -154,7 +232,10 @@ def solve_batch(solver, case: Case, thetas):
     """``solver`` on ``case`` at each theta, in one ``jit(vmap(...))`` call."""
 
     def one(t):
-        return solver.solve(Problem(case.kind, case.fn(t)), jnp.asarray(case.z0, float))
+        split = case.split(t) if case.split else None
+        cons = case.constraints(t) if case.constraints else None
+        problem = Problem(case.kind, case.fn(t), split=split, constraints=cons)
+        return solver.solve(problem, jnp.asarray(case.z0, float))
 
     return jax.jit(jax.vmap(one))(jnp.asarray(thetas, float))
 
