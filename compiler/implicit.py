@@ -449,8 +449,11 @@ def lower_implicit(ev, node: ir.Implicit):
     # too, never the exact zero that `where(ok, z, nan)` would give; optimize's
     # on_failure="best" keeps the last iterate instead (reporting.keeping_unconverged)
     z = z[:n]  # the unknown, without the multipliers of a constrained argmin
-    if reporting.keep_unconverged():
-        return z.reshape(shape)
+    if reporting.keep_unconverged():  # the best iterate, if the solve had one at all
+        usable = ok | jnp.isfinite(res)
+        return (z * jax.lax.stop_gradient(jnp.where(usable, 1.0, jnp.nan)).astype(z.dtype)).reshape(
+            shape
+        )
     return (z * jax.lax.stop_gradient(jnp.where(ok, 1.0, jnp.nan)).astype(z.dtype)).reshape(shape)
 
 

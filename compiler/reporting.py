@@ -128,14 +128,20 @@ _KEEP_UNCONVERGED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def keeping_unconverged() -> Iterator[None]:
-    """Within this block, traced code keeps a non-converged solve's last iterate as the
+    """Within this block, traced code keeps a non-converged solve's best iterate as the
     node's value (with its implicit gradient there) instead of NaN, and the log density
     finite: ``optimize(on_failure="best")``.  The node's stats still say it failed, so
-    it is counted; NUTS never traces in this scope (its rule stays -inf)."""
+    it is counted; NUTS never traces in this scope (its rule stays -inf).  Iterative
+    solvers then return their lowest-residual iterate, not their last
+    (``fpl.stdlib.solvers.KEEP_BEST``)."""
+    from fpl.stdlib.solvers import KEEP_BEST
+
     token = _KEEP_UNCONVERGED.set(True)
+    best = KEEP_BEST.set(True)
     try:
         yield
     finally:
+        KEEP_BEST.reset(best)
         _KEEP_UNCONVERGED.reset(token)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from fpl.compiler import ir
-from fpl.compiler.compiled import result_code
 from fpl.dsl.diagnostics import error
 
 
@@ -161,35 +160,10 @@ def minibatch_objective(
             "params": {k: jnp.asarray(v) for k, v in u.items()},
             "weights": prob.to_raw({k: jnp.asarray(v) for k, v in full.weights.items()}),
         }
+        from fpl.runtime.optimize_steps import objective  # it imports this module
+
         f = objective(prob.step_model, prob.from_raw, jacobian, prob.term_scale)
         return float(f(theta, args)[0])
-
-
-def objective(cm, from_raw, jacobian, term_scale, names=()):
-    """(theta, args, warm) -> (loss, (per-node solver result codes (0: converged; see
-    ``fpl.stdlib.solvers.Result``), {name: value} for ``names``, the new warm-start
-    state of ``warm=true`` implicit nodes))."""
-    import jax.numpy as jnp
-
-    def objective(theta, args, warm=None):
-        res = cm.evaluate(
-            theta["params"],
-            jacobian=jacobian,
-            data=args,
-            weights=from_raw(theta["weights"]),
-            term_scale=term_scale,
-            warm=warm,
-            report=False,
-        )
-        ids = objective.node_ids = sorted(res.stats)  # the order of `failed`
-        failed = (
-            jnp.stack([result_code(res.stats[i]) for i in ids])
-            if ids
-            else jnp.zeros((0,), jnp.int32)
-        )
-        return -res.log_density, (failed, {n: res.values[n] for n in names}, res.warm)
-
-    return objective
 
 
 def batch_sampler(batching: Batching | None, key):
@@ -217,7 +191,6 @@ __all__ = [
     "batch_sampler",
     "likelihood_terms",
     "minibatch_objective",
-    "objective",
     "plan_batches",
     "problem",
 ]

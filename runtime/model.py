@@ -123,7 +123,7 @@ class Model:
         (an optax GradientTransformation, default adam(1e-2)), ``steps`` (1000), ``seed``,
         ``batch_size``, ``batch_fields``, ``init``, ``jacobian`` (False), ``checkpoint``,
         ``every``, ``resume``, ``progress`` (True), ``on_failure`` ("best", the default: go on
-        from the solver's last iterate; "skip"; or "error")."""
+        from the solver's best (lowest-residual) iterate; "skip"; or "error")."""
         return run_method("optimize", self, data, settings, **kwargs)
 
     def laplace(self, data=None, settings=None, **kwargs):

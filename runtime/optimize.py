@@ -41,8 +41,8 @@ policy     a forward solve that does not converge  a non-finite loss or gradient
                                                     solve)
 =========  =====================================  ======================================
 ``best``   the step goes on from the solver's      the step is skipped
-(default)  last iterate (its implicit gradient
-           taken there)
+(default)  best (lowest-residual) iterate (its
+           implicit gradient taken there)
 ``skip``   the step is skipped                     the step is skipped
 ``error``  E0406 naming the node and the step      E0410 / E0411 naming the step (and node)
 =========  =====================================  ======================================
@@ -121,7 +121,7 @@ class OptimizeSettings(Settings):
     jacobian: bool = option(False, "add the log-Jacobian (mode on the unconstrained scale)")
     on_failure: str = option(
         "best",
-        "a non-converged implicit solve: go on from its last iterate (best), skip the "
+        "a non-converged implicit solve: go on from its lowest-residual iterate (best), skip the "
         "step (skip), or stop with an error (error)",
         choices=("best", "skip", "error"),
     )

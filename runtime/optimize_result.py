@@ -40,7 +40,7 @@ class OptimizeResult:
     #: during the steps (with on_failure="skip"; otherwise the first one is an error)
     gradient_failures: dict[str, int] = field(default_factory=dict)
     #: implicit node -> steps whose forward solve of it did not converge (with
-    #: on_failure="best" those steps went on from the last iterate, with "skip" they
+    #: on_failure="best" those steps went on from the best iterate, with "skip" they
     #: were skipped; with "error" the first one is an error)
     solver_failures: dict[str, int] = field(default_factory=dict)
 

@@ -63,8 +63,9 @@ def step_function(setup, tol: float = 0.0, on_failure: str = "skip"):
     """One optimizer step on the batch of step ``t``; a step with a non-finite loss,
     gradient or update keeps the old values (and is counted), and so does one with a
     failed forward solve unless ``on_failure="best"`` (then the step goes on from the
-    solver's last iterate, traced under ``reporting.keeping_unconverged``; the failure
-    is still in the step's ``failed`` codes, so it is counted per node).
+    solver's best (lowest-residual) iterate, traced under
+    ``reporting.keeping_unconverged``; the failure is still in the step's ``failed`` codes,
+    so it is counted per node).
 
     Convergence (``tol > 0``): a step whose gradient at the current point has
     ``‖g‖₂ <= tol · max(1, |loss|)`` (loss and gradient finite, no failed solve) makes no

@@ -41,6 +41,7 @@ classes): JAX is reached through :mod:`fpl.stdlib.lazy`.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import typing
 from collections.abc import Callable
@@ -205,31 +206,66 @@ def _select(done, old, new):
     return jax.tree.map(lambda a, b: jnp.where(done, a, b), old, new)
 
 
-def drive(step, state, z_of, res0, tol: float, max_iter: int, unrolled: bool, halted=None):
+#: Set while tracing for ``optimize(on_failure="best")`` (by
+#: ``fpl.compiler.reporting.keeping_unconverged``): a solve run by :func:`drive` that does
+#: not converge returns its lowest-residual iterate (and that residual) instead of its last.
+KEEP_BEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fpl_solver_keep_best", default=False
+)
+
+
+def drive(
+    step,
+    state,
+    z_of,
+    res0,
+    tol: float,
+    max_iter: int,
+    unrolled: bool,
+    halted=None,
+    keep_best: bool | None = None,
+):
     """Run ``step(state, k) -> (state, residual)`` from ``state`` (residual ``res0``)
     until the residual meets ``tol``, is not finite, ``halted(state)`` holds (the solver
     can make no more progress) or ``max_iter`` steps were taken.
-    Returns (state, residual, iterations, result)."""
+    Returns (state, residual, iterations, result).
+
+    With ``keep_best`` (default: :data:`KEEP_BEST` when traced) the loop also carries the
+    state of lowest finite residual seen (the start included), and a solve that does not
+    converge returns that state and residual (its last state if no residual was finite);
+    the result code and iteration count are
+    still those of the stop.  A fixed-budget solve passes False: its answer is the K-th
+    iterate by definition."""
+    keep = KEEP_BEST.get() if keep_best is None else keep_best
 
     def stop(s, r, k):
         done = (k >= max_iter) | converged(r, z_of(s), tol) | ~jnp.isfinite(r)
         return done if halted is None else done | halted(s)
 
     def cond(carry):
-        return ~stop(*carry)
+        return ~stop(*carry[:3])
 
     def body(carry):
-        s, r, k = carry
+        s, r, k, best, best_r = carry
         s2, r2 = step(s, k)
         done = stop(s, r, k)  # a lane that has already stopped (under vmap) keeps its state
-        return _select(done, s, s2), jnp.where(done, r, r2), jnp.where(done, k, k + 1)
+        s2, r2 = _select(done, s, s2), jnp.where(done, r, r2)
+        if keep:
+            better = jnp.isfinite(r2) & (r2 < best_r)
+            best, best_r = _select(better, s2, best), jnp.where(better, r2, best_r)
+        return s2, r2, jnp.where(done, k, k + 1), best, best_r
 
-    carry = (state, res0, jnp.asarray(0, jnp.int32))
+    r_start = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
+    carry = (state, res0, jnp.asarray(0, jnp.int32), *((state, r_start) if keep else (None, None)))
     if unrolled:  # a fixed trip count, so that reverse mode can go through the loop
-        s, r, k = jax.lax.fori_loop(0, max_iter, lambda i, c: body(c), carry)
+        s, r, k, best, best_r = jax.lax.fori_loop(0, max_iter, lambda i, c: body(c), carry)
     else:
-        s, r, k = jax.lax.while_loop(cond, body, carry)
-    return s, r, k, classify(r, z_of(s), tol, None if halted is None else halted(s))
+        s, r, k, best, best_r = jax.lax.while_loop(cond, body, carry)
+    why = classify(r, z_of(s), tol, None if halted is None else halted(s))
+    if keep:  # (a solve that never saw a finite residual keeps its last state)
+        use = (why != code(Result.CONVERGED)) & jnp.isfinite(best_r)
+        s, r = _select(use, best, s), jnp.where(use, best_r, r)
+    return s, r, k, why
 
 
 # ---- the protocol -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def budget_result(solver, why):
     return jnp.where(why == Result.NONFINITE, why, code(Result.CONVERGED))
 
 
-def picard(fun, z0, f0, damping, tol, max_iter, unrolled):
+def picard(fun, z0, f0, damping, tol, max_iter, unrolled, keep_best=None):
     """z <- z + damping (f(z) - z) from (z0, f(z0)); returns
     (z, f(z), residual, iterations, result)."""
 
@@ -37,7 +37,7 @@ def picard(fun, z0, f0, damping, tol, max_iter, unrolled):
         return (z2, f2), norm(f2 - z2)
 
     (z, fz), res, it, why = drive(
-        step, (z0, f0), lambda s: s[0], norm(f0 - z0), tol, max_iter, unrolled
+        step, (z0, f0), lambda s: s[0], norm(f0 - z0), tol, max_iter, unrolled, None, keep_best
     )
     return z, fz, res, it, why
 
@@ -57,7 +57,16 @@ class Iterate(IterativeSolver):
     def solve(self, problem: Problem, z0) -> Solution:
         fun = problem.fn
         tol, max_iter = budget(self, self.tol, self.max_iter)
-        z, _, res, it, why = picard(fun, z0, fun(z0), self.damping, tol, max_iter, problem.unrolled)
+        z, _, res, it, why = picard(
+            fun,
+            z0,
+            fun(z0),
+            self.damping,
+            tol,
+            max_iter,
+            problem.unrolled,
+            keep_best=False if self.steps else None,  # a budget's answer is the K-th iterate
+        )
         return Solution(z, res, it, budget_result(self, why))
 
 
@@ -98,7 +107,16 @@ class Halpern(IterativeSolver):
 
         state = (z0, f0, z0, jnp.zeros((), z0.dtype), r0)
         tol, max_iter = budget(self, self.tol, self.max_iter)
-        s, res, it, why = drive(step, state, lambda s: s[0], r0, tol, max_iter, problem.unrolled)
+        s, res, it, why = drive(
+            step,
+            state,
+            lambda s: s[0],
+            r0,
+            tol,
+            max_iter,
+            problem.unrolled,
+            keep_best=False if self.steps else None,  # a budget's answer is the K-th iterate
+        )
         return Solution(s[0], res, it, budget_result(self, why))
 
 
@@ -141,7 +159,7 @@ class Anderson(IterativeSolver):
         # few Picard steps anyway. If they did not, Anderson continues from where they
         # got to - or from the start, if the residual grew (the map may not contract).
         f0 = fun(z0)
-        zp, fp, rp, itp, _ = picard(fun, z0, f0, 1.0, self.tol, delay, unrolled)
+        zp, fp, rp, itp, _ = picard(fun, z0, f0, 1.0, self.tol, delay, unrolled, keep_best=False)
         keep = rp <= norm(f0 - z0)
         z, res, it, why = self._accelerate(
             fun,

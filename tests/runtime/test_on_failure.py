@@ -69,7 +69,8 @@ def test_best_goes_on_from_the_last_iterate_and_counts():
     assert f"non-converged solves ({LABEL}: {STEPS // 2})" in res.message
     x1 = 1 / (1 - 0.2)
     assert res.weights["w"][0] == pytest.approx(2.0 / x1, abs=1e-6)
-    # row 2 trained on its last iterate: w c x' = t
+    # row 2 trained on its best iterate, here its last (Picard's residual on a contraction
+    # falls every step): w c x' = t
     assert res.weights["w"][1] == pytest.approx(3.0 / (0.1 * _last_iterate()), abs=1e-6)
     assert res.attrs["on_failure"] == "best"
 
@@ -103,9 +104,11 @@ def test_error_names_the_node_and_the_step():
     assert "(max_iter_reached:" in d.message
 
 
+# log(-a) is NaN for every a > 0: no iterate has a finite residual, so not even "best"
+# has an iterate to go on from (a map that merely diverges has one: its start)
 DIVERGING = """
 weight a: real init 1.5
-let x = fix x: real = a * x + 1 with iterate(max_iter=50)
+let x = fix x: real = a * x + log(-a) with iterate(max_iter=50)
 loss square(x)
 """
 
@@ -113,7 +116,7 @@ loss square(x)
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["best", "skip"])
 def test_a_final_loss_that_is_not_finite_is_an_error_naming_step_and_node(policy):
-    # a = 1.5: the iterates blow up, no step can be taken, the final loss is NaN
+    # no step can be taken, the final loss is NaN
     model = fpl.compile(DIVERGING, "diverge.fpl")
     with pytest.raises(FplError) as e:
         model.optimize(optimizer=optax.sgd(0.1), steps=3, progress=False, on_failure=policy)
@@ -149,3 +152,24 @@ def test_cli_flag(tmp_path, capsys):
     assert "2 steps skipped" in capsys.readouterr().out
     assert main([*args, "--on-failure", "sometimes"]) == 2
     np.testing.assert_(capsys.readouterr().err)  # a usage error, with the choices
+
+
+def test_best_means_the_lowest_residual_iterate_not_the_last():
+    # Picard on z = -1.5 z + 1 oscillates outwards: the residual grows every step, so the
+    # best iterate is the start (residual 1) and the last one is far away. Under the "best"
+    # policy's scope the solver returns the start and its residual; outside it, the last
+    # iterate; a fixed budget (steps=K) returns the K-th iterate either way.
+    from fpl.compiler.reporting import keeping_unconverged
+
+    problem = Problem("fix", lambda z: -1.5 * z + 1.0)
+    with jax.enable_x64(True):
+        plain = Iterate(max_iter=20, tol=1e-10).solve(problem, jnp.zeros(1))
+        with keeping_unconverged():
+            best = Iterate(max_iter=20, tol=1e-10).solve(problem, jnp.zeros(1))
+            budget = Iterate(steps=5).solve(problem, jnp.zeros(1))
+        budget_plain = Iterate(steps=5).solve(problem, jnp.zeros(1))
+    assert int(plain.result) == int(best.result) != 0  # both report the failure
+    assert abs(float(plain.z[0])) > 100  # the last iterate has run away
+    assert float(best.z[0]) == 0.0 and float(best.residual) == pytest.approx(1.0)
+    np.testing.assert_array_equal(budget.z, budget_plain.z)
+    assert float(budget.residual) == pytest.approx(1.5**5, rel=1e-12)

@@ -140,7 +140,13 @@ def test_component_count_matches_the_correction():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_sbc_ranks_are_uniform(name):
-    source, simulate, parts = MODELS[name]
+    check_uniform_ranks(name, MODELS[name], LEVEL)
+
+
+def check_uniform_ranks(name: str, spec, level: float) -> None:
+    """Run SBC on one ``(source, simulate, parts)`` model and fail if any component's
+    ranks are not uniform at ``level`` (shared with test_sbc_arrays.py)."""
+    source, simulate, parts = spec
     model = fpl.compile("\n".join(line.strip() for line in source.strip().splitlines()))
     result = run_sbc(
         model,
@@ -156,8 +162,8 @@ def test_sbc_ranks_are_uniform(name):
     print(f"\n{name}: {result.seconds:.1f} s, divergences {result.divergences}")
     for k, p in result.p_values.items():
         print(f"  {k}: chi-square p = {p:.3f}")
-    bad = {k: p for k, p in result.p_values.items() if p < LEVEL}
-    assert not bad, f"ranks not uniform (p < {LEVEL:.2g}): {bad}"
+    bad = {k: p for k, p in result.p_values.items() if p < level}
+    assert not bad, f"ranks not uniform (p < {level:.2g}): {bad}"
 
 
 # ---- the harness can fail -------------------------------------------------------------

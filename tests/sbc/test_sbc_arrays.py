@@ -11,10 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fpl
-
-from .sbc import run_sbc
-from .test_sbc import BINS, SEED, THIN, WARMUP, L, M
+from .test_sbc import check_uniform_ranks
 
 N_COMPONENTS = 15
 LEVEL = 0.01 / N_COMPONENTS
@@ -115,21 +112,4 @@ def test_component_count_matches_the_correction():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_sbc_ranks_are_uniform_for_arrays_of_constrained_params(name):
-    source, simulate, parts = MODELS[name]
-    model = fpl.compile("\n".join(line.strip() for line in source.strip().splitlines()))
-    result = run_sbc(
-        model,
-        simulate,
-        parts,
-        replications=M,
-        warmup=WARMUP,
-        n_draws=L,
-        thin=THIN,
-        bins=BINS,
-        seed=SEED,
-    )
-    print(f"\n{name}: {result.seconds:.1f} s, divergences {result.divergences}")
-    for k, p in result.p_values.items():
-        print(f"  {k}: chi-square p = {p:.3f}")
-    bad = {k: p for k, p in result.p_values.items() if p < LEVEL}
-    assert not bad, f"ranks not uniform (p < {LEVEL:.2g}): {bad}"
+    check_uniform_ranks(name, MODELS[name], LEVEL)
