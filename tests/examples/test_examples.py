@@ -47,6 +47,10 @@ SKIP: dict[str, str] = {}
 # at 0.8 and one draw in 600 diverged
 SETTINGS = dict(chains=2, warmup=300, draws=300, seed=7, progress=False, target_accept=0.9)
 RHAT_MAX = 1.05
+#: Longer runs where 300 + 300 draws are too few for the R-hat rule, with the reason:
+#: radon's group scale sigma_a mixes slowly (bulk ESS 55 of 600 draws, R-hat 1.059 with the
+#: session-5 kernel; 141+ and 1.017 at 500 + 500)
+LONGER = {"radon_hierarchical": dict(warmup=500, draws=500)}
 TRUTH_SDS = 4.0
 REF_MEAN_SDS = 0.3
 REF_SD_REL = 0.25
@@ -142,7 +146,8 @@ def test_example_posterior(name):
     assert source.startswith("#"), "an example starts with a comment saying what it is"
     model = fpl.load(EXAMPLES / f"{name}.fpl")
     data = json.loads((EXAMPLES / f"{name}.json").read_text())
-    fit = model.sample(data, **SETTINGS)
+    settings = {**SETTINGS, **LONGER.get(name, {})}
+    fit = model.sample(data, **settings)
     summary = fit.summary()
 
     problems = []
@@ -172,7 +177,7 @@ def test_example_posterior(name):
 
     for g in gen_names(source):
         values = np.asarray(fit.draws(g))
-        if values.shape[:2] != (SETTINGS["chains"], SETTINGS["draws"]):
+        if values.shape[:2] != (settings["chains"], settings["draws"]):
             problems.append(f"gen {g}: draws of shape {values.shape}")
         elif not np.all(np.isfinite(values)):
             problems.append(f"gen {g}: non-finite values")
