@@ -18,7 +18,9 @@ thirds of the CPU time (the NUTS chunk of eight schools: 8.3 s -> 4.9 s) and the
 they make run as fast and give bit-identical draws (benchmarks/compile_time.py measures
 both).  ``import fpl`` therefore adds ``--xla_cpu_use_fusion_emitters=false`` to
 ``XLA_FLAGS`` under the same conditions as the device count (before JAX starts, unless the
-user set that flag; ``FPL_XLA_DEFAULTS=off`` keeps XLA's own default).  It is a setting
+user set that flag; ``FPL_XLA_DEFAULTS=off`` keeps XLA's own default), and only with a
+jaxlib whose XLA has the flag (0.10: XLA aborts on a flag it does not know, and 0.12
+dropped this one).  It is a setting
 of the process: other JAX code compiled on the CPU in it is affected in the same way.
 
 **Compilation cache.**  Compiled programs are kept in ``~/.cache/fpl/jax`` (or
@@ -79,13 +81,30 @@ def use_fast_compiler() -> bool:
     did not set them and ``$FPL_XLA_DEFAULTS`` is not ``off``; True when any was set."""
     if os.environ.get("FPL_XLA_DEFAULTS", "").strip().lower() in ("off", "0", "none"):
         return False
-    if _jax_started():
+    if _jax_started() or not _known_flags():
         return False
     flags = os.environ.get("XLA_FLAGS", "")
     added = [f"{name}={value}" for name, value in FAST_COMPILE_FLAGS if name not in flags]
     if added:
         os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     return bool(added)
+
+
+#: jaxlib versions whose XLA has the flags above (XLA aborts the process on an unknown
+#: flag; jaxlib 0.12 no longer has ``xla_cpu_use_fusion_emitters``)
+FAST_COMPILE_JAXLIB = ((0, 10),)
+
+
+def _known_flags() -> bool:
+    """Whether the installed jaxlib is one whose XLA knows :data:`FAST_COMPILE_FLAGS`
+    (read from its metadata: JAX is not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        parts = version("jaxlib").split(".")
+        return (int(parts[0]), int(parts[1])) in FAST_COMPILE_JAXLIB
+    except (PackageNotFoundError, ValueError, IndexError):
+        return False
 
 
 def cache_dir() -> str | None:
