@@ -97,7 +97,7 @@ def find_inits(cm: CompiledModel, args, chains: int, seed: int, init: Mapping[st
                 )
         else:
             tried = rounds * INIT_CANDIDATES
-            blamed = _failing_node(cm, args, cand, given)
+            blamed = _failing_node(cm, args, u)
             if blamed is not None:
                 node, residual, reason = blamed
                 raise error(
@@ -118,16 +118,14 @@ def find_inits(cm: CompiledModel, args, chains: int, seed: int, init: Mapping[st
     return inits
 
 
-def _failing_node(cm: CompiledModel, args, cand, given):
-    """The implicit node that failed at every candidate of the last round (the one with
-    the smallest best residual if several), as ``(node, residual, reason)``, or None: what
-    makes E0402 point at the node instead of the whole model."""
+def _failing_node(cm: CompiledModel, args, u):
+    """The implicit node that failed at every candidate ``u`` of the last round (the one
+    with the smallest best residual if several), as ``(node, residual, reason)``, or None:
+    what makes E0402 point at the node instead of the whole model."""
     if not cm.nodes:
         return None
     from fpl.stdlib.solvers import reason_name
 
-    evaluate = _candidate_evaluator(cm)
-    u, _, _ = evaluate(cand, given, args)
     thetas = jax.vmap(cm.ravel)(u)
     _, stats = jax.jit(jax.vmap(lambda th: cm.log_density(th, data=args, stats=True)))(thetas)
     worst = None
