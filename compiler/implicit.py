@@ -36,6 +36,10 @@ and why.
 Nested implicit nodes (one inside another's body) work: the inner node is just part
 of ``f``; its stats (at the outer solution) are recorded as well, and the outer node
 counts as converged only if the inner ones did.
+
+Beside this module: the derivative rule of step 3 and its maths
+(``fpl.compiler.implicit_derivatives``), and the results of step 4 as data, reduced over
+map/scan/fold and merged (``fpl.compiler.implicit_stats``); both are re-exported here.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ import jax.numpy as jnp
 
 from fpl.compiler import ir, reporting
 from fpl.compiler.affine import degree, is_affine
+
+# the minimum-norm solve under the name tests/stdlib/test_lstsq_gradient.py imports
+from fpl.compiler.implicit_derivatives import least_squares_solve as _least_squares  # noqa: F401
+from fpl.compiler.implicit_derivatives import make_attach
+from fpl.compiler.implicit_stats import merge_probes, merge_stats, node_stats, reduce_stats
 from fpl.stdlib.solvers import (
     CONSTRAINED_SOLVER,
     Constraints,
@@ -57,13 +66,11 @@ from fpl.stdlib.solvers import (
     Solver,
     Split,
     default_solver,
-    norm,
     residual_fn,
 )
 from fpl.stdlib.solvers.constrained import active_set, kkt_residual
 
 ACTIVE = "%active"  # the operand holding a constrained argmin's active set (no name clash)
-LINEAR_MAXITER = 20  # GMRES restarts for the tangent solve of large unknowns
 
 
 # ---- closure conversion -------------------------------------------------------------
@@ -172,164 +179,6 @@ def _warn_float32(node: ir.Implicit) -> None:
     )
 
 
-# ---- implicit differentiation ---------------------------------------------------------
-#
-# Let R(z, θ) = 0 define z*(θ):  R = f(z, θ) - z for `fix`, R = F(z, θ) for `root`,
-# R = ∇_z obj(z, θ) for `argmin` (first-order optimality).  Differentiating the
-# identity R(z*(θ), θ) = 0 along a tangent θ̇ (implicit function theorem, valid where
-# ∂R/∂z is invertible at z*):
-#
-#     ∂R/∂z ż + ∂R/∂θ θ̇ = 0      =>      ż = -(∂R/∂z)^{-1} ∂R/∂θ θ̇.
-#
-# For `fix` this is (I - ∂f/∂z) ż = ∂f/∂θ θ̇; for `argmin`, ∂R/∂z is the Hessian of the
-# objective.  The JVP rule computes b = -∂R/∂θ θ̇ with one `jax.jvp` of R in θ, then
-# solves A ż = b with A v = ∂R/∂z v (a jvp of R in z) through `lax.custom_linear_solve`:
-# ż is linear in θ̇, so JAX can transpose the rule for reverse mode, and
-# `custom_linear_solve` transposes to a solve with Aᵀ (our `transpose_solve`), which is
-# the adjoint equation Aᵀ λ = z̄ of the usual backward pass.  The rule re-applies
-# `attach` to its primal z, so the z inside A and b depends on θ again and
-# higher-order derivatives (jacfwd of jacrev, hessian) are exact too.
-#
-# Linear solves: n <= TANGENT_DENSE_MAX materialises A (vmap of the matvec over the identity)
-# and uses LU; larger n runs GMRES on the matvec.  Either way the residual
-# ||A ż - b|| is checked: if it is not small (singular A, GMRES stalled), ż is NaN -
-# a wrong gradient is never returned silently.  (A tangent cannot mark the node "not
-# converged": stats are primal values; the NaN gradient makes NUTS diverge instead.)
-# Such a failed *backward* solve is also reported to the host, where the forward solve
-# had converged: under `lax.cond`, a `jax.debug.callback` tells the run's
-# `fpl.compiler.reporting.SolverEvents` (chosen at trace time) the node id (counted per
-# chain and node; Model.optimize names the node and step).  The callback sits inside the solve
-# functions of `custom_linear_solve`, which JAX evaluates (never differentiates), so it
-# fires for the tangent solve in forward mode and for the transpose solve in reverse
-# mode alike, once per evaluation (per element under vmap, where the flag it carries
-# tells a failed element from a healthy one); it changes no value.
-#
-# Approximate modes use the fixed-point map T(z) = z - a R(z), with the step a of
-# `phantom(step=a)` (default 1: T = f for `fix`, the unit-step map z - R(z) for
-# `root`/`argmin`, meaningful when ∂R/∂z ≈ I). Any a > 0 has the same fixed points and
-# the same limit (I - ∂T/∂z)^{-1} ∂T/∂θ = -(∂R/∂z)^{-1} ∂R/∂θ; the series converges when
-# the spectral radius of I - a ∂R/∂z is below 1 (for an argmin: a < 2 / λ_max(Hessian)):
-#   phantom(k):  ż_0 = 0, ż_{j+1} = ∂T/∂z ż_j + ∂T/∂θ θ̇  (k terms of the Neumann series
-#                of (I - ∂T/∂z)^{-1} ∂T/∂θ θ̇);
-#   onestep:     ż = ∂T/∂θ θ̇   (Jacobian-free backprop; phantom with k = 1).
-#
-# `lstsq` is the implicit mode with the minimum-norm solution ż = A⁺ b: for a node whose
-# solutions form a family (a gauge, e.g. Sinkhorn's potentials f + c, g − c), A = ∂R/∂z
-# is singular along the family's direction v and the plain solve has no unique answer;
-# b is still in A's range (differentiating R(z*(θ), θ) = 0 along any smooth selection
-# z*(θ) shows it), so ż is exact up to a multiple of v, and the derivative of anything
-# gauge-invariant (a transport plan, a cost) is exact. In reverse mode the adjoint
-# system Aᵀλ = z̄ is consistent exactly when z̄ ⟂ v, i.e. when what is differentiated is
-# gauge-invariant; otherwise the least-squares residual is not small and the gradient
-# is NaN (reported as a backward failure), never a silently gauge-dependent number.
-
-
-#: unknowns up to this size get a dense LU tangent solve.  Materialising A costs n
-#: JVPs, while one GMRES solve (one right-hand side in reverse mode) costs about as many
-#: matvecs as the forward solve's iterations; above ~64 unknowns GMRES is cheaper
-#: (benchmarks/bench_implicit.py: gradient / forward time at n = 200).
-TANGENT_DENSE_MAX = 64
-#: relative residual GMRES aims for: two decades below the forward solves' default tol
-#: (1e-8), which bounds the gradient's accuracy anyway
-GMRES_TOL = 1e-10
-
-
-def _report_backward(node_id: int, bad) -> None:
-    reporting.report_backward(node_id, bad)
-
-
-def _checked_solve(apply, rhs, node_id: int, fwd_ok, least_squares: bool = False):
-    """Solve apply(x) = rhs (apply linear); NaN where the result does not check out (and
-    then, if the forward solve ``fwd_ok``, a backward failure of ``node_id`` reported).
-    ``least_squares``: the minimum-norm solution A^+ rhs (``grad=lstsq``), which checks
-    out where rhs is in A's range, as it is for a consistent singular system."""
-    n = rhs.shape[0]
-    dt = rhs.dtype
-    if least_squares:
-        x, ok = _least_squares(apply, rhs)
-    elif n <= TANGENT_DENSE_MAX:
-        A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
-        x = jnp.linalg.solve(A, rhs)
-        r = A @ x - rhs
-        scale = norm(rhs) + jnp.sqrt(jnp.sum(A * A)) * norm(x)
-        ok = norm(r) <= jnp.sqrt(jnp.finfo(dt).eps) * scale
-    else:
-        x, _ = jax.scipy.sparse.linalg.gmres(
-            apply, rhs, tol=GMRES_TOL, restart=min(n, 50), maxiter=LINEAR_MAXITER
-        )
-        ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
-    ok = ok & jnp.all(jnp.isfinite(x))
-    _report_backward(node_id, jnp.logical_and(fwd_ok, jnp.logical_not(ok)))
-    return jnp.where(ok, x, jnp.nan)
-
-
-def _least_squares(apply, rhs):
-    """The minimum-norm least-squares solution of apply(x) = rhs and whether it solves
-    the system (rhs in the range). Dense: the pseudo-inverse (SVD; singular values below
-    n eps sigma_max count as zero). Matrix-free: conjugate gradients on the normal
-    equations A'A x = A' rhs from x = 0, whose iterates stay in range(A') = null(A)^perp,
-    so the limit is the minimum-norm solution (A' by ``jax.linear_transpose``)."""
-    n = rhs.shape[0]
-    dt = rhs.dtype
-    if n <= TANGENT_DENSE_MAX:
-        A = jax.vmap(apply, out_axes=1)(jnp.eye(n, dtype=dt))
-        x = jnp.linalg.pinv(A) @ rhs
-        scale = norm(rhs) + jnp.sqrt(jnp.sum(A * A)) * norm(x)
-        ok = norm(A @ x - rhs) <= jnp.sqrt(jnp.finfo(dt).eps) * scale
-    else:
-        adjoint = jax.linear_transpose(apply, rhs)
-        x, _ = jax.scipy.sparse.linalg.cg(
-            lambda v: adjoint(apply(v))[0], adjoint(rhs)[0], tol=GMRES_TOL, maxiter=10 * n
-        )
-        ok = norm(apply(x) - rhs) <= 1e-6 * norm(rhs)
-    return x, ok & jnp.all(jnp.isfinite(x))
-
-
-def _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_ok):
-    fixed = {key: v for key, v in theta.items() if key not in float_keys}
-    th_f = {key: theta[key] for key in float_keys}
-    dth = {key: theta_dot[key] for key in float_keys}
-
-    def jvp_theta(g):
-        return jax.jvp(lambda t: g(z, {**fixed, **t}), (th_f,), (dth,))[1]
-
-    def jvp_z(g, v):
-        return jax.jvp(lambda zz: g(zz, theta), (z,), (v,))[1]
-
-    if mode in ("implicit", "lstsq"):
-        b = -jvp_theta(R)
-        lstsq = mode == "lstsq"
-        return jax.lax.custom_linear_solve(
-            lambda v: jvp_z(R, v),
-            b,
-            solve=lambda mv, rhs: _checked_solve(mv, rhs, node_id, fwd_ok, lstsq),
-            transpose_solve=lambda vm, rhs: _checked_solve(vm, rhs, node_id, fwd_ok, lstsq),
-        )
-    b = jvp_theta(T)
-    if mode == "onestep":
-        return b
-    zdot = b
-    for _ in range(k - 1):  # phantom(k)
-        zdot = jvp_z(T, zdot) + b
-    return zdot
-
-
-def _make_attach(kind, mode, k, R, T, float_keys, node_id):
-    @jax.custom_jvp
-    def attach(z, theta, fwd_ok):
-        return z
-
-    @attach.defjvp
-    def attach_jvp(primals, tangents):
-        z, theta, fwd_ok = primals
-        _, theta_dot, _ = tangents
-        z = attach(z, theta, fwd_ok)  # z as a function of theta again, for higher orders
-        zdot = _tangent(kind, mode, k, R, T, z, theta, theta_dot, float_keys, node_id, fwd_ok)
-        return z, zdot
-
-    return attach
-
-
 # ---- the node ------------------------------------------------------------------------
 
 
@@ -432,7 +281,7 @@ def lower_implicit(ev, node: ir.Implicit):
     ok = reason == Result.CONVERGED
     if node.grad != "unrolled":
         k = int(dict(node.grad_options).get("k", 5)) if node.grad == "phantom" else 1
-        attach = _make_attach(kind, node.grad, k, R, T, float_keys, node.node_id)
+        attach = make_attach(kind, node.grad, k, R, T, float_keys, node.node_id)
         z = attach(z_sg, theta, jax.lax.stop_gradient(ok))
     one = node_stats(res, iters, ok, reason)
     have = ev.solver_stats.get(node.node_id)  # the same node met before (a second call)
@@ -482,59 +331,6 @@ def _split(ev, node: ir.Implicit, evaluate, th) -> Split:
         return flat(entry.impl(v.reshape(shape), *rest))
 
     return Split(forward, prox)
-
-
-# ---- solver results as data ------------------------------------------------------------
-#
-# A node's results in one evaluation: ``residual`` (float), ``iterations`` (int32),
-# ``converged`` (bool), ``reason`` (int32 Result code), ``solves`` (int32: how many solves
-# they summarise) and ``failures`` (int32: how many of those did not converge).  A node
-# inside `map`, `scan` or `fold` is solved once per element or step: the per-element
-# results leave the inner trace as data (an auxiliary output) and are reduced here to
-# the same fields: the worst residual, the most iterations, converged only if every
-# solve did, the reason of the first failure, and the counts summed.  A node met twice
-# (a function called at two places) merges the same way.  Invariant: ``converged`` is
-# ``failures == 0`` and ``reason`` is 0 exactly when ``converged``.
-
-
-def node_stats(residual, iterations, converged, reason) -> dict[str, Any]:
-    """One solve's results (see above)."""
-    converged = jnp.asarray(converged, bool)
-    return {
-        "residual": residual,
-        "iterations": jnp.asarray(iterations, jnp.int32),
-        "converged": converged,
-        "reason": jnp.asarray(reason, jnp.int32),
-        "solves": jnp.int32(1),
-        "failures": jnp.logical_not(converged).astype(jnp.int32),
-    }
-
-
-def reduce_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    """Per-element results (any leading axes) reduced to one node's results."""
-    scalar = {key: jnp.ravel(v) for key, v in stats.items()}
-    codes = scalar["reason"]
-    first = jnp.argmax(codes != 0) if codes.size else 0
-    empty = codes.size == 0
-    return {
-        "residual": jnp.max(scalar["residual"], initial=0.0),
-        "iterations": jnp.max(scalar["iterations"], initial=0).astype(jnp.int32),
-        "converged": jnp.all(scalar["converged"]),
-        "reason": jnp.int32(0) if empty else codes[first].astype(jnp.int32),
-        "solves": jnp.sum(scalar["solves"]).astype(jnp.int32),
-        "failures": jnp.sum(scalar["failures"]).astype(jnp.int32),
-    }
-
-
-def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two results of one node (reduced) as one."""
-    both = {key: jnp.stack([jnp.asarray(a[key]), jnp.asarray(b[key])]) for key in a}
-    return reduce_stats(both)
-
-
-def merge_probes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two probes of one node: each field's values side by side (raveled)."""
-    return {key: jnp.concatenate([jnp.ravel(a[key]), jnp.ravel(b[key])]) for key in a}
 
 
 __all__ = [

@@ -1,6 +1,10 @@
 """``Model.sample`` and ``Model.generate``: NUTS, then params, outs and generated
 quantities for every draw, computed in one vectorised pass.  ``sample``'s settings and
-its entry in the methods table (``fpl sample``) are here too."""
+its entry in the methods table (``fpl sample``) are here too, with the adapted metric
+saved into and read back from a fit and the diagnostic of a stuck chain (E0412).
+
+The chains' initial points are ``fpl.runtime.inits``'s, the per-draw pass and the fit
+``fpl.runtime.draws``'s; the names other modules import from here stay importable."""
 
 from __future__ import annotations
 
@@ -15,18 +19,18 @@ import numpy as np
 from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import FplError, error
 from fpl.runtime import runaway
-from fpl.runtime.failures import SolverEvents, by_label, collecting, name_stats, reasons_by_label
-from fpl.runtime.fit import Fit, split_data
+from fpl.runtime.draws import draws_fit, unflatten
+from fpl.runtime.draws import per_draw as _per_draw
+from fpl.runtime.failures import SolverEvents, by_label, collecting, reasons_by_label
+from fpl.runtime.fit import Fit
+from fpl.runtime.inits import INIT_CANDIDATES, INIT_RADIUS, INIT_TRIES, find_inits, potential
+from fpl.runtime.inits import draws_for_chains as _draws_for_chains  # noqa: F401  (re-exported)
 from fpl.runtime.methods import Method, Settings, option
 from fpl.stdlib.lazy import LazyModule
 
 # JAX loads when a method runs, not when the CLI lists its settings
 jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
-
-INIT_RADIUS = 2.0  # Stan's default: uniform(-2, 2) on the unconstrained scale
-INIT_CANDIDATES = 16  # points drawn per chain (per round); the best finite one is kept
-INIT_TRIES = 100  # random points per chain before giving up (rounds of INIT_CANDIDATES)
 
 
 def _float64():
@@ -37,152 +41,6 @@ def _float64():
 
     use_compilation_cache()
     return jax.enable_x64(True)
-
-
-def find_inits(cm: CompiledModel, args, chains: int, seed: int, init: Mapping[str, Any] | None):
-    """Initial points, one per chain: the best of ``INIT_CANDIDATES`` random points.
-
-    Each chain draws ``INIT_CANDIDATES`` points uniform(-2, 2) on the unconstrained scale
-    (Stan's range) and starts from the one with the highest finite log density (finite
-    gradient too).  Stan starts from the first finite point; a best-of-K start avoids
-    the far corners of the box where the model may be ill-posed (an implicit node whose
-    map is not a contraction there, with several solutions and a density that jumps
-    between them), in which a chain can strand with a collapsed step size.  Different
-    chains still start from different random points.  Rounds of candidates are drawn
-    until one is finite, ``INIT_TRIES`` points in all.
-
-    ``init`` fixes some or all params (constrained values by name), or is a fit (e.g.
-    Pathfinder's) whose draws, evenly spaced, start the chains; the others are
-    random, and the given ones are mapped to the unconstrained scale with bounds at each
-    candidate.  Candidates come from NumPy's generator seeded by ``seed`` (reproducible);
-    their unconstrained values, potentials and gradients are one compiled, vectorised
-    function of the whole round."""
-    shapes = cm.param_unc_shapes
-    given: dict[str, Any] = {}
-    per_chain = None
-    if init is not None and hasattr(init, "posterior"):  # a Fit: a draw per chain
-        per_chain = _draws_for_chains(cm, init, chains)
-        init = per_chain[0]
-    if init is not None:
-        unknown = set(init) - set(shapes)
-        if unknown:
-            raise error("E0403", f"`init` names unknown params: {', '.join(sorted(unknown))}")
-        given = {k: jnp.asarray(v, float) for k, v in init.items()}
-    if not shapes:  # no params (a weights-only model being optimized): nothing to draw
-        return [{} for _ in range(chains)]
-    evaluate = _candidate_evaluator(cm)
-    all_given = bool(given) and set(given) == set(shapes)
-    rng = np.random.default_rng(seed)
-    rounds = -(-INIT_TRIES // INIT_CANDIDATES)
-    inits = []
-    for c in range(chains):
-        if per_chain is not None:
-            given = {k: jnp.asarray(v, float) for k, v in per_chain[c].items()}
-        for _round in range(rounds):
-            cand = {
-                name: rng.uniform(-INIT_RADIUS, INIT_RADIUS, size=(INIT_CANDIDATES, *shape))
-                for name, shape in shapes.items()
-            }
-            u, pe, ok = evaluate(cand, given, args)
-            pe, ok = np.asarray(pe), np.asarray(ok)
-            if ok.any():
-                best = int(np.argmin(np.where(ok, pe, np.inf)))
-                inits.append({k: v[best] for k, v in u.items()})
-                break
-            if all_given:
-                raise error(
-                    "E0402",
-                    "the log density is not finite at the given `init`",
-                    help="check the values against the params' constraints",
-                )
-        else:
-            tried = rounds * INIT_CANDIDATES
-            blamed = _failing_node(cm, args, u)
-            if blamed is not None:
-                node, residual, reason = blamed
-                raise error(
-                    "E0402",
-                    f"no finite log density after {tried} random initial points (chain "
-                    f"{c + 1}): the {node.kind} here did not converge at any of them "
-                    f"(smallest residual {residual:.3g}{reason})",
-                    node.span,
-                    label=f"{node.kind} never converged",
-                    help="check that the node has a solution for every value of the params "
-                    "(`fpl diagnose` tests it), or give `init` values where it does",
-                )
-            raise error(
-                "E0402",
-                f"no finite log density after {tried} random initial points (chain {c + 1})",
-                help="give `init` values, or check priors, constraints and data",
-            )
-    return inits
-
-
-def _failing_node(cm: CompiledModel, args, u):
-    """The implicit node that failed at every candidate ``u`` of the last round (the one
-    with the smallest best residual if several), as ``(node, residual, reason)``, or None:
-    what makes E0402 point at the node instead of the whole model."""
-    if not cm.nodes:
-        return None
-    from fpl.stdlib.solvers import reason_name
-
-    thetas = jax.vmap(cm.ravel)(u)
-    _, stats = jax.jit(jax.vmap(lambda th: cm.log_density(th, data=args, stats=True)))(thetas)
-    worst = None
-    for node in cm.nodes:
-        st = stats.get(node.node_id)
-        if st is None or bool(np.any(np.asarray(st["converged"]))):
-            continue
-        residuals = np.asarray(st["residual"], float)
-        best = float(np.nanmin(residuals)) if np.isfinite(residuals).any() else float("nan")
-        code = int(np.ravel(np.asarray(st.get("reason", 0)))[0])
-        shown = f"; {reason_name(code)}" if code else ""
-        if worst is None or best < worst[1]:
-            worst = (node, best, shown)
-    return worst
-
-
-def _draws_for_chains(cm: CompiledModel, fit, chains: int) -> list[dict[str, np.ndarray]]:
-    """Constrained params of ``chains`` draws of ``fit``, evenly spaced over its draws
-    (Pathfinder or Laplace draws as NUTS inits, one per chain)."""
-    missing = [p.name for p in cm.params if p.name not in fit.posterior]
-    if missing:
-        raise error("E0403", f"the `init` fit has no draws of param `{missing[0]}`")
-    flat = {
-        p.name: np.reshape(np.asarray(fit.posterior[p.name], float), (-1, *p.shape))
-        for p in cm.params
-    }
-    n = len(next(iter(flat.values())))
-    picks = np.linspace(0, n - 1, chains).round().astype(int)
-    return [{k: v[i] for k, v in flat.items()} for i in picks]
-
-
-def potential(cm: CompiledModel):
-    """``args -> (u -> -log density(u))`` on the unconstrained scale, Jacobian included,
-    over positions by name (as NumPyro's kernels move them) with the data as ``args``."""
-
-    def gen(args):
-        return lambda u: -cm.log_density(cm.ravel(u), data=args)
-
-    return gen
-
-
-def _candidate_evaluator(cm: CompiledModel):
-    """``(random u, given, args) -> (u, potential, finite)`` over a round of candidates:
-    the given params (constrained) replace the random ones, mapped to the unconstrained
-    scale with the bounds at that point; finite means potential and gradient both are."""
-    potential_gen = potential(cm)
-
-    def one(u, given, args):
-        if given:
-            u = cm.unravel(cm.complete(cm.ravel(u), given, data=args))
-        pe, g = jax.value_and_grad(potential_gen(args))(u)
-        finite = jnp.isfinite(pe)
-        for v in jax.tree_util.tree_leaves(g):
-            finite &= jnp.all(jnp.isfinite(v))
-        return u, pe, finite
-
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
 #: the samplers ``sample`` runs: NUTS (runtime/nuts.py), ChEES-HMC (runtime/chees.py)
@@ -354,7 +212,7 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
                     )
         except StuckChainError as stuck:
             raise _stuck_error(model, cm, data, weights, stuck, s.chains, s.progress) from None
-        positions = _unflatten(cm, result.positions)
+        positions = unflatten(cm, result.positions)
         values, node_stats = _per_draw(
             cm, args, positions, gen_key, unconstrained=True, solver_stats=True
         )
@@ -440,38 +298,6 @@ def _given_metric(cm: CompiledModel, s: SampleSettings):
     return jnp.asarray(ad["inv_metric"][pick]), step
 
 
-def _unflatten(cm: CompiledModel, flat: np.ndarray) -> dict[str, np.ndarray]:
-    """Flat unconstrained draws (chains, draws, d) -> {param: (chains, draws, *shape)}."""
-    lead = flat.shape[:2]
-    return {
-        p.name: flat[..., p.offset : p.offset + p.unc_size].reshape(*lead, *p.unc_shape)
-        for p in cm.params
-    }
-
-
-def _observed(cm: CompiledModel) -> dict[str, np.ndarray]:
-    return {**{k: np.asarray(v) for k, v in cm.static.items()}, **cm.data}
-
-
-def draws_fit(cm: CompiledModel, values: dict[str, np.ndarray], **fields: Any) -> Fit:
-    """The :class:`Fit` of per-draw ``values`` (from :func:`_per_draw`): params and outs
-    as the posterior, gens as generated quantities, the pointwise log-likelihood of the
-    observed fields, the data as observed (fields observed by ``~``) and constant (the
-    rest); ``fields`` are the rest (``sample_stats``, ``attrs``, ...).  Every method's
-    draws become a fit here."""
-    names = [*(p.name for p in cm.params), *cm.out_names]
-    observed, constant = split_data(_observed(cm), {o.field for o in cm.observations})
-    loglik = {k[len(LOG_LIK) :]: v for k, v in values.items() if k.startswith(LOG_LIK)}
-    return Fit(
-        model=cm.name,
-        posterior={n: values[n] for n in names},
-        generated={g: values[g] for g in cm.gen_names},
-        observed=observed,
-        constant_data=constant,
-        **{"sample_stats": {}, "log_likelihood": loglik, **fields},
-    )
-
-
 def _stuck_error(model, cm: CompiledModel, data, weights, stuck, chains: int, progress):
     """The coded diagnostic of a chain stopped by the stuck-chain guard: where it sits,
     its step size, and, for implicit nodes, which one is ill-posed at that point."""
@@ -511,97 +337,6 @@ def _show(v: np.ndarray) -> str:
     if v.ndim == 0:
         return f"{float(v):.4g}"
     return np.array2string(v, precision=3, threshold=6, separator=", ")
-
-
-#: the prefix of a per-draw value that is a field's pointwise log-likelihood (no FPL name
-#: holds a colon)
-LOG_LIK = "log_lik:"
-
-#: draws evaluated together by the per-draw pass (``lax.map`` in batches): its memory is
-#: O(GEN_BATCH x the model's size), not O(draws x size)
-GEN_BATCH = 64
-
-
-def _per_draw(
-    cm: CompiledModel, args, positions: dict, key, unconstrained: bool, solver_stats: bool = False
-):
-    """Params, outs and gens for every (chain, draw), in batches of ``GEN_BATCH`` draws
-    (one compiled program); from unconstrained draws also the pointwise log-likelihood of
-    every observed data field (keys ``LOG_LIK + field``); with ``solver_stats`` returns
-    ``(values, stats)`` with also each implicit node's residual, iterations, converged
-    flag and reason at the draw (keys from ``fpl.runtime.failures.stat_name``)."""
-    lead = next(iter(positions.values())).shape[:2]
-    flat = {
-        k: jnp.reshape(v, (v.shape[0] * v.shape[1], *v.shape[2:])) for k, v in positions.items()
-    }
-    n = lead[0] * lead[1]
-    keys = jax.random.split(key, n)
-
-    def each(flat, keys, a):
-        def one(xs):
-            out = cm.generate(
-                xs[0], xs[1], constrained=not unconstrained, data=a, stats=solver_stats
-            )
-            if not unconstrained:  # predictions: new data need not hold the outcomes
-                return out
-            loglik = cm.pointwise_log_likelihood(xs[0], data=a)
-            if solver_stats:
-                return {**out[0], **{LOG_LIK + k: v for k, v in loglik.items()}}, out[1]
-            return {**out, **{LOG_LIK + k: v for k, v in loglik.items()}}
-
-        return _map_nonempty(one, (flat, keys), n)
-
-    out = jax.jit(each)(flat, keys, args)
-    if solver_stats:
-        out, stats = out
-        stats = name_stats(cm.nodes, stats)
-        return _reshape(out, lead), _reshape(stats, lead)
-    return _reshape(out, lead)
-
-
-def _map_nonempty(one, xs, n: int):
-    """``jax.lax.map(one, xs, batch_size=...)`` over ``n`` rows, with zero-size leaves (a
-    ``real[0]`` param or gen: Stan's empty arrays) kept out of the batching, which cannot
-    split them: they go in and come out as zeros of their shapes."""
-    leaves, tree = jax.tree_util.tree_flatten(xs)
-    empty = [leaf.size == 0 for leaf in leaves]
-    kept = [leaf for leaf, e in zip(leaves, empty) if not e]
-
-    def rebuild(row):
-        it = iter(row)
-        return jax.tree_util.tree_unflatten(
-            tree,
-            [
-                jnp.zeros(leaf.shape[1:], leaf.dtype) if e else next(it)
-                for leaf, e in zip(leaves, empty)
-            ],
-        )
-
-    example = [jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype) for leaf in kept]
-    out_shape = jax.eval_shape(lambda row: one(rebuild(row)), example)
-    out_leaves, out_tree = jax.tree_util.tree_flatten(out_shape)
-    out_empty = [leaf.size == 0 for leaf in out_leaves]
-
-    def nonempty(row):
-        values = jax.tree_util.tree_leaves(one(rebuild(row)))
-        return [v for v, e in zip(values, out_empty) if not e]
-
-    mapped = iter(
-        jax.lax.map(nonempty, kept, batch_size=min(GEN_BATCH, n))
-        if any(not e for e in out_empty)
-        else []
-    )
-    return jax.tree_util.tree_unflatten(
-        out_tree,
-        [
-            jnp.zeros((n, *leaf.shape), leaf.dtype) if e else next(mapped)
-            for leaf, e in zip(out_leaves, out_empty)
-        ],
-    )
-
-
-def _reshape(values: dict, lead) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v).reshape(*lead, *v.shape[1:]) for k, v in values.items()}
 
 
 def generate(model, fit_or_params, data, *, seed, weights) -> dict[str, np.ndarray]:
@@ -645,3 +380,19 @@ METHOD = Method(
     output="write the fit: .nc (ArviZ netCDF), .csv or .json",
     quiet="no progress bars",
 )
+
+#: ``sample``'s own names, and those other modules import from here (the initial points
+#: are ``fpl.runtime.inits``'s, the per-draw pass ``fpl.runtime.draws``'s)
+__all__ = [
+    "INIT_CANDIDATES",
+    "INIT_RADIUS",
+    "INIT_TRIES",
+    "METHOD",
+    "SampleSettings",
+    "draws_fit",
+    "find_inits",
+    "generate",
+    "potential",
+    "run",
+    "sample",
+]
