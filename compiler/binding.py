@@ -198,7 +198,7 @@ def size_lets(
     then ``real[K - 1]``), computed from the data once, before the model is checked at
     concrete sizes: name -> value.  The lets they read are evaluated with them, in
     program order.  A size that is also the length of a data array must agree with it
-    (E0302); a ``reject`` reached here is its located error (E0309)."""
+    (E0302); a ``reject`` reached here is its located error (E0413)."""
     lets = {s.name: s for s in symbolic.statements if isinstance(s, ir.Let)}
     wanted = [n for n in _symbolic_names(symbolic) if n in lets and lets[n].value.ty == INT]
     if not wanted:
@@ -216,12 +216,13 @@ def size_lets(
     import jax
 
     from fpl.compiler.lower import Evaluator
+    from fpl.compiler.reporting import REJECT_CODE
     from fpl.stdlib.registry import registry
 
     out: dict[str, int] = {}
     with jax.enable_x64(True):
         ev = Evaluator(registry(), {**data, **sizes})
-        ev.reject_code = "E0304"  # a `reject` reached here rejects the data
+        ev.reject_code = REJECT_CODE  # a `reject` reached here is its located error
         for stmt in symbolic.statements:
             if not (isinstance(stmt, ir.Let) and stmt.name in needed):
                 continue

@@ -126,6 +126,9 @@ class _Printer:
         return self.dist(init) if isinstance(init, ir.Dist) else self.expr(init)
 
     def constraint(self, c: ir.Constraint) -> str:
+        """After the declared type: bounds as ``<lower=.., upper=..>``, a structured or
+        well-posed kind as `` as kind`` (with its option where one was given:
+        `` as contractive<bound=0.5>``, `` as monotone<margin=0.2>``)."""
         match c.kind:
             case "real":
                 return ""
@@ -136,6 +139,13 @@ class _Printer:
                 if c.upper is not None:
                     parts.append(f"upper={self.expr(c.upper)}")
                 return "<" + ", ".join(parts) + ">"
+            case "contractive" | "monotone":
+                from fpl.compiler.transforms import WELL_POSED_OPTIONS
+
+                option, side, _default = WELL_POSED_OPTIONS[c.kind]
+                value = c.lower if side == "lower" else c.upper
+                shown = f"<{option}={self.expr(value)}>" if value is not None else ""
+                return f" as {c.kind}{shown}"
             case _:
                 return f" as {c.kind}"
 
@@ -152,7 +162,8 @@ class _Printer:
                 kw = "data" if isinstance(s, ir.DataDecl) else "param"
                 return f"  {kw:6} {s.name}: {s.ty}{self.constraint(s.constraint)}"
             case ir.WeightDecl():
-                return f"  weight {s.name}: {s.ty} init {self.weight_init(s.init)}"
+                constraint = self.constraint(s.constraint)
+                return f"  weight {s.name}: {s.ty}{constraint} init {self.weight_init(s.init)}"
             case ir.Let():
                 return f"  let    {s.name}: {s.value.ty} = {self.expr(s.value)}"
             case ir.Out():

@@ -15,6 +15,14 @@ are counted per chain and node: a sampler tracing one chain's transition inside
 :func:`chain_index` (its chain number, a traced value) has each report carry that
 number, so chains running in parallel are told apart; elsewhere ``SolverEvents.chain``
 (set by the host) is used.
+
+A ``reject`` reached where params are traced makes the log density -inf (Stan's rejected
+proposal).  Which one was reached is reported the same way, but only to a run that asks
+(``SolverEvents(rejects=True)``): the error paths of the runtime (no valid initial point,
+an optimization ending on a rejected point) re-evaluate the points at fault in such a
+scope (:func:`rejections`) to name the ``reject`` and its message (E0402, E0413); NUTS,
+whose trajectories meet rejected points as a matter of course, compiles no callback
+for them.
 """
 
 from __future__ import annotations
@@ -24,16 +32,46 @@ import contextvars
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from fpl.dsl.diagnostics import FplError, error
+from fpl.dsl.spans import Span
+
+#: the code of a ``reject`` reached: at bind time in data-only code, and where a run ends
+#: on a rejected point (an optimization, a given initial point)
+REJECT_CODE = "E0413"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One ``reject("message", values...)`` of the program: where it stands, its message."""
+
+    span: Span
+    message: str
+
+    def error(self, detail: str, code: str = REJECT_CODE, help: str | None = None) -> FplError:
+        """The located error: ``detail`` says where the run met it."""
+        return error(
+            code,
+            f"rejected: {self.message.rstrip()} ({detail})" if code == REJECT_CODE else detail,
+            self.span,
+            label="`reject` reached here",
+            help=help,
+        )
+
 
 class SolverEvents:
-    """Failure counts of one run: ``(chain, node id) -> n`` (backward as ``~node``)."""
+    """Failure counts of one run: ``(chain, node id) -> n`` (backward as ``~node``); with
+    ``rejects``, also the ``reject``s reached: ``(chain, Rejection) -> n``."""
 
-    def __init__(self) -> None:
+    def __init__(self, rejects: bool = False) -> None:
         self._lock = threading.Lock()
+        self.track_rejects = rejects
+        self.rejections: dict[tuple[int, Rejection], int] = defaultdict(int)
         self.chain = 0
         self.counts: dict[tuple[int, int], int] = defaultdict(int)
         #: (chain, node id, result code) -> forward failures for that reason
@@ -61,6 +99,14 @@ class SolverEvents:
         with self._lock:
             self.counts[(c, ~node_id)] += 1
             self.recent_backward.append(node_id)
+
+    def rejected(self, sites: tuple[Rejection, ...], flags, chain=None) -> None:
+        """Host side: ``flags[i]``: whether ``sites[i]`` was reached in one evaluation."""
+        c = self._chain(chain)
+        with self._lock:
+            for site, flag in zip(sites, np.asarray(flags).reshape(-1)):
+                if flag:
+                    self.rejections[(c, site)] += 1
 
     def _chain(self, chain) -> int:
         return self.chain if chain is None else int(np.asarray(chain).reshape(-1)[-1])
@@ -103,6 +149,28 @@ def chain_index(index) -> Iterator[None]:
         yield
     finally:
         _CHAIN.reset(token)
+
+
+def batch_index(marker):
+    """Inside a function ``jax.vmap`` maps over one axis (ChEES's chains, which BlackJAX
+    maps over with no axis name): the index along that axis, as a traced int32; -1 where
+    nothing maps ``marker``.  ``marker`` is any value batched along the axis (a bool of
+    the position: it carries no derivative).  Pass it to :func:`chain_index` so that the
+    failures met there are counted per element of the axis.  (A ``custom_vmap`` function
+    whose batching rule returns ``arange(axis_size)``; a ``vmap`` inside, a model's
+    ``map``, does not batch ``marker`` and sees the index as it is: a test checks it.)"""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_batching.custom_vmap
+    def index(marker):
+        return jnp.int32(-1)
+
+    @index.def_vmap
+    def _rule(axis_size, in_batched, marker):
+        return jnp.arange(axis_size, dtype=jnp.int32), True
+
+    return index(marker)
 
 
 def current() -> SolverEvents | None:
@@ -167,6 +235,45 @@ def report_backward(node_id: int, bad) -> None:
     _send(functools.partial(_backward, events, node_id), bad)
 
 
+def report_rejects(flags: Mapping[int, Any], nodes: Mapping[int, Any]) -> None:
+    """Inside traced code: send which ``reject``s were reached (``flags``: by node key,
+    ``nodes``: the ``ir.Reject`` of each key) to the current run, if it asks for them."""
+    events = current()
+    if events is None or not events.track_rejects or not flags:
+        return
+    import jax.numpy as jnp
+
+    keys = tuple(flags)
+    sites = tuple(Rejection(nodes[k].span, nodes[k].message) for k in keys)
+    _send(functools.partial(_rejected, events, sites), jnp.stack([flags[k] for k in keys]))
+
+
+def has_rejects(program) -> bool:
+    """Whether the ``ir.Program`` has a ``reject`` left to reach (it is worth asking
+    :func:`rejections`)."""
+    from fpl.compiler import ir
+
+    return any(isinstance(n, ir.Reject) for s in program.statements for n in ir.walk(s))
+
+
+def rejections(density: Callable, points) -> list[tuple[Rejection, int]]:
+    """The ``reject``s reached when ``density`` (a function of one point, evaluating the
+    model: ``cm.log_density`` or ``cm.evaluate``) runs at each of ``points`` (a pytree of
+    arrays with a leading axis of points), each with how many points reached it, the most
+    often reached first.  One compiled, vectorised evaluation, traced afresh in its own
+    scope: a diagnosis for the error paths, never called in a run's loop."""
+    import jax
+
+    events = SolverEvents(rejects=True)
+    with collecting(events):  # (a new function: traced here, with the callback)
+        jax.block_until_ready(jax.jit(jax.vmap(lambda point: density(point)))(points))
+    jax.effects_barrier()
+    counts: dict[Rejection, int] = defaultdict(int)
+    for (_chain, site), n in events.rejections.items():
+        counts[site] += n
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
 def _send(host, flags) -> None:
     """One host callback, under ``lax.cond`` (only when a flag is set), carrying the
     flags and the traced chain index.
@@ -222,11 +329,22 @@ def _backward(events: SolverEvents, node_id: int, bad, chain) -> None:
         events.backward(node_id, row[0], None if c < 0 else c)
 
 
+def _rejected(events: SolverEvents, sites, flags, chain) -> None:
+    for c, row in _rows(flags, chain, len(sites)):
+        events.rejected(sites, row, None if c < 0 else c)
+
+
 __all__ = [
+    "REJECT_CODE",
+    "Rejection",
     "SolverEvents",
+    "batch_index",
     "chain_index",
     "collecting",
     "current",
+    "has_rejects",
+    "rejections",
     "report_backward",
     "report_forward",
+    "report_rejects",
 ]

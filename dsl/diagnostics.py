@@ -56,6 +56,9 @@ CODES: dict[str, str] = {
     "E0411": "implicit gradient (backward) solve failed during optimization",
     "E0408": "bad or mismatched checkpoint",
     "E0412": "sampler chain stuck: its step size collapsed during warmup",
+    # a `reject("message", values...)` reached: at bind time in data-only code; where a run
+    # ends on a rejected point (an optimization, a given `init`); NUTS just rejects it
+    "E0413": "`reject` reached",
     # W04xx: warnings about numerics (printed, never fatal unless asked)
     "W0401": "ill-posed implicit node",
     "W0402": "implicit solve did not converge at the diagnosed point",

@@ -27,7 +27,9 @@ ensemble: 32 or more chains; 100s on an accelerator.  Per chain: a step size, th
 number of leapfrog steps (``n_leapfrog``; ``tree_depth`` is 0, there is no tree), the
 acceptance probability, divergences.  Not supported (coded errors in
 :mod:`fpl.runtime.sampling`): checkpoints, ``shard_data``, a given ``metric``.  Solver
-failures of implicit nodes are counted over all chains together (reported on the first).
+failures of implicit nodes are counted per chain, as NUTS counts them: BlackJAX maps the
+density over the chains with an unnamed ``vmap``, and the density reads its chain's index
+off that mapping (``fpl.compiler.reporting.batch_index``) for the failure reports.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def _program(log_density: Callable, run: CheesRun, chains: int):
     import blackjax
     import optax
 
+    per_chain = _per_chain(log_density)
+
     def program(inits, key, args):
         def density(x):
-            return log_density(x, args)
+            return per_chain(x, args)
 
         warm_key, draw_key = jax.random.split(key)
         warmup = blackjax.chees_adaptation(
@@ -136,6 +140,21 @@ def _program(log_density: Callable, run: CheesRun, chains: int):
     return jax.jit(program)
 
 
+def _per_chain(log_density: Callable):
+    """``log_density`` whose failure reports carry the chain's index: BlackJAX's ``vmap``
+    over the chains batches the position, and ``fpl.compiler.reporting.batch_index``
+    reads the index off it.  The gradient's (backward) solves are traced with the
+    forward pass (``lax.custom_linear_solve`` traces its transpose when it is bound),
+    inside the same scope, so they are counted per chain too (a test checks it)."""
+    from fpl.compiler.reporting import batch_index, chain_index
+
+    def density(x, args):
+        with chain_index(batch_index(jnp.isnan(jnp.sum(x)))):
+            return log_density(x, args)
+
+    return density
+
+
 def run_chees(
     log_density: Callable[[Any, Any], Any],
     args: Any,
@@ -166,8 +185,8 @@ def run_chees(
     positions = np.swapaxes(np.asarray(positions), 0, 1)
     stats = {n: np.swapaxes(np.asarray(s), 0, 1) for n, s in zip(STAT_FIELDS, stats)}
     warm = {n: np.swapaxes(np.asarray(s), 0, 1)[:, : run.warmup] for n, s in zip(STAT_FIELDS, warm)}
-    failures = _first_chain(events.per_node(1), chains)
-    gradient_failures = _first_chain(events.per_node(1, backward=True), chains)
+    failures = events.per_node(chains)
+    gradient_failures = events.per_node(chains, backward=True)
     return ChainsResult(
         positions,
         stats,
@@ -218,11 +237,6 @@ def run_settings(cm, args, flat_inits, s, key, events) -> ChainsResult:
         events=events,
         progress=s.progress,
     )
-
-
-def _first_chain(counts: dict[int, list[int]], chains: int) -> dict[int, list[int]]:
-    """Counts gathered without a chain index, as ``[total, 0, 0, ...]`` per node."""
-    return {node: [sum(n), *([0] * (chains - 1))] for node, n in counts.items()}
 
 
 __all__ = [

@@ -64,7 +64,7 @@ def _settings(method, args):
     from fpl.runtime.cli import EXIT_USAGE, print_error
     from fpl.runtime.data import read_data
 
-    values = method.settings.cli_values(args, read_data)
+    values = _file_values(method, args, read_data)
     try:
         if getattr(args, "output", None):
             check_output(args.output, method.output_formats)
@@ -78,6 +78,24 @@ def _settings(method, args):
         print_error(exc, args)
         return EXIT_USAGE
     return settings, command
+
+
+def _file_values(method, args, read_data) -> dict:
+    """The settings' values from the flags, files read: ``--weights`` may also name a
+    result (``fpl.runtime.io.read_weights``: an ``optimize`` result, a ``vi`` fit), the
+    other files are data."""
+    import argparse
+
+    from fpl.runtime.io import read_weights
+
+    path = getattr(args, "weights", None)
+    if path is None:
+        return method.settings.cli_values(args, read_data)
+    values = method.settings.cli_values(
+        argparse.Namespace(**{**vars(args), "weights": None}), read_data
+    )
+    values["weights"] = read_weights(path)
+    return values
 
 
 def _seed(values: dict) -> int:

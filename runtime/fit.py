@@ -163,6 +163,7 @@ class Fit:
             log_likelihood={k: v for k, v in fd.log_likelihood.items() if k not in declared},
             constant_data=dict(fd.constant_data),
             unconstrained_posterior=dict(fd.unconstrained_posterior),
+            weights=_saved_weights(fd.attrs),
         )
 
     def to_fitdata(self) -> FitData:
@@ -200,6 +201,16 @@ class Fit:
         """Write the fit atomically: ``.nc`` (ArviZ netCDF), ``.csv`` (Stan CSV: one file
         per chain, ``fit_1.csv``, ...) or ``.json``; returns the files written."""
         return save_fit(str(path), self.to_fitdata())
+
+
+def _saved_weights(attrs) -> dict[str, np.ndarray]:
+    """The weights a saved fit was computed with (``vi``'s, an ``optimize`` result's)."""
+    from fpl.runtime.io import weights_attr
+
+    try:
+        return weights_attr(attrs)
+    except ValueError:
+        return {}  # (``--weights`` reports a bad attribute; a fit is still readable)
 
 
 def split_data(

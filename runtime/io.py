@@ -28,6 +28,7 @@ import math
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -419,6 +420,71 @@ def _format(ext: str) -> tuple[Writer, Reader]:
 _FORMATS = (".nc", ".csv", ".json")
 
 
+# --- weights from a result ----------------------------------------------------------------
+
+
+def read_weights(path: str) -> dict[str, Any]:
+    """The weights a ``--weights`` file gives, by name: an ``optimize`` result (``.json``
+    or ``.nc``: its fitted weights), a fit whose attributes hold the weights it was
+    computed with (``vi``'s, any format), or else a JSON data file of weights by name.
+
+    Raises:
+        FplError: E0404 for a fit that holds no weights or a malformed result, and the
+            errors of :func:`fpl.runtime.data.read_data` for a data file.
+    """
+    from fpl.runtime.optimize_result import FORMAT, from_document
+
+    if _extension(path) in (".nc", ".csv"):
+        return _fitted_weights(path, load_fit(path).attrs)
+    document = _json_document(path)
+    if isinstance(document, dict) and document.get("format") == FORMAT:
+        return from_document(document, path).weights
+    if isinstance(document, dict) and "attrs" in document and set(document) <= {*GROUPS, "attrs"}:
+        return _fitted_weights(path, load_json(path).attrs)
+    from fpl.runtime.data import read_data
+
+    return read_data(path)
+
+
+def _json_document(path: str) -> Any:
+    """The decoded JSON of a regular file, or None (a file that cannot be read or
+    decoded is left to the data reader, which reports it)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError):  # (a UnicodeDecodeError is a ValueError)
+        return None
+
+
+def _fitted_weights(path: str, attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The ``weights`` attribute of a fit file, as arrays (E0404 where it has none)."""
+    if not isinstance(attrs.get("weights"), str):
+        raise bad_file(path, "it holds no weights (an `optimize` result or a `vi` fit does)")
+    try:
+        return weights_attr(attrs)
+    except ValueError:
+        raise bad_file(path, "its `weights` attribute is not weights by name") from None
+
+
+def weights_attr(attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The weights a fit's ``weights`` attribute holds (JSON: name -> nested lists, as
+    ``vi`` and ``optimize`` write it), as arrays; none where there is no such attribute.
+
+    Raises:
+        ValueError: the attribute is not weights by name.
+    """
+    text = attrs.get("weights")
+    if not isinstance(text, str):
+        return {}
+    try:
+        decoded = json.loads(text)
+        return {str(k): np.asarray(convert_value(v, str(k)), float) for k, v in decoded.items()}
+    except (ValueError, TypeError, AttributeError, JsonValueError) as exc:
+        raise ValueError(f"bad `weights` attribute: {exc}") from None
+
+
 def to_arviz(fit: FitData) -> Any:
     """The fit in the installed ArviZ's container (see :func:`fpl.runtime.netcdf.to_arviz`)."""
     from fpl.runtime.netcdf import to_arviz as convert
@@ -435,7 +501,9 @@ __all__ = [
     "bad_file",
     "load_fit",
     "plain_attr",
+    "read_weights",
     "save_fit",
     "to_arviz",
+    "weights_attr",
     "write_atomic",
 ]

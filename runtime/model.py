@@ -55,8 +55,12 @@ class Model:
             data = {}
         if isinstance(data, (str, Path)):
             data = read_data(data)
-        if weights is not None and not isinstance(weights, Mapping):
-            weights = getattr(weights, "weights", weights)  # an OptimizeResult
+        if isinstance(weights, (str, Path)):  # a result file, or weights by name (JSON)
+            from fpl.runtime.io import read_weights
+
+            weights = read_weights(str(weights))
+        elif weights is not None and not isinstance(weights, Mapping):
+            weights = getattr(weights, "weights", weights)  # an OptimizeResult, a Fit
         return compile_model(
             self.ast, self.ir, data, weights=weights, weight_seed=weight_seed, name=self.name
         )

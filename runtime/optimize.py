@@ -51,8 +51,9 @@ Non-converged forward solves are counted per node (``OptimizeResult.solver_failu
 keyed by the node's label with its source location), failed backward solves likewise
 (``gradient_failures``), skipped steps in ``skipped``.  Whatever the policy, a final
 loss, param or weight that is not finite is an error (E0410) naming the last step and
-the nodes whose final solve failed.  (``best`` keeps the *last* iterate: the solvers'
-``Solution`` carries no best-residual iterate.)  Inside NUTS the rule stays: -inf.
+the nodes whose final solve failed — or, where the model reaches a ``reject`` at that
+point (or at the failed step under ``error``), E0413 naming the ``reject``.  Inside NUTS
+the rule stays: -inf.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from fpl.runtime.optimize_result import GTOL, OptimizeResult, load_result
 from fpl.runtime.optimize_steps import (
     check_final,
     chunk_function,
+    noise_key,
     objective,
     policy_scope,
     raise_backward,
@@ -173,9 +175,9 @@ METHOD = Method(
     run="fpl.runtime.optimize:run",
     command=OptimizerOptions,
     report=report,
-    output="write the result (.json)",
+    output="write the result (.json, or .nc: ArviZ's netCDF with the weights in its attributes)",
     quiet="no progress bar",
-    output_formats=(".json",),
+    output_formats=(".json", ".nc"),
 )
 
 
@@ -245,6 +247,9 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
             for i, code in zip(full_objective.node_ids, np.asarray(failed).reshape(-1))
             if code
         ]
+        if not np.isfinite(float(loss)):
+            with policy_scope(s.on_failure):
+                _raise_if_rejected(setup, s, run.theta, key, _stuck_since(run))
         check_final(setup.full.nodes, run.done, float(loss), {**values, **weights}, unconverged)
     return OptimizeResult(
         model=model.name,
@@ -385,13 +390,19 @@ def _run_steps(
     args = setup.args
     state = {"run": run}
 
+    def rerun(at: _Progress, k: int):
+        """The values and state step ``at.done + k`` starts from (steps are deterministic)."""
+        if not k:
+            return at.theta, at.opt_state
+        skipped = jnp.asarray(at.skipped, jnp.int32)
+        (theta, opt_state, _), _ = chunk(
+            at.theta, at.opt_state, skipped, at.done, at.done + k, args
+        )
+        return theta, opt_state
+
     def backward_failures_at(at: _Progress, k: int):
-        """The nodes whose backward solve fails in step ``at.done + k`` (re-run up to
-        it: steps are deterministic)."""
-        theta, opt_state = at.theta, at.opt_state
-        if k:
-            skipped = jnp.asarray(at.skipped, jnp.int32)
-            (theta, opt_state, _), _ = chunk(theta, opt_state, skipped, at.done, at.done + k, args)
+        """The nodes whose backward solve fails in step ``at.done + k``."""
+        theta, opt_state = rerun(at, k)
         jax.effects_barrier()
         events.drain_backward()
         jax.block_until_ready(grad_at(theta, args, opt_state[1], at.done + k))
@@ -420,6 +431,15 @@ def _run_steps(
                 hit = backward_failures_at(at, k)
                 if hit:
                     raise_backward(done + k + 1, hit[0], nodes)
+            if not np.isfinite(losses[k]) and not np.asarray(failed)[k].any():
+                theta_k, _ = rerun(at, k)
+                _raise_if_rejected(
+                    setup,
+                    s,
+                    theta_k,
+                    noise_key(setup.key, done + k),
+                    f"where optimization step {done + k + 1} starts",
+                )
             raise_step(
                 done + k + 1,
                 np.asarray(failed)[k],
@@ -449,6 +469,50 @@ def _run_steps(
         interrupted=interrupted,
     )
     return state["run"]
+
+
+def _stuck_since(run: _Progress) -> str:
+    """When the run met the point it ends on, from its losses: the steps at the end whose
+    loss is not finite started there (and were skipped)."""
+    trace = np.concatenate(run.trace)  # the loss where each step started
+    finite = np.flatnonzero(np.isfinite(trace))
+    if not len(trace) or len(finite) == len(trace):
+        return f"at the point optimization step {run.done} reached"
+    if not len(finite):
+        return f"at the starting point; all {len(trace)} steps were skipped"
+    reached = int(finite[-1]) + 1
+    return (
+        f"at the point optimization step {reached} reached; the {len(trace) - reached} "
+        "steps after it were skipped"
+    )
+
+
+def _raise_if_rejected(setup: _Setup, s: OptimizeSettings, theta, key, when: str) -> None:
+    """E0413 where a ``reject`` is reached at ``theta`` (params and raw weights) on the
+    full data, naming it and its message; nothing otherwise (the caller's error follows).
+    The objective's one evaluation re-run in a scope that reports rejects."""
+    from fpl.compiler.reporting import has_rejects, rejections
+
+    full, args = setup.full, setup.args
+    if not has_rejects(full.hoisted.program):
+        return
+
+    def density(point):
+        return full.evaluate(
+            point["params"],
+            jacobian=s.jacobian,
+            data=args,
+            weights=setup.from_raw(point["weights"]),
+            key=key,
+        ).log_density
+
+    reached = rejections(density, jax.tree_util.tree_map(lambda v: jnp.asarray(v)[None], theta))
+    if reached:
+        raise reached[0][0].error(
+            when,
+            help="start elsewhere (`init`), lower the learning rate, or constrain the params "
+            "(`real<lower=..., upper=...>`) to the region the `reject` allows",
+        )
 
 
 def _write(setup: _Setup, path, run: _Progress) -> None:

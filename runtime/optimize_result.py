@@ -1,5 +1,12 @@
 """What ``Model.optimize`` returns (:class:`OptimizeResult`), saved and read back as
-JSON."""
+JSON or netCDF.
+
+The JSON file is the result's fields (``"format": "fpl-optimize"``).  The netCDF file is
+a fit of one chain of one draw — the params and outs at the optimum in ArviZ's
+``posterior`` group, so ``arviz.from_netcdf`` and ``fpl.load_fit`` read it — whose
+attributes hold the weights (``weights``, JSON, as a VI fit holds its fitted weights)
+and the whole result (``result``, the JSON document), which :func:`load_result` reads
+back.  Either file is a ``--weights`` file (``fpl.runtime.io.read_weights``)."""
 
 from __future__ import annotations
 
@@ -96,15 +103,37 @@ class OptimizeResult:
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> None:
-        """Write the result as JSON, atomically (read back with :func:`load_result`)."""
+        """Write the result as ``.json`` or ``.nc``, atomically (read back with
+        :func:`load_result`)."""
         import json
 
-        from fpl.runtime.io import write_atomic
+        from fpl.runtime.io import FitData, save_fit, write_atomic
+
+        suffix = Path(path).suffix.lower()
+        if suffix not in (".json", ".nc"):
+            raise error(
+                "E0502", f"cannot write `{path}`: an optimize result is saved as .json or .nc"
+            )
+        text = json.dumps(self.document())
+        if suffix == ".nc":
+            optimum = {**self.param_values, **self.outputs}
+            attrs = {
+                "model": self.model,
+                "method": "optimize",
+                "format": FORMAT,
+                "weights": json.dumps({k: np.asarray(v).tolist() for k, v in self.weights.items()}),
+                "result": text,
+            }
+            posterior = {k: np.asarray(v, float)[None, None] for k, v in optimum.items()}
+            save_fit(str(path), FitData(posterior=posterior, attrs=attrs))
+            return
+        write_atomic(str(path), lambda tmp: Path(tmp).write_text(text))
+
+    def document(self) -> dict[str, Any]:
+        """The result as a JSON document (what the ``.json`` file holds)."""
         from fpl.runtime.jsondata import to_json_value
 
-        if not str(path).endswith(".json"):
-            raise error("E0502", f"cannot write `{path}`: an optimize result is saved as .json")
-        doc = {
+        return {
             "format": FORMAT,
             "model": self.model,
             "params": {k: to_json_value(v) for k, v in self.param_values.items()},
@@ -119,8 +148,6 @@ class OptimizeResult:
             "gradient_failures": self.gradient_failures,
             "solver_failures": self.solver_failures,
         }
-        text = json.dumps(doc)
-        write_atomic(str(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def _show(v) -> str:
@@ -131,16 +158,32 @@ def _show(v) -> str:
 
 
 def load_result(path: str | Path) -> OptimizeResult:
-    """Read a result written by :meth:`OptimizeResult.save`."""
-    from fpl.runtime.jsondata import JsonValueError, convert_value, load_json_object
+    """Read a result written by :meth:`OptimizeResult.save` (``.json`` or ``.nc``)."""
+    from fpl.runtime.jsondata import load_json_object
 
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise error("E0501", f"cannot read `{path}`: {exc.strerror or exc}") from None
+    if Path(path).suffix.lower() == ".nc":
+        from fpl.runtime.io import load_fit
+
+        attrs = load_fit(str(path)).attrs
+        if attrs.get("format") != FORMAT or not isinstance(attrs.get("result"), str):
+            raise error("E0404", f"`{path}` is not an FPL optimize result")
+        text = attrs["result"]
+    else:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise error("E0501", f"cannot read `{path}`: {reason}") from None
     doc = load_json_object(text, str(path), code="E0404", what="optimize result")
     if doc.get("format") != FORMAT:
         raise error("E0404", f"`{path}` is not an FPL optimize result")
+    return from_document(doc, path)
+
+
+def from_document(doc: dict, path: str | Path) -> OptimizeResult:
+    """The result a JSON document of :meth:`OptimizeResult.document` holds (E0404 where
+    a field is missing or bad)."""
+    from fpl.runtime.jsondata import JsonValueError, convert_value
 
     def arrays(group: str) -> dict[str, np.ndarray]:
         try:

@@ -2,7 +2,7 @@
 
 FPL has no ``if`` statements, so a reject stands in a conditional expression,
 ``test ? reject(...) : x``, and takes the other branch's type.  Reached in data-only
-code it is a located error when the data are bound (E0304, with the message and the
+code it is a located error when the data are bound (E0413, with the message and the
 values); reached where params are traced it makes the log density -inf (the point is
 rejected, as Stan rejects a proposal) and never raises.  The sampling test checks the
 posterior of a reject-truncated normal against its closed form."""
@@ -47,7 +47,7 @@ let b = n > 0 ? n : reject("n is ", n)
 def test_reached_at_bind_time_is_a_located_error_with_the_values():
     err = _bind_error(COUNTS, {"N": 3, "y": [1, 1, 1]})
     d = err.diagnostics[0]
-    assert d.code == "E0304"
+    assert d.code == "E0413"
     assert d.message == "rejected: need two categories or more, got 1"
     assert (d.span.line, d.span.col) == (4, 22)  # the `reject(` call
 
@@ -65,7 +65,7 @@ param mu ~ normal(sum(safe), 1)
 """
     assert fpl.compile(src).bind({"x": [1.0, 2.0, 3.0]}) is not None
     d = _bind_error(src, {"x": [1.0, -2.0, 3.0]}).diagnostics[0]
-    assert d.code == "E0304" and d.message == "rejected: x must be positive: [ 1., -2.,  3.]"
+    assert d.code == "E0413" and d.message == "rejected: x must be positive: [ 1., -2.,  3.]"
 
 
 def test_reached_inside_a_map_over_data():
@@ -77,7 +77,7 @@ param mu ~ normal(sum(roots), 1)
 """
     assert fpl.compile(src).bind({"x": [1.0, 4.0, 9.0]}) is not None
     d = _bind_error(src, {"x": [1.0, -4.0, 9.0]}).diagnostics[0]
-    assert d.code == "E0304" and d.message.startswith("rejected: negative value")
+    assert d.code == "E0413" and d.message.startswith("rejected: negative value")
     assert d.span.line == 3
 
 

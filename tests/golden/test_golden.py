@@ -72,6 +72,7 @@ EXPECTED_CODES = {
     "ragged_array": "E0202",
     "data_int_out_of_range": "E0303",
     "data_index_out_of_range": "E0307",
+    "data_reject": "E0413",  # a `reject` reached in data-only code (issue 13/12)
 }
 
 
