@@ -189,8 +189,9 @@ def test_bad_output_is_a_usage_error_before_the_run(output, needle, tmp_path, mo
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "error[E0502]" in err and needle in err and "seed:" not in err
-    assert main(["optimize", str(ES), "--data", str(ES_DATA), "-o", "r.nc"]) == 2
-    assert "`-o` takes a file ending in .json" in capsys.readouterr().err
+    # optimize writes .json and .nc (a one-draw fit), not Stan CSV
+    assert main(["optimize", str(ES), "--data", str(ES_DATA), "-o", "r.csv"]) == 2
+    assert "`-o` takes a file ending in .json, .nc" in capsys.readouterr().err
     assert main(["optimize", str(ES), "--data", str(ES_DATA), "--plot", "p.txt"]) == 2
     assert "E0502" in capsys.readouterr().err
 
