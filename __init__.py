@@ -7,6 +7,7 @@
     fit.summary()                      # a table; .to_pandas() for a DataFrame
     fit.save("fit.nc")                 # or .csv (Stan CSV, one file per chain), .json
     fit = fpl.load_fit("fit.nc")       # a Fit again: summary, draws, to_arviz
+    res = fpl.load_result("res.json")  # an optimize result again (.json or .nc)
 
 Heavy dependencies (JAX, NumPyro) load on first use, so ``fpl check`` stays fast.
 Importing ``fpl`` before JAX starts makes the host's cores into JAX CPU devices, so
@@ -26,6 +27,7 @@ _LAZY = {
     "Model": "fpl.runtime.model",
     "Fit": "fpl.runtime.fit",
     "load_fit": "fpl.runtime.fit",
+    "load_result": "fpl.runtime.optimize_result",
     "Summary": "fpl.runtime.summary",
     "read_data": "fpl.runtime.data",
     "FplError": "fpl.dsl.diagnostics",

@@ -53,9 +53,6 @@ import jax.numpy as jnp
 
 from fpl.compiler import ir, reporting
 from fpl.compiler.affine import degree, is_affine
-
-# the minimum-norm solve under the name tests/stdlib/test_lstsq_gradient.py imports
-from fpl.compiler.implicit_derivatives import least_squares_solve as _least_squares  # noqa: F401
 from fpl.compiler.implicit_derivatives import make_attach
 from fpl.compiler.implicit_stats import merge_probes, merge_stats, node_stats, reduce_stats
 from fpl.stdlib.solvers import (

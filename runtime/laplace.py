@@ -114,7 +114,7 @@ def approximate(
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> LaplaceApproximation:
     """The mode and the Hessian there (call inside :func:`_float64`)."""
-    from fpl.runtime.sampling import find_inits
+    from fpl.runtime.inits import find_inits
 
     start = find_inits(cm, args, 1, seed, init)[0]
     from jax.flatten_util import ravel_pytree
@@ -259,7 +259,8 @@ def laplace(
     tol: float,
     max_iter: int,
 ) -> Fit:
-    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
+    from fpl.runtime.draws import draws_fit, per_draw
+    from fpl.runtime.sampling import _float64
 
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     began = time.perf_counter()
@@ -276,7 +277,7 @@ def laplace(
         # the mode rides along as an extra first draw: one compiled pass constrains both
         positions = jax.vmap(approx.unravel)(jnp.concatenate([approx.mode[None], x]))
         positions = {k: np.asarray(v)[None] for k, v in positions.items()}
-        values = _per_draw(cm, args, positions, gen_key, unconstrained=True)
+        values = per_draw(cm, args, positions, gen_key, unconstrained=True)
         mode = {k: v[0, 0] for k, v in values.items()}
         values = {k: v[:, 1:] for k, v in values.items()}
         lp = _log_density_at(cm, args, approx.unravel, x)

@@ -10,8 +10,10 @@ One optimizer step (value and gradient, then the optax update) is one compiled
 function of the data (arguments, never baked-in constants); steps run in compiled
 chunks of ``lax.scan`` driven by ``fpl.runtime.loop`` (progress, checkpoints and Ctrl-C
 between chunks).  The minibatching is in ``fpl.runtime.minibatch``, the result
-(:class:`OptimizeResult`, saved as JSON) in ``fpl.runtime.optimize_result``; this module
-holds the settings, the method's entry and the loop.
+(:class:`OptimizeResult`, saved as JSON) in ``fpl.runtime.optimize_result``, one step and
+its coded errors in ``fpl.runtime.optimize_steps``, checkpoints and resuming in
+``fpl.runtime.optimize_checkpoint``; this module holds the settings, the method's entry
+and the loop.
 
 Minibatching (``batch_size=B``) slices the *batched fields* along their leading axis
 (length N).  By default they are the data arrays whose declared leading size is the
@@ -69,22 +71,26 @@ import numpy as np
 from fpl.dsl.diagnostics import error
 from fpl.runtime.methods import Method, Settings, option
 from fpl.runtime.minibatch import (
-    Batching,
     likelihood_terms,
     minibatch_objective,
     plan_batches,
     problem,
 )
+from fpl.runtime.optimize_checkpoint import interrupted, resume, state_like, write
 from fpl.runtime.optimize_result import GTOL, OptimizeResult, load_result
 from fpl.runtime.optimize_steps import (
+    RunState,
+    Setup,
     check_final,
     chunk_function,
     noise_key,
     objective,
     policy_scope,
     raise_backward,
+    raise_if_rejected,
     raise_step,
     step_function,
+    stuck_since,
 )
 from fpl.runtime.optimizers import OptimizerOptions
 from fpl.stdlib.lazy import LazyModule
@@ -184,35 +190,6 @@ METHOD = Method(
 # ---- the optimization ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Setup:
-    """What the steps of one run are made of (fixed for the run)."""
-
-    model: Any
-    full: Any  # the CompiledModel of all the data
-    step_model: Any  # ... one step runs (at the batch size)
-    batching: Batching | None
-    from_raw: Any  # raw (optimized) weights -> weights
-    to_raw: Any
-    args: dict  # the full data, as JAX arrays
-    objective: Any  # (theta, batch, warm, key) -> (loss, (failed, values, warm))
-    optimizer: Any
-    key: Any
-    seed: int
-    fingerprint: str
-
-
-@dataclass
-class _Progress:
-    """How far the run is: replaced (not mutated) after each chunk."""
-
-    done: int
-    theta: Any
-    opt_state: Any  # (optimizer state, warm starts of `warm=true` implicit nodes)
-    trace: list
-    skipped: int
-
-
 def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
     from fpl.runtime.failures import SolverEvents, collecting
     from fpl.runtime.sampling import _float64
@@ -229,7 +206,7 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
         with collecting(events), policy_scope(s.on_failure):
             run = _run_steps(setup, s, run, events, grad_fail, solve_fail)
         if s.checkpoint is not None:
-            _write(setup, s.checkpoint, run)
+            write(setup, s.checkpoint, run)
         seconds = time.perf_counter() - began
         # the optimum, on the full data: loss, gradient norm, params, weights and outs
         names = [*model.param_names, *model.out_names]
@@ -249,7 +226,7 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
         ]
         if not np.isfinite(float(loss)):
             with policy_scope(s.on_failure):
-                _raise_if_rejected(setup, s, run.theta, key, _stuck_since(run))
+                raise_if_rejected(setup, s.jacobian, run.theta, key, stuck_since(run))
         check_final(setup.full.nodes, run.done, float(loss), {**values, **weights}, unconverged)
     return OptimizeResult(
         model=model.name,
@@ -279,7 +256,7 @@ def optimize(model, data, s: OptimizeSettings) -> OptimizeResult:
 
 
 def _prepare(model, data, s: OptimizeSettings):
-    """The run's :class:`_Setup` (the seed of a resumed run is the first run's), the
+    """The run's :class:`Setup` (the seed of a resumed run is the first run's), the
     given initial params and the raw data."""
     from fpl.runtime import checkpoint as ckpt
 
@@ -304,10 +281,10 @@ def _prepare(model, data, s: OptimizeSettings):
         "tol": s.tol,
         # the structure of the optimizer's state (for checking a checkpoint)
         "optimizer": str(
-            jax.tree_util.tree_structure(_state_like(full, prob.step_model, optimizer, prob.to_raw))
+            jax.tree_util.tree_structure(state_like(full, prob.step_model, optimizer, prob.to_raw))
         ),
     }
-    setup = _Setup(
+    setup = Setup(
         model=model,
         full=full,
         step_model=prob.step_model,
@@ -324,39 +301,13 @@ def _prepare(model, data, s: OptimizeSettings):
     return setup, init_params, raw
 
 
-def _theta_like(full, to_raw) -> dict:
-    """Zeros shaped like the optimized values: unconstrained params and raw weights (a
-    ``monotone[H]`` weight's raw value is (2, H, H))."""
-    raw = jax.eval_shape(to_raw, {k: jnp.asarray(v, float) for k, v in full.weights.items()})
-    return {
-        "params": {k: jnp.zeros(s) for k, s in full.param_unc_shapes.items()},
-        "weights": {k: jnp.zeros(v.shape) for k, v in raw.items()},
-    }
-
-
-def _state_like(full, step_model, optimizer, to_raw):
-    """The carried state's structure: the optimizer's, and the warm starts of
-    ``warm=true`` implicit nodes."""
-    return (optimizer.init(_theta_like(full, to_raw)), step_model.warm_state())
-
-
-def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
+def _start(setup: Setup, s: OptimizeSettings, init_params, raw) -> RunState:
     """The run from the checkpoint (``resume``) or from the initial values."""
-    from fpl.runtime import checkpoint as ckpt
-    from fpl.runtime.sampling import find_inits
+    from fpl.runtime.inits import find_inits
 
     full, model = setup.full, setup.model
-    if s.resume:  # (no such file: `load` raises)
-        path = str(s.checkpoint)
-        header, saved = ckpt.load(path, "optimize", setup.fingerprint)
-        resumed = ckpt.OptimizeResumed(header, saved, path)  # a lying header: E0408
-        start = resumed.step
-        if start > s.steps:
-            raise error("E0403", f"the checkpoint is at step {start}, beyond steps={s.steps}")
-        theta = ckpt.tree_from("theta", saved, _theta_like(full, setup.to_raw), path)
-        like = _state_like(full, setup.step_model, setup.optimizer, setup.to_raw)
-        opt_state = ckpt.tree_from("opt", saved, like, path)
-        return _Progress(start, theta, opt_state, [resumed.trace], resumed.skipped)
+    if s.resume:
+        return resume(setup, s.checkpoint, s.steps)
     if init_params is not None and set(init_params) == set(model.param_names):
         full.check_params(init_params)
         u = model.unconstrain(init_params, raw, weights=full.weights)
@@ -366,17 +317,17 @@ def _start(setup: _Setup, s: OptimizeSettings, init_params, raw) -> _Progress:
     w = setup.to_raw({k: jnp.asarray(v, float) for k, v in full.weights.items()})
     theta = {"params": u, "weights": w}
     opt_state = (setup.optimizer.init(theta), setup.step_model.warm_state())
-    return _Progress(0, theta, opt_state, [np.zeros(0)], 0)
+    return RunState(0, theta, opt_state, [np.zeros(0)], 0)
 
 
 def _run_steps(
-    setup: _Setup,
+    setup: Setup,
     s: OptimizeSettings,
-    run: _Progress,
+    run: RunState,
     events,
     grad_fail: dict[int, int],
     solve_fail: dict[int, int],
-) -> _Progress:
+) -> RunState:
     """The steps from ``run.done`` to ``s.steps`` in chunks (``fpl.runtime.loop``); a
     failed step is an error (``on_failure="error"``) naming the node and the step;
     non-converged forward solves are counted per node in ``solve_fail``."""
@@ -390,7 +341,7 @@ def _run_steps(
     args = setup.args
     state = {"run": run}
 
-    def rerun(at: _Progress, k: int):
+    def rerun(at: RunState, k: int):
         """The values and state step ``at.done + k`` starts from (steps are deterministic)."""
         if not k:
             return at.theta, at.opt_state
@@ -400,7 +351,7 @@ def _run_steps(
         )
         return theta, opt_state
 
-    def backward_failures_at(at: _Progress, k: int):
+    def backward_failures_at(at: RunState, k: int):
         """The nodes whose backward solve fails in step ``at.done + k``."""
         theta, opt_state = rerun(at, k)
         jax.effects_barrier()
@@ -433,9 +384,9 @@ def _run_steps(
                     raise_backward(done + k + 1, hit[0], nodes)
             if not np.isfinite(losses[k]) and not np.asarray(failed)[k].any():
                 theta_k, _ = rerun(at, k)
-                _raise_if_rejected(
+                raise_if_rejected(
                     setup,
-                    s,
+                    s.jacobian,
                     theta_k,
                     noise_key(setup.key, done + k),
                     f"where optimization step {done + k + 1} starts",
@@ -448,13 +399,13 @@ def _run_steps(
                 float(losses[k]),
             )
         trace = [*at.trace, np.asarray(losses, float)]
-        state["run"] = _Progress(done + ran, theta, opt_state, trace, int(skipped))
+        state["run"] = RunState(done + ran, theta, opt_state, trace, int(skipped))
         if ran < n:
             return Early(f"converged after {done + ran} steps", ran)
         return f"loss {float(trace[-1][-1]):.6g}"
 
-    def interrupted(done: int) -> BaseException:
-        return _interrupted(setup, s, state["run"])
+    def stopped(done: int) -> BaseException:
+        return interrupted(setup, s.checkpoint, state["run"])
 
     bar = Progress(s.progress, s.steps, "optimize")
     bar.resume(run.done)
@@ -465,93 +416,13 @@ def _run_steps(
         chunk=chunk_len,
         bar=bar,
         every=s.every,
-        save=lambda done: _write(setup, s.checkpoint, state["run"]),
-        interrupted=interrupted,
+        save=lambda done: write(setup, s.checkpoint, state["run"]),
+        interrupted=stopped,
     )
     return state["run"]
 
 
-def _stuck_since(run: _Progress) -> str:
-    """When the run met the point it ends on, from its losses: the steps at the end whose
-    loss is not finite started there (and were skipped)."""
-    trace = np.concatenate(run.trace)  # the loss where each step started
-    finite = np.flatnonzero(np.isfinite(trace))
-    if not len(trace) or len(finite) == len(trace):
-        return f"at the point optimization step {run.done} reached"
-    if not len(finite):
-        return f"at the starting point; all {len(trace)} steps were skipped"
-    reached = int(finite[-1]) + 1
-    return (
-        f"at the point optimization step {reached} reached; the {len(trace) - reached} "
-        "steps after it were skipped"
-    )
-
-
-def _raise_if_rejected(setup: _Setup, s: OptimizeSettings, theta, key, when: str) -> None:
-    """E0413 where a ``reject`` is reached at ``theta`` (params and raw weights) on the
-    full data, naming it and its message; nothing otherwise (the caller's error follows).
-    The objective's one evaluation re-run in a scope that reports rejects."""
-    from fpl.compiler.reporting import has_rejects, rejections
-
-    full, args = setup.full, setup.args
-    if not has_rejects(full.hoisted.program):
-        return
-
-    def density(point):
-        return full.evaluate(
-            point["params"],
-            jacobian=s.jacobian,
-            data=args,
-            weights=setup.from_raw(point["weights"]),
-            key=key,
-        ).log_density
-
-    reached = rejections(density, jax.tree_util.tree_map(lambda v: jnp.asarray(v)[None], theta))
-    if reached:
-        raise reached[0][0].error(
-            when,
-            help="start elsewhere (`init`), lower the learning rate, or constrain the params "
-            "(`real<lower=..., upper=...>`) to the region the `reject` allows",
-        )
-
-
-def _write(setup: _Setup, path, run: _Progress) -> None:
-    """Checkpoint ``run``: theta, the carried state, the trace and the RNG key."""
-    from fpl.runtime import checkpoint as ckpt
-
-    arrays = {
-        **ckpt.tree_arrays("theta", run.theta),
-        **ckpt.tree_arrays("opt", run.opt_state),
-        "trace": np.concatenate(run.trace),
-        "key": np.asarray(setup.key),
-    }
-    meta = {"skipped": int(run.skipped), "seed": setup.seed}
-    ckpt.save(str(path), "optimize", setup.fingerprint, run.done, meta, arrays)
-
-
-def _interrupted(setup: _Setup, s: OptimizeSettings, run: _Progress):
-    """Ctrl-C: the run so far checkpointed (to ``s.checkpoint``, or later with
-    ``save_checkpoint``)."""
-    from fpl.runtime import checkpoint as ckpt
-
-    checkpoint = s.checkpoint
-    if checkpoint is not None:
-        _write(setup, checkpoint, run)
-    where = f"; checkpoint written to {checkpoint}" if checkpoint is not None else ""
-    how = (
-        f"; resume with: model.optimize(..., checkpoint={str(checkpoint)!r}, resume=True)"
-        if checkpoint is not None
-        else "; pass checkpoint= (and every=) to be able to resume"
-    )
-    return ckpt.Interrupted(
-        f"interrupted at step {run.done}{where}{how}",
-        step=run.done,
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        save=lambda path: _write(setup, path, run),
-    )
-
-
-def _tol(s: OptimizeSettings, setup: _Setup) -> float:
+def _tol(s: OptimizeSettings, setup: Setup) -> float:
     """The convergence tolerance in force: none (0) for minibatched runs."""
     return 0.0 if setup.batching is not None else float(s.tol)
 

@@ -1,9 +1,9 @@
 """One ``optimize`` step and a compiled chunk of steps, the objective, and the coded
 errors of a failed step (E0406 a forward solve, E0411 a backward solve, E0410 a
-non-finite loss).
+non-finite loss, E0413 a ``reject`` reached).
 
-``setup`` is the run's ``fpl.runtime.optimize._Setup``: the objective of the step's
-program, the optimizer, the minibatching and the RNG key.
+``setup`` is the run's :class:`Setup`: the objective of the step's program, the
+optimizer, the minibatching and the RNG key; :class:`RunState` is how far a run is.
 
 Fresh randomness: ``_rng`` draws in a ``loss`` use the key ``fold_in(fold_in(key, 2),
 t)`` at step ``t`` (the run's key from its seed), so every step draws anew — a loss
@@ -15,15 +15,47 @@ run draws what the uninterrupted one did.  The final full-data evaluation uses
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from fpl.dsl.diagnostics import error
-from fpl.runtime.minibatch import batch_sampler
+from fpl.runtime.minibatch import Batching, batch_sampler
 from fpl.stdlib.lazy import LazyModule
 
 jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
 optax = LazyModule("optax")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the steps of one run are made of (fixed for the run)."""
+
+    model: Any
+    full: Any  # the CompiledModel of all the data
+    step_model: Any  # ... one step runs (at the batch size)
+    batching: Batching | None
+    from_raw: Any  # raw (optimized) weights -> weights
+    to_raw: Any
+    args: dict  # the full data, as JAX arrays
+    objective: Any  # (theta, batch, warm, key) -> (loss, (failed, values, warm))
+    optimizer: Any
+    key: Any
+    seed: int
+    fingerprint: str
+
+
+@dataclass
+class RunState:
+    """How far the run is: replaced (not mutated) after each chunk."""
+
+    done: int
+    theta: Any
+    opt_state: Any  # (optimizer state, warm starts of `warm=true` implicit nodes)
+    trace: list
+    skipped: int
 
 
 def objective(cm, from_raw, jacobian, term_scale, names=()):
@@ -215,13 +247,61 @@ def raise_step(step: int, failed, node_ids, nodes, loss: float) -> None:
     )
 
 
+def stuck_since(run: RunState) -> str:
+    """When the run met the point it ends on, from its losses: the steps at the end whose
+    loss is not finite started there (and were skipped)."""
+    trace = np.concatenate(run.trace)  # the loss where each step started
+    finite = np.flatnonzero(np.isfinite(trace))
+    if not len(trace) or len(finite) == len(trace):
+        return f"at the point optimization step {run.done} reached"
+    if not len(finite):
+        return f"at the starting point; all {len(trace)} steps were skipped"
+    reached = int(finite[-1]) + 1
+    return (
+        f"at the point optimization step {reached} reached; the {len(trace) - reached} "
+        "steps after it were skipped"
+    )
+
+
+def raise_if_rejected(setup: Setup, jacobian: bool, theta, key, when: str) -> None:
+    """E0413 where a ``reject`` is reached at ``theta`` (params and raw weights) on the
+    full data, naming it and its message; nothing otherwise (the caller's error follows).
+    The objective's one evaluation re-run in a scope that reports rejects."""
+    from fpl.compiler.reporting import has_rejects, rejections
+
+    full, args = setup.full, setup.args
+    if not has_rejects(full.hoisted.program):
+        return
+
+    def density(point):
+        return full.evaluate(
+            point["params"],
+            jacobian=jacobian,
+            data=args,
+            weights=setup.from_raw(point["weights"]),
+            key=key,
+        ).log_density
+
+    reached = rejections(density, jax.tree_util.tree_map(lambda v: jnp.asarray(v)[None], theta))
+    if reached:
+        raise reached[0][0].error(
+            when,
+            help="start elsewhere (`init`), lower the learning rate, or constrain the params "
+            "(`real<lower=..., upper=...>`) to the region the `reject` allows",
+        )
+
+
 __all__ = [
+    "RunState",
+    "Setup",
     "check_final",
     "chunk_function",
     "policy_scope",
     "noise_key",
     "objective",
     "raise_backward",
+    "raise_if_rejected",
     "raise_step",
     "step_function",
+    "stuck_since",
 ]

@@ -82,7 +82,7 @@ def approximate(
     import jax
     import jax.numpy as jnp
 
-    from fpl.runtime.sampling import find_inits
+    from fpl.runtime.inits import find_inits
 
     s = PathfinderSettings() if s is None else s
     start = cm.ravel(find_inits(cm, args, 1, seed, init)[0])
@@ -117,7 +117,8 @@ def run(model, data, s: PathfinderSettings):
     import jax
     import jax.numpy as jnp
 
-    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
+    from fpl.runtime.draws import draws_fit, per_draw
+    from fpl.runtime.sampling import _float64
 
     seed = secrets.randbelow(2**31) if s.seed is None else int(s.seed)
     began = time.perf_counter()
@@ -142,7 +143,7 @@ def run(model, data, s: PathfinderSettings):
             pick = np.asarray(jax.random.choice(k_resample, s.draws, (s.draws,), p=weights))
             u, lp, log_q = u[pick], lp[pick], log_q[pick]
         positions = {k: np.asarray(v)[None] for k, v in jax.vmap(cm.unravel)(u).items()}
-        values = _per_draw(cm, args, positions, k_gen, unconstrained=True)
+        values = per_draw(cm, args, positions, k_gen, unconstrained=True)
     return draws_fit(
         cm,
         values,

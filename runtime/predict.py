@@ -37,8 +37,9 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
     summary is that of the predictions (outs and gens).  Outcome fields (data only
     ``~`` reads) may be left out of ``data``: predictions never depend on them."""
     from fpl.compiler.analyses import outcome_fields
+    from fpl.runtime.draws import draws_fit, per_draw
     from fpl.runtime.io import FitData, load_fit
-    from fpl.runtime.sampling import _float64, _per_draw, draws_fit
+    from fpl.runtime.sampling import _float64
 
     source = str(fit) if not isinstance(fit, (Fit, FitData)) else "the fit"
     if not isinstance(fit, (Fit, FitData)):
@@ -72,7 +73,7 @@ def predict(model, fit, data, *, seed, weights) -> Fit:
                 )
         args = {k: jnp.asarray(v) for k, v in cm.data.items()}
         params = {p: np.asarray(posterior[p], float) for p in model.param_names}
-        values = _per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
+        values = per_draw(cm, args, params, jax.random.PRNGKey(seed), unconstrained=False)
     attrs = {**fit.attrs, "fit_method": fit.attrs.get("method", "sample"), "predict_seed": seed}
     predicted = [*cm.out_names, *cm.gen_names]
     result = draws_fit(

@@ -24,7 +24,6 @@ from fpl.runtime.draws import per_draw as _per_draw
 from fpl.runtime.failures import SolverEvents, by_label, collecting, reasons_by_label
 from fpl.runtime.fit import Fit
 from fpl.runtime.inits import INIT_CANDIDATES, INIT_RADIUS, INIT_TRIES, find_inits, potential
-from fpl.runtime.inits import draws_for_chains as _draws_for_chains  # noqa: F401  (re-exported)
 from fpl.runtime.methods import Method, Settings, option
 from fpl.stdlib.lazy import LazyModule
 
@@ -389,7 +388,6 @@ __all__ = [
     "INIT_TRIES",
     "METHOD",
     "SampleSettings",
-    "draws_fit",
     "find_inits",
     "generate",
     "potential",

@@ -63,12 +63,13 @@ import numpy as np
 
 from fpl.compiler.compiled import CompiledModel
 from fpl.dsl.diagnostics import Diagnostic, error
+from fpl.runtime.draws import draws_fit, per_draw
 from fpl.runtime.fit import Fit
 from fpl.runtime.loop import Progress, run_chunks
 from fpl.runtime.methods import Method, Settings, option
 from fpl.runtime.optimizers import OPTIMIZERS, OptimizerOptions, make_optimizer
 from fpl.runtime.psis import K_THRESHOLD, pareto_k
-from fpl.runtime.sampling import _float64, _per_draw, draws_fit
+from fpl.runtime.sampling import _float64
 from fpl.runtime.vi_start import PREFIX, SITE, STARTS, gaussian_start, whitened_model
 from fpl.stdlib.lazy import LazyModule
 
@@ -342,7 +343,7 @@ def vi(model, data, s: VISettings) -> Fit:
             )
         )
         positions = {k: np.asarray(v)[None] for k, v in jax.vmap(cm.unravel)(u).items()}
-        values = _per_draw(fitted_cm, args, positions, gen_key, unconstrained=True)
+        values = per_draw(fitted_cm, args, positions, gen_key, unconstrained=True)
         elbo_final = runner.elbo(params, final=True)
     khat = None if log_q is None else pareto_k(lp - log_q)
     stats = {} if log_q is None else {"lp": lp[None], "lp_approx": np.asarray(log_q)[None]}

@@ -55,7 +55,7 @@ def test_draws_start_nuts_chains(model, fit):
     nuts = model.sample(data, chains=2, warmup=150, draws=150, seed=4, init=fit, progress=False)
     mean, _ = closed_form(data)
     assert abs(float(nuts.posterior["alpha"].mean()) - mean[0]) < 0.5
-    from fpl.runtime.sampling import _draws_for_chains
+    from fpl.runtime.inits import draws_for_chains as _draws_for_chains
 
     starts = _draws_for_chains(model.bind(data), fit, 2)
     assert starts[0]["alpha"] != starts[1]["alpha"]

@@ -134,7 +134,7 @@ def test_the_potentials_tangent_is_the_minimum_norm_one():
 
 @pytest.mark.parametrize("n", [8, 80])  # dense pseudo-inverse / matrix-free CG (n > 64)
 def test_the_least_squares_solve_is_the_minimum_norm_one(n):
-    from fpl.compiler.implicit import _least_squares
+    from fpl.compiler.implicit_derivatives import least_squares_solve as _least_squares
 
     rng = np.random.default_rng(n)
     # rank n - 1: I - P with P a stochastic-like matrix fixing the ones vector
