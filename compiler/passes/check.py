@@ -49,6 +49,10 @@ class Checker:
         self.in_loss = False  # `_rng` draws are allowed in a `loss` (fresh per optimizer step)
         self.node_count = 0
         self.depth = 0  # expression nesting, through function bodies (CHECK_DEPTH)
+        # the deepest nesting reached so far, and each function instance's own depth: a
+        # call of an instance checked before counts its body's levels all the same
+        self.peak = 0
+        self.instance_depth: dict[tuple[str, tuple[Ty, ...], bool], int] = {}
         self.calling: list[str] = []  # the user functions being instantiated, outermost first
 
     # ---- entry ----
@@ -121,6 +125,7 @@ class Checker:
     def expr(self, e: ast.Expr) -> ir.Expr:
         # one frame per level besides the ``e_*`` method: see CHECK_DEPTH
         self.depth += 1
+        self.peak = max(self.peak, self.depth)
         try:
             if self.depth > CHECK_DEPTH:
                 raise error(

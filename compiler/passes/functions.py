@@ -10,6 +10,7 @@ from fpl.compiler.passes.declared_types import type_expr
 from fpl.compiler.passes.scope import Scope, Symbol
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import FplError, error
+from fpl.dsl.parser import MAX_DEPTH as CHECK_DEPTH  # the checker's budget (check.py)
 from fpl.dsl.spans import Span
 from fpl.stdlib.types import Ty, dims_equal
 
@@ -34,6 +35,18 @@ def instantiate(c: Checker, name: str, tys: list[Ty], span: Span) -> ir.Lambda:
         )
     key = (name, tuple(tys), c.in_gen)
     if key in c.instances:
+        # checked once, but lowered at every call: its levels count here too (a chain of
+        # functions each checked at its definition would otherwise pass any depth)
+        reached = c.depth + CALL_DEPTH + c.instance_depth[key]
+        if reached > CHECK_DEPTH:
+            raise error(
+                "E0107",
+                f"program nested more than {CHECK_DEPTH} levels deep, counting the bodies "
+                "of the functions it calls",
+                span,
+                help="split the expression or the chain of calls into several `let`s",
+            )
+        c.peak = max(c.peak, reached)
         return c.instances[key]
     if name in c.calling:
         cycle = " -> ".join(f"`{n}`" for n in [*c.calling[c.calling.index(name) :], name])
@@ -45,9 +58,13 @@ def instantiate(c: Checker, name: str, tys: list[Ty], span: Span) -> ir.Lambda:
         )
     c.calling.append(name)
     c.depth += CALL_DEPTH
+    outer_peak, c.peak = c.peak, c.depth
     try:
-        return _instantiate(c, fn, key, tys, span)
+        lam = _instantiate(c, fn, key, tys, span)
+        c.instance_depth[key] = c.peak - c.depth
+        return lam
     finally:
+        c.peak = max(outer_peak, c.peak)
         c.depth -= CALL_DEPTH
         c.calling.pop()
 

@@ -206,6 +206,18 @@ def test_long_chains_of_calls_are_a_coded_error():
     fpl.compile(src.split("fn f60(")[0] + "let y = f59(a)\n")  # 60 deep is fine
 
 
+@pytest.mark.parametrize("n", [300, 5000])
+def test_long_chains_of_typed_functions_are_a_coded_error(n):
+    """A function with a typed signature is checked once, at its definition; its callers
+    must still count its body's levels, or a chain passes `check` and overflows the
+    lowering's recursion (exit 3)."""
+    src = "param a: real\nfn f0(x: real) -> real = x\n"
+    src += "".join(f"fn f{i}(x: real) -> real = f{i - 1}(x) + 1\n" for i in range(1, n))
+    with pytest.raises(FplError) as exc:
+        fpl.compile(src + f"let y = f{n - 1}(a)\n")
+    assert exc.value.code == "E0107"
+
+
 def test_recursive_functions_are_a_coded_error():
     with pytest.raises(FplError) as exc:
         fpl.compile("param a: real\nfn f(x) = g(x) + 1\nfn g(x) = f(x)\nlet y = f(a)\n")
