@@ -41,9 +41,10 @@ DRAWS = f"{DATABASE}/reference_posteriors/draws/draws"
 #: Why a posterior with reference draws has no translation here (or no reference file).
 NOTES = {
     "mcycle_gp-accel_gp": (
-        "reference draws absent from the mirror used here (a large file left out), so "
-        "no reference.json can be made; the model needs adapt_delta 0.999 and "
-        "max_treedepth 15 in Stan"
+        "reference sds from posteriordb's mean and mean-square summaries (the draws file "
+        "is absent from the mirror); not matching yet (`KNOWN_MISMATCH`): at Stan's "
+        "adapt_delta 0.999 and max_treedepth 15 no divergences and sds within 6 %, but "
+        "Intercept's ESS 299 and R-hat 1.011, sdgp_1's mean 0.111 sds off (1556 s)"
     ),
 }
 
