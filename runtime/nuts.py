@@ -166,6 +166,9 @@ def run_nuts(
         data = {d: jax.device_put(args, d) for d in devices}
     if checkpoint is not None and checkpoint.every:
         chunk = min(chunk, checkpoint.every)
+    # every chunk runs one program of `length` iterations, a shorter one (the run's last,
+    # a resumed run's first) idling through the rest: one compile per run, not two
+    length = min(chunk, total)
     keys = jax.random.split(key, n_chains)  # chain c's key whoever runs it
     start_args = [
         (
@@ -178,7 +181,7 @@ def run_nuts(
         )
         for k, c in enumerate(mine)
     ]
-    _compile_everywhere(start, step, start_args, on, _chunk_lengths(0, total, chunk))
+    _compile_everywhere(start, step, start_args, on, length)
     states = [start(*a) for a in start_args]
     pos_parts: list[np.ndarray] = []
     stat_parts: list[tuple] = []
@@ -200,7 +203,10 @@ def run_nuts(
     def advance(done: int, n: int) -> str:
         nonlocal states, pos_parts, stat_parts
         # dispatch every chain's chunk before waiting for any: the devices run in parallel
-        outs = [step(states[k], jnp.int32(done), data[on[k]], n) for k in range(len(mine))]
+        end = jnp.int32(done + n)
+        outs = [
+            step(states[k], jnp.int32(done), end, data[on[k]], length) for k in range(len(mine))
+        ]
         new = _stack([o[0] for o in outs])
         streak = np.asarray(new.streak)
         if (streak >= STUCK_STREAK).any():
@@ -213,8 +219,8 @@ def run_nuts(
                 np.asarray(new.hmc.position[k]),
             )
         states = [o[0] for o in outs]
-        pos_parts = [*pos_parts, np.stack([np.asarray(o[1][0]) for o in outs])]
-        stats = tuple(np.stack([np.asarray(o[1][1][i]) for o in outs]) for i in range(7))
+        pos_parts = [*pos_parts, np.stack([np.asarray(o[1][0])[:n] for o in outs])]
+        stats = tuple(np.stack([np.asarray(o[1][1][i])[:n] for o in outs]) for i in range(7))
         stat_parts = [*stat_parts, stats]
         div = np.concatenate([s[5] for s in stat_parts], axis=1)
         warm, after = int(div[:, : run.warmup].sum()), int(div[:, run.warmup :].sum())
@@ -261,17 +267,7 @@ def run_nuts(
     )
 
 
-def _chunk_lengths(done: int, total: int, chunk: int) -> set[int]:
-    """The chunk lengths ``run_chunks`` will use from ``done`` (a compiled program each)."""
-    lengths = set()
-    while done < total:
-        n = min(chunk - done % chunk, total - done)
-        lengths.add(n)
-        done += n
-    return lengths
-
-
-def _compile_everywhere(start, step, start_args, on, lengths) -> None:
+def _compile_everywhere(start, step, start_args, on, length: int) -> None:
     """Compile the run's programs for every device at once, in threads (XLA compiles
     without the GIL): a program runs on several devices, and JAX compiles it once per
     device — one after another at first call, so compile time would grow with the
@@ -303,8 +299,7 @@ def _compile_everywhere(start, step, start_args, on, lengths) -> None:
         where, k = item
         with jax.enable_x64(x64):
             start.lower(*start_args[k]).compile()
-            for n in lengths:
-                step.lower(placed(state, where), offset, start_args[k][3], n).compile()
+            step.lower(placed(state, where), offset, offset, start_args[k][3], length).compile()
 
     # each thread traces in a copy of this context: the run's solver-events scope
     # (``fpl.compiler.reporting``, a context variable) decides what the programs report
@@ -406,7 +401,9 @@ def _row(tree, c: int):
 
 def _programs(log_density, run: Run, codes: np.ndarray, capacity: int):
     """The two compiled single-chain programs of a run: ``start`` (a chain's first state)
-    and ``step`` (a chunk of ``n`` iterations of a chain)."""
+    and ``step`` (a chunk of ``n`` iterations of a chain, those from ``limit`` on idle:
+    the state passes through unchanged, its key included, so a chunk of ``m < n``
+    iterations run by the ``n``-iteration program equals an ``m``-iteration one)."""
     from blackjax.mcmc import nuts as blackjax_nuts
 
     from fpl.runtime.nuts_tree import build_kernel
@@ -421,7 +418,7 @@ def _programs(log_density, run: Run, codes: np.ndarray, capacity: int):
         zero = jnp.zeros((), jnp.int32)
         return ChainState(hmc, state, key, zero, zero, chain)
 
-    def transition(cs: ChainState, index, args):
+    def transition(cs: ChainState, index, limit, args):
         key, sub = jax.random.split(cs.key)
 
         def move(cs):
@@ -465,18 +462,23 @@ def _programs(log_density, run: Run, codes: np.ndarray, capacity: int):
             return cs.hmc, cs.adapt, _typed(stats)
 
         frozen = cs.streak >= STUCK_STREAK
-        hmc, state, stats = jax.lax.cond(frozen, stay, move, cs)
+        idle = index >= limit  # past this chunk's end
+        kept = frozen | idle
+        hmc, state, stats = jax.lax.cond(kept, stay, move, cs)
         flag = stuck_flags(stats[2], stats[3], stats[5], index, warmup, depth)
-        streak = jnp.where(frozen, cs.streak, jnp.where(flag, cs.streak + 1, 0)).astype(jnp.int32)
-        iteration = jnp.where(frozen, cs.iteration, index + 1).astype(jnp.int32)
+        streak = jnp.where(kept, cs.streak, jnp.where(flag, cs.streak + 1, 0)).astype(jnp.int32)
+        iteration = jnp.where(kept, cs.iteration, index + 1).astype(jnp.int32)
+        key = jnp.where(idle, cs.key, key)
         new = ChainState(hmc, state, key, streak, iteration, cs.chain)
         return new, (hmc.position, stats)
 
-    def chunk(cs, offset, args, n):
+    def chunk(cs, offset, limit, args, n):
         with reporting.chain_index(cs.chain):  # failures counted per chain
-            return jax.lax.scan(lambda c, i: transition(c, offset + i, args), cs, jnp.arange(n))
+            return jax.lax.scan(
+                lambda c, i: transition(c, offset + i, limit, args), cs, jnp.arange(n)
+            )
 
-    return jax.jit(start), jax.jit(chunk, static_argnums=3)
+    return jax.jit(start), jax.jit(chunk, static_argnums=4)
 
 
 def _typed(stats):

@@ -48,6 +48,7 @@ FULL_SUITE_TESTS = frozenset(
         "tests/runtime/test_checkpoint.py::test_a_changed_function_body_is_another_model",
         "tests/runtime/test_checkpoint.py::test_cli_sample_ctrl_c_prints_the_resume_command",
         "tests/runtime/test_checkpoint.py::test_sample_resumed_equals_uninterrupted",
+        "tests/runtime/test_checkpoint.py::test_a_short_last_chunk_idles_in_the_one_chunk_program",
         "tests/runtime/test_diagnose.py::test_cli_output_and_exit_codes",
         "tests/runtime/test_diagnose.py::test_spectral_radius_of_a_linear_fix_is_exact",
         "tests/runtime/test_diagnose_ift.py::test_monotone_deq_is_well_posed_with_picards_note",

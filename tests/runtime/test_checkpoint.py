@@ -146,6 +146,46 @@ def test_sample_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     assert e.value.diagnostics[0].code == "E0408"
 
 
+def test_a_short_last_chunk_idles_in_the_one_chunk_program(tmp_path, monkeypatch):
+    """A run's chunks share one compiled program of ``chunk`` iterations: a shorter chunk
+    (the run's last) idles through the rest, leaving its state (RNG key included) as a
+    program of its own length would.  150 iterations in chunks of 100 (100, then 50 run
+    and 50 idle) give the draws of chunks of 50 (no idling), bit for bit."""
+    from fpl.runtime import nuts
+
+    lengths = []
+    programs = nuts._programs
+
+    def spy(*args, **kwargs):
+        start, step = programs(*args, **kwargs)
+
+        def recorded(*a):
+            lengths.append(a[-1])  # the static length: one compile per distinct value
+            return step(*a)
+
+        recorded.lower = step.lower
+        return start, recorded
+
+    monkeypatch.setattr(nuts, "_programs", spy)
+    model = fpl.compile(NORMAL)
+    data = {"y": RNG.normal(1.0, 2.0, size=15)}
+    kw = dict(chains=2, warmup=90, draws=60, seed=4, progress=False)
+    straight = model.sample(data, **kw)
+    assert lengths == [100] * 4  # 2 chunks x 2 chains, one program
+    lengths.clear()
+    chunked = model.sample(data, checkpoint=tmp_path / "c.ckpt", every=50, **kw)
+    assert lengths == [50] * 6
+    for k in ("mu", "sigma"):
+        np.testing.assert_array_equal(chunked.posterior[k], straight.posterior[k])
+    for k in ("lp", "step_size", "n_leapfrog"):
+        np.testing.assert_array_equal(chunked.sample_stats[k], straight.sample_stats[k])
+        np.testing.assert_array_equal(
+            chunked.warmup_sample_stats[k], straight.warmup_sample_stats[k]
+        )
+    for k, v in straight.adaptation.items():
+        np.testing.assert_array_equal(chunked.adaptation[k], v)
+
+
 def test_cli_sample_ctrl_c_prints_the_resume_command(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.fpl").write_text(NORMAL)
