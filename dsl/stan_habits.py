@@ -41,6 +41,21 @@ _BASE_TO_FPL = {
     "cholesky_factor_corr": "cholesky_corr",
     "cholesky_factor_cov": "cholesky_cov",
 }
+#: type names Stan has and FPL does not (after a declaration's colon they can only be Stan)
+_STAN_ONLY = (
+    "array",
+    "vector",
+    "row_vector",
+    "matrix",
+    "cholesky_factor_corr",
+    "cholesky_factor_cov",
+    "unit_vector",
+)
+#: a Stan type after a declaration's colon (``data L: cholesky_factor_corr[K]``)
+_STAN_ONLY_TYPE = (
+    rf"(?=(?:{'|'.join(_STAN_ONLY)})\b)"
+    r"(?P<type>(?:array\s*\[[^\]]*\]\s*)*\w+\s*(?:<[^>]*>)?\s*(?:\[[^\]]*\])?)"
+)
 _BASE = "|".join(sorted(_STAN_BASES, key=len, reverse=True))
 _STAN_TYPE = (
     rf"(?:array\s*\[[^\]]*\]\s*)*(?:{_BASE})\b\s*(?:<[^>]*>)?\s*(?:\[[^\]]*\])?(?:\s*\[[^\]]*\])?"
@@ -106,11 +121,13 @@ def _block(m: re.Match[str]) -> tuple[str, str]:
     )
 
 
-def _suggestion(stan_type: str, name: str, keyword: str) -> str:
+def _suggestion(stan_type: str, name: str, keyword: str | None) -> str:
+    """``keyword`` is None for a function's parameter (``fn f(x: real[N])``)."""
+    declared = f"{keyword} {name}" if keyword else name
     fpl = fpl_type(stan_type)
     if fpl is None:
-        return f"FPL declares `{keyword} {name}: <type>`; see {GUIDE} for its types"
-    return f"write `{keyword} {name}: {fpl}`"
+        return f"FPL declares `{declared}: <type>`; see {GUIDE} for its types"
+    return f"write `{declared}: {fpl}`"
 
 
 def _stan_declaration(m: re.Match[str]) -> tuple[str, str]:
@@ -127,7 +144,7 @@ def _stan_type(m: re.Match[str]) -> tuple[str, str]:
     stan_type = " ".join(m.group("type").split())
     return (
         f"`{stan_type}` is Stan's type, not FPL's",
-        f"{_suggestion(stan_type, m.group('name'), m.group('keyword'))}: a vector or row "
+        f"{_suggestion(stan_type, m.group('name'), m.groupdict().get('keyword'))}: a vector or row "
         "vector is `real[N]`, a matrix `real[N, K]`, an array adds its sizes in front "
         "(`array[J] vector[K]` is `real[J, K]`)",
     )
@@ -185,9 +202,15 @@ HABITS: tuple[Habit, ...] = (
     Habit(
         "stan type",
         re.compile(
-            r"^\s*(?P<keyword>data|param|weight|gen)\s+(?P<name>[A-Za-z_]\w*)\s*:\s*"
-            r"(?=array\b|vector\b|row_vector\b|matrix\b|cholesky_factor_c..\b|unit_vector\b)"
-            r"(?P<type>(?:array\s*\[[^\]]*\]\s*)*\w+\s*(?:<[^>]*>)?\s*(?:\[[^\]]*\])?)"
+            r"^\s*(?P<keyword>data|param|weight|gen|fix|root|argmin)\s+(?P<name>[A-Za-z_]\w*)"
+            rf"\s*:\s*{_STAN_ONLY_TYPE}"
+        ),
+        _stan_type,
+    ),
+    Habit(
+        "stan type of a function parameter",
+        re.compile(
+            rf"^\s*fn\s+\w+\s*\((?:[^)]*,)?\s*(?P<name>[A-Za-z_]\w*)\s*:\s*{_STAN_ONLY_TYPE}"
         ),
         _stan_type,
     ),
