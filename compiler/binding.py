@@ -19,6 +19,13 @@ from typing import Any
 import numpy as np
 
 from fpl.compiler import ir
+from fpl.compiler.passes.bind_checks import _where as _where
+from fpl.compiler.passes.bind_checks import (
+    check_data_constraints,
+    check_declared_bounds,
+    check_integer_divisors,
+    check_structured_sizes,
+)
 from fpl.compiler.passes.check import check
 from fpl.compiler.passes.indices import check_index_data
 from fpl.dsl import ast
@@ -170,10 +177,10 @@ def bind_data(
             )
     check_data_constraints(concrete, out)
     check_declared_bounds(concrete, out)
+    check_structured_sizes(concrete)
     return concrete, out
 
 
-_BOUNDS = ("lower", "upper", "interval")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -253,135 +260,6 @@ def _fix_size_lets(program: ir.Program, computed: Mapping[str, int]) -> ir.Progr
         for s in program.statements
     )
     return replace(program, statements=statements)
-
-
-def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
-    """Every declared constraint of every data field, through the transforms' own
-    constraint objects; the first violation is a located E0304 naming the element."""
-    bounded = [d for d in program.data if d.constraint.kind != "real"]
-    if not bounded:
-        return
-    import jax
-
-    from fpl.compiler.lower import Evaluator
-    from fpl.compiler.transforms import numpyro_constraint
-    from fpl.stdlib.registry import registry
-
-    with jax.enable_x64(True):
-        ev = Evaluator(registry(), dict(data))
-        for d in bounded:
-            c = d.constraint
-            raw = np.asarray(data[d.name])
-            arr = raw.astype(float)
-            if c.kind in _BOUNDS:
-                # Stan's rule for data: a value equal to its bound is inside it
-                for side, bound_expr in (("lower", c.lower), ("upper", c.upper)):
-                    if bound_expr is None:
-                        continue
-                    bound = np.asarray(ev.expr(bound_expr), dtype=float)
-                    bad = arr < bound if side == "lower" else arr > bound
-                    bad = np.broadcast_to(bad, arr.shape)
-                    if np.any(bad):
-                        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                        b = np.broadcast_to(bound, arr.shape)[idx] if idx else bound
-                        raise error(
-                            "E0304",
-                            f"data field `{d.name}{_where(idx)}` = {raw[idx]} violates its "
-                            f"constraint {side}={float(b):g}",
-                            d.span,
-                        )
-                continue
-            ok = np.asarray(numpyro_constraint(c.kind).check(arr))  # one flag per event
-            if not np.all(ok):
-                idx = tuple(int(i) for i in np.argwhere(~ok)[0]) if ok.ndim else ()
-                what = f"`{d.name}{_where(idx)}`" if idx else f"`{d.name}`"
-                raise error(
-                    "E0304",
-                    f"data field {what} = {_show(arr[idx])} is not a valid {c.kind}",
-                    d.span,
-                    help=_STRUCTURED_HELP.get(c.kind),
-                )
-
-
-def _data_only(expr: ir.Expr) -> bool:
-    """True when ``expr`` is decided by the data alone (no param, weight or draw)."""
-    for node in ir.walk(expr):
-        if isinstance(node, ir.Ref) and node.kind != "data":
-            return False
-        if isinstance(node, (ir.Rng, ir.Implicit, ir.Apply, ir.HigherOrder)):
-            return False
-    return True
-
-
-def check_declared_bounds(program: ir.Program, data: dict[str, Any]) -> None:
-    """The bounds of params and weights that the data decide are finite and ordered,
-    element by element (E0204 at the declaration); bounds that depend on params are
-    left to run time, as in Stan."""
-    declared: list[ir.ParamDecl | ir.WeightDecl] = [*program.params, *program.weights]
-    decls = [
-        d
-        for d in declared
-        if d.constraint.kind in _BOUNDS
-        and all(b is None or _data_only(b) for b in (d.constraint.lower, d.constraint.upper))
-    ]
-    if not decls:
-        return
-    import jax
-
-    from fpl.compiler.lower import Evaluator
-    from fpl.stdlib.registry import registry
-
-    with jax.enable_x64(True):
-        ev = Evaluator(registry(), dict(data))
-        for d in decls:
-            c = d.constraint
-            values = {}
-            for side, bound_expr in (("lower", c.lower), ("upper", c.upper)):
-                if bound_expr is None:
-                    continue
-                with np.errstate(all="ignore"):
-                    bound = np.asarray(ev.expr(bound_expr), dtype=float)
-                if not np.all(np.isfinite(bound)):
-                    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(bound))[0])
-                    raise error(
-                        "E0204",
-                        f"the {side} bound of `{d.name}` is {float(bound[idx])}"
-                        + (f" at {_where(idx)}" if idx else ""),
-                        d.span,
-                        help="bounds must be finite; leave the bound out for an unbounded side",
-                    )
-                values[side] = bound
-            if len(values) == 2:
-                lower, upper = np.broadcast_arrays(values["lower"], values["upper"])
-                bad = ~(lower < upper)
-                if np.any(bad):
-                    idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                    raise error(
-                        "E0204",
-                        f"the lower bound of `{d.name}{_where(idx)}` ({float(lower[idx]):g}) "
-                        f"is not below its upper bound ({float(upper[idx]):g})",
-                        d.span,
-                    )
-
-
-_STRUCTURED_HELP = {
-    "simplex": "a simplex has non-negative entries that sum to 1",
-    "ordered": "an ordered vector is strictly increasing",
-    "positive_ordered": "a positive_ordered vector is positive and strictly increasing",
-    "cholesky_corr": "a Cholesky factor of a correlation matrix is lower triangular with "
-    "positive diagonal and rows of unit length",
-    "corr_matrix": "a correlation matrix is symmetric positive definite with a unit diagonal",
-    "cov_matrix": "a covariance matrix is symmetric positive definite",
-    "cholesky_cov": "a Cholesky factor is lower triangular with a positive diagonal",
-}
-
-
-def _where(idx: tuple[int, ...]) -> str:
-    return f"[{', '.join(str(i + 1) for i in idx)}]" if idx else ""
-
-
-def _show(value: np.ndarray) -> str:
-    return np.array2string(np.asarray(value), precision=4, threshold=8, separator=", ")
 
 
 def initial_weights(program: ir.Program, data: Mapping[str, Any], given, seed: int = 0):
@@ -469,6 +347,7 @@ def bind(
     ``weight_seed``."""
     program, values = bind_data(program_ast, symbolic, data, symbolic.name)
     check_index_data(program, values)  # E0307: `a[g]` with g outside 1..size(a)
+    check_integer_divisors(program, values)  # E0208: `5 % N` with N = 0
     static = {k: v for k, v in values.items() if isinstance(v, int)}
     arrays = {k: v for k, v in values.items() if not isinstance(v, int)}
     return Bound(program, static, arrays, initial_weights(program, values, weights, weight_seed))
@@ -480,6 +359,8 @@ __all__ = [
     "bind_data",
     "check_data_constraints",
     "check_declared_bounds",
+    "check_integer_divisors",
+    "check_structured_sizes",
     "initial_weights",
     "weight_transforms",
 ]

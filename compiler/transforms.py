@@ -54,23 +54,75 @@ def unconstrained_shape(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(bijection(kind).inverse_shape(tuple(shape)))
 
 
+#: kinds whose value has the shape of its unconstrained array (one real per element)
+ELEMENTWISE = ("real", "lower", "upper", "interval", "ordered", "positive_ordered")
+
+
+def constrained_shape(kind: str, unconstrained: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the value of an unconstrained array of shape ``unconstrained``."""
+    if kind in ELEMENTWISE:
+        return tuple(unconstrained)
+    return tuple(bijection(kind).forward_shape(tuple(unconstrained)))
+
+
+def _is_empty(shape: tuple[int, ...]) -> bool:
+    return any(int(n) == 0 for n in shape)
+
+
 def constrain(kind: str, u, lower=None, upper=None):
-    """(value, log |det J|) for an unconstrained ``u``."""
+    """(value, log |det J|) for an unconstrained ``u``.
+
+    An empty value (Stan's zero-size params: ``real<lower=0>[N]``, ``cov_matrix[N]``
+    with N = 0) is an empty array with log-Jacobian 0, without calling the NumPyro
+    transform (its reductions divide by the zero size).  ``simplex[0]``,
+    ``corr_matrix[0]`` and ``cholesky_corr[0]`` never get here: they are refused at
+    bind (E0202), since their unconstrained array is the same empty one as ``[1]``'s.
+
+    Where params decide an interval's bounds, see ``bounds_ordered``."""
     if kind in WELL_POSED:
         return _well_posed_constrain(kind, u, lower, upper), jnp.zeros(())
+    shape = constrained_shape(kind, jnp.shape(u))
+    if _is_empty(shape):
+        return jnp.zeros(shape, dtype=jnp.result_type(u, float)), jnp.zeros(())
     t = bijection(kind, lower, upper)
     x = t(u)
     return x, jnp.sum(t.log_abs_det_jacobian(u, x))
 
 
+def bounds_ordered(kind: str, lower=None, upper=None):
+    """A traced boolean: are an interval's bounds ordered, lower < upper everywhere?
+
+    Bounds the data decide are checked once at bind (E0204); where params decide them
+    (``param x: real<lower=s, upper=0>``), a draw with lower >= upper has no value
+    inside them, so the param sources make its log density -inf and a sampler rejects
+    it, as Stan rejects such a draw.  Always true for the other kinds."""
+    if kind != "interval":
+        return jnp.asarray(True)
+    return jnp.all(jnp.less(lower, upper))
+
+
 def unconstrain(kind: str, x, lower=None, upper=None):
     if kind in WELL_POSED:
         return _well_posed_unconstrain(kind, x, lower, upper)
+    if _is_empty(jnp.shape(x)):  # an empty value: its empty unconstrained array
+        return jnp.zeros(unconstrained_shape(kind, jnp.shape(x)), dtype=jnp.result_type(x, float))
     return bijection(kind, lower, upper).inv(x)
 
 
+def log_jacobian_at(kind: str, x, lower=None, upper=None):
+    """``log |det J|`` of the map onto the support at the constrained value ``x`` (the
+    term ``constrain`` adds at ``unconstrain(x)``); 0 for an empty value."""
+    if _is_empty(jnp.shape(x)):
+        return jnp.zeros(())
+    t = bijection(kind, lower, upper)
+    return jnp.sum(t.log_abs_det_jacobian(t.inv(x), x))
+
+
 def in_support(kind: str, x, lower=None, upper=None):
-    """A traced boolean: is every element of ``x`` inside the support?"""
+    """A traced boolean: is every element of ``x`` inside the support?  (An empty value
+    is: NumPyro's matrix checks index its first element.)"""
+    if _is_empty(jnp.shape(x)):
+        return jnp.asarray(True)
     if kind == "real":
         return jnp.all(jnp.isfinite(x))
     if kind in WELL_POSED:

@@ -68,6 +68,8 @@ def _settings(method, args):
     try:
         if getattr(args, "output", None):
             check_output(args.output, method.output_formats)
+        if values.get("checkpoint"):
+            check_writable(str(values["checkpoint"]), "--checkpoint")
         if "seed" in values and values["seed"] is None:
             values["seed"] = _seed(values)
         settings = method.settings(**values)
@@ -127,17 +129,28 @@ def check_output(path: str, formats: tuple[str, ...]) -> None:
             f"cannot write `{path}`: unknown format `{suffix or '(none)'}`",
             help=f"`-o` takes a file ending in {shown}",
         )
+    check_writable(path, "-o")
+
+
+def check_writable(path: str, flag: str) -> None:
+    """E0502 (naming ``flag``) unless a file can be written at ``path``: its folder
+    exists and is writable, and it is not itself a folder.  Checked before the run for
+    ``-o`` and ``--checkpoint``, so that no run is lost to a path that cannot be written."""
+    from fpl.dsl.diagnostics import error
+
     folder = Path(path).parent
     if not folder.is_dir():
         raise error(
             "E0502",
-            f"cannot write `{path}`: the folder `{folder}` does not exist",
+            f"cannot write `{path}` ({flag}): the folder `{folder}` does not exist",
             help="create it first, or write somewhere else",
         )
     if Path(path).is_dir():
-        raise error("E0502", f"cannot write `{path}`: it is a folder")
+        raise error("E0502", f"cannot write `{path}` ({flag}): it is a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise error("E0502", f"cannot write `{path}`: the folder `{folder}` is not writable")
+        raise error(
+            "E0502", f"cannot write `{path}` ({flag}): the folder `{folder}` is not writable"
+        )
 
 
 def save_output(result, path: str | None, formats: tuple[str, ...]) -> int:
@@ -242,4 +255,4 @@ def _interrupted(method, args, exc) -> int:
     return EXIT_INTERRUPTED
 
 
-__all__ = ["add_parsers", "check_output", "report", "save_output"]
+__all__ = ["add_parsers", "check_output", "check_writable", "report", "save_output"]

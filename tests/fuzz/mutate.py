@@ -1,4 +1,5 @@
-"""Token-level mutants of FPL programs, and one in-process ``fpl check`` per mutant.
+"""Token-level mutants of FPL programs, and one in-process ``fpl check`` (or ``fpl
+compile --emit jaxpr --data``) per mutant.
 
 A program is split into tokens (names, numbers, strings, operators, brackets, blanks and
 newlines, comments) and mutated a few times over: a token deleted, duplicated or swapped
@@ -7,7 +8,11 @@ name replaced by a keyword or a builtin; a bracket inserted; a statement of anot
 program spliced in; a byte flipped (which may make the file invalid UTF-8).
 
 :func:`run_case` writes the mutant to a file, runs ``fpl check`` on it in this process
-(``fpl.runtime.cli.main``) under a wall-clock limit, and returns a :class:`Outcome`;
+(``fpl.runtime.cli.main``) under a wall-clock limit, and returns a :class:`Outcome`.  A
+share of the mutants of examples that have a data file (``examples/<name>.json``) is
+instead compiled against that data and its log density traced (``fpl compile --emit
+jaxpr --data``), so that crashes past the checker (binding, lowering, the transforms)
+are found too;
 :func:`problems` lists what is wrong with an outcome: an exit code outside {0, 1, 2} (3 is
 an internal error), a diagnostic without ``file:line:col``, an echoed source line that
 is not the file's line (or a control character echoed), a hang.
@@ -136,19 +141,23 @@ def _on_alarm(signum, frame):
     raise _TimeLimit
 
 
-def run_case(data: bytes, path: Path, time_limit: float) -> Outcome:
+def run_case(data: bytes, path: Path, time_limit: float, data_file: Path | None = None) -> Outcome:
     """``fpl check path`` in this process, ``path`` holding ``data``, stopped after
-    ``time_limit`` seconds (``SIGALRM``: Unix, main thread)."""
+    ``time_limit`` seconds (``SIGALRM``: Unix, main thread); with ``data_file``, ``fpl
+    compile path --emit jaxpr --data data_file`` instead."""
     from fpl.runtime.cli import main
 
     path.write_bytes(data)
+    argv = ["check", str(path)]
+    if data_file is not None:
+        argv = ["compile", str(path), "--emit", "jaxpr", "--data", str(data_file)]
     out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, time_limit)
     code: int | None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(["check", str(path)])
+            code = main(argv)
     except _TimeLimit:
         code = None
     finally:
@@ -204,11 +213,25 @@ def _misquoted(outcome: Outcome, located: list[re.Match]) -> list[str]:
     return found
 
 
+#: the share of mutants (of examples with a data file) compiled rather than checked
+COMPILE_SHARE = 0.25
+#: a compile traces the whole log density (up to ~3 s for the largest example on a
+#: loaded 2-core machine, against ~0.03 s for a check): its time limit is this multiple
+COMPILE_TIME_FACTOR = 3.0
+
+
 def fuzz(
-    cases: int, seed: int, folder: Path, time_limit: float = 10.0, budget: float | None = None
+    cases: int,
+    seed: int,
+    folder: Path,
+    time_limit: float = 10.0,
+    budget: float | None = None,
+    compile_share: float = COMPILE_SHARE,
 ):
-    """Run up to ``cases`` mutants (fewer where ``budget`` seconds run out first);
-    return ``(count, failures)``, each failure ``(case number, mutant bytes, problems)``."""
+    """Run up to ``cases`` mutants (fewer where ``budget`` seconds run out first), a
+    ``compile_share`` of those whose example has a data file compiled against it, the
+    rest checked; return ``(count, compiled, failures)``: mutants run, how many of them
+    were compiled, and each failure as ``(case number, mutant bytes, problems)``."""
     import time
 
     programs = corpus()
@@ -217,18 +240,24 @@ def fuzz(
     rng = random.Random(seed)
     start = time.monotonic()
     failures = []
-    count = 0
+    count = compiled = 0
     for n in range(cases):
         if budget is not None and time.monotonic() - start > budget:
             break
         base = rng.randrange(len(texts))
         data = mutate(texts[base], rng, texts)
-        outcome = run_case(data, folder / f"case{n % 100}_{names[base]}", time_limit)
+        data_file = (EXAMPLES / names[base]).with_suffix(".json")
+        path = folder / f"case{n % 100}_{names[base]}"
+        if rng.random() < compile_share and data_file.exists():
+            outcome = run_case(data, path, time_limit * COMPILE_TIME_FACTOR, data_file)
+            compiled += 1
+        else:
+            outcome = run_case(data, path, time_limit)
         count += 1
         bad = problems(outcome)
         if bad:
             failures.append((n, data, bad))
-    return count, failures
+    return count, compiled, failures
 
 
 __all__ = ["Outcome", "corpus", "fuzz", "mutate", "problems", "run_case", "tokens"]

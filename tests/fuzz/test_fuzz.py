@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .mutate import Outcome, corpus, fuzz, mutate, problems, tokens
+from .mutate import EXAMPLES, Outcome, corpus, fuzz, mutate, problems, run_case, tokens
 
 #: seconds of fuzzing per suite run: enough for ~100 mutants, well under the 10 s budget
 BUDGET = 6.0
@@ -43,6 +43,29 @@ def test_problems_flags_a_misquoted_or_unescaped_source_line():
 
 
 def test_a_bounded_fuzz_run_finds_no_internal_error_or_hang(tmp_path):
-    count, failures = fuzz(10_000, seed=20240611, folder=tmp_path, time_limit=5.0, budget=BUDGET)
+    # an unmutated example compiles: the budget then measures mutants, not the one-time
+    # cost of JAX's first trace in this process (seconds when this test runs alone)
+    example = EXAMPLES / "eight_schools.fpl"
+    warm = run_case(example.read_bytes(), tmp_path / "warm.fpl", 60.0, example.with_suffix(".json"))
+    assert warm.code == 0, warm.stderr
+    count, compiled, failures = fuzz(
+        10_000, seed=20240611, folder=tmp_path, time_limit=5.0, budget=BUDGET
+    )
     assert count >= 10
+    assert compiled >= 1  # part of the budget lowers mutants against their data
     assert failures == [], [(n, bad) for n, _, bad in failures[:5]]
+
+
+def test_a_compiled_mutant_that_crashes_the_lowering_is_a_failure(tmp_path):
+    # the compile share reaches the transforms: before issue 11's fix, a zero-size
+    # bounded param was a ZeroDivisionError there (exit 3), which `check` never saw
+    model = b"data N: int\nparam mu ~ normal(0, 1)\nparam x: real<lower=0>[N]\n"
+    data = tmp_path / "d.json"
+    data.write_text('{"N": 0}')
+    outcome = run_case(model, tmp_path / "m.fpl", 30.0, data)
+    assert outcome.code == 0 and "lambda" in outcome.stdout, outcome.stderr
+    assert problems(outcome) == []
+    # and a binding error is located, not an internal one
+    data.write_text('{"N": -1}')
+    outcome = run_case(model, tmp_path / "m.fpl", 30.0, data)
+    assert outcome.code == 1 and problems(outcome) == [], outcome.stderr

@@ -196,6 +196,23 @@ def test_bad_output_is_a_usage_error_before_the_run(output, needle, tmp_path, mo
     assert "E0502" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["sample", "optimize"])
+@pytest.mark.parametrize(
+    "checkpoint,needle", [("no/such/folder/c.npz", "does not exist"), ("dir.npz", "it is a folder")]
+)
+def test_bad_checkpoint_is_a_usage_error_before_the_run(
+    command, checkpoint, needle, tmp_path, monkeypatch, capsys
+):
+    # a checkpoint path that cannot be written once failed after the whole run, losing it
+    _fail_if_run(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir.npz").mkdir()
+    argv = [command, str(ES), "--data", str(ES_DATA), "--checkpoint", checkpoint, "-o", "r.json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error[E0502]" in err and "--checkpoint" in err and needle in err, err
+
+
 @pytest.mark.parametrize("seed", ["-1", str(2**63), "1e3"])
 def test_bad_seeds_are_usage_errors(seed, monkeypatch, capsys):
     _fail_if_run(monkeypatch)
