@@ -477,10 +477,20 @@ def children(node: Node) -> list[Node]:
 
 def walk(node: Node) -> Iterator[Node]:
     """Every IR node under ``node``, itself included (iterative, pre-order).  A function
-    body is visited at every use of the function."""
+    instance (one ``Lambda`` object, shared by all its calls at the same argument types)
+    and its body are visited once per walk, at its first use: a walk is linear in the
+    size of the distinct code, not in the number of call paths (``f2(x) = f1(f1(x))``
+    ... ``f30`` would otherwise visit 2^29 bodies).  Every walker asks set-like
+    questions (which names, which nodes, any of a kind), which a second visit of the
+    same instance could not change."""
+    seen: set[int] = set()
     stack = [node]
     while stack:
         n = stack.pop()
+        if isinstance(n, Lambda):
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
         yield n
         stack.extend(reversed(children(n)))
 

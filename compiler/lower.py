@@ -19,7 +19,7 @@ from typing import Any, assert_never
 
 import numpy as np
 
-from fpl.compiler import ir, reporting, transforms
+from fpl.compiler import ir, lower_calls, reporting, transforms
 from fpl.dsl.diagnostics import error
 from fpl.stdlib.lazy import jax, jnp
 from fpl.stdlib.registry import Registry, registry
@@ -67,6 +67,8 @@ class Evaluator:
         self.rejected: dict[int, Any] = {}
         self.reject_nodes: dict[int, ir.Reject] = {}
         self.reject_code: str | None = None
+        #: user function instances wrapped for sharing, per run (``lower_calls``)
+        self.shared: dict[Any, Any] = {}
 
     def next_key(self):
         if self.rng_key is None:
@@ -79,6 +81,7 @@ class Evaluator:
         ev.solver_stats = self.solver_stats
         ev.probe = self.probe
         ev.reject_nodes, ev.reject_code = self.reject_nodes, self.reject_code
+        ev.shared = self.shared
         return ev
 
     # ---- reject ----
@@ -324,128 +327,15 @@ class Evaluator:
             )
         return self.draw(e.dist)
 
-    def callable(self, fn) -> Callable:
-        """A function value as a Python callable of JAX values returning ``(value,
-        (stats, probes))``: the solver results of the implicit nodes evaluated inside it
-        travel out as data (auxiliary outputs of ``vmap``, ``scan`` and the derivative
-        transforms), so that callers :meth:`absorb` them."""
-        if isinstance(fn, ir.Lambda):
-
-            def call(*args):
-                ev = self.child(dict(zip(fn.params, args)))
-                ev.solver_stats, ev.probes = {}, {}  # this call's own results, returned
-                if self.conditions:  # the call is reached where the caller is
-                    ev.conditions = [(self.reached(), True)]
-                for name, value in fn.lets:
-                    ev.env[name] = ev.expr(value)
-                    if isinstance(value, ir.Implicit):  # `name.residual` in the body
-                        st = ev.solver_stats[value.node_id]
-                        ev.env[f"{name}.residual"] = st["residual"]
-                        ev.env[f"{name}.iterations"] = st["iterations"]
-                return ev.expr(fn.result), (ev.solver_stats, ev.probes, ev.rejected)
-
-            return call
-        f = self.callable(fn.fn)
-        k = fn.argnum
-
-        def partial(a):
-            a = _float_at(a, k)
-            return lambda xk: f(*a[:k], xk, *a[k + 1 :]), a[k]
-
-        def jvp(*a):
-            g, x = partial(a[:-1])
-            _, out, aux = jax.jvp(g, (x,), (jnp.asarray(a[-1], x.dtype),), has_aux=True)
-            return out, aux
-
-        def vjp(*a):
-            g, x = partial(a[:-1])
-            out, pull, aux = jax.vjp(g, x, has_aux=True)
-            return pull(jnp.asarray(a[-1], out.dtype))[0], aux
-
-        kind: ir.DerivativeKind = fn.kind
-        match kind:
-            case "grad":
-                return lambda *a: jax.grad(f, argnums=k, has_aux=True)(*_float_at(a, k))
-            case "jacobian":
-                return lambda *a: jax.jacrev(f, argnums=k, has_aux=True)(*_float_at(a, k))
-            case "hessian":
-                return lambda *a: jax.hessian(f, argnums=k, has_aux=True)(*_float_at(a, k))
-            case "jvp":
-                return jvp
-            case "vjp":
-                return vjp
-            case _:
-                assert_never(kind)
+    def callable(self, fn: ir.FnValue) -> Callable:
+        """A function value as a Python callable (``fpl.compiler.lower_calls``)."""
+        return lower_calls.function_value(self, fn)
 
     def x_Apply(self, e: ir.Apply):
-        value, (stats, probes, rejected) = self.callable(e.fn)(*[self.expr(a) for a in e.args])
-        self.absorb(stats, probes, batched=False)
-        self.take_rejected(rejected, batched=False)
-        return value
+        return lower_calls.apply(self, e)
 
     def x_HigherOrder(self, e: ir.HigherOrder):
-        if e.kind == "ode":
-            return self.ode(e)
-        f = self.callable(e.fn)
-        args = [jnp.asarray(self.expr(a)) for a in e.args]
-        if e.kind == "map":
-            # one result per element: reduced here, so one report per evaluation however
-            # many elements (no per-element host callback)
-            value, (stats, probes, rejected) = jax.vmap(f)(*args)
-            self.absorb(stats, probes, batched=True)
-            self.take_rejected(rejected, batched=True)
-            return value
-        init, seqs = args[0], args[1:]
-        carry0 = jnp.broadcast_to(
-            jnp.asarray(init, jnp.result_type(float)),
-            tuple(e.fn.ty.shape) if all(isinstance(d, int) for d in e.fn.ty.shape) else init.shape,
-        )
-
-        def step(carry, xs):
-            out, aux = f(carry, *xs)
-            new = jnp.broadcast_to(jnp.asarray(out, carry.dtype), carry.shape)
-            return new, (new, aux)
-
-        last, (ys, (stats, probes, rejected)) = jax.lax.scan(step, carry0, tuple(seqs))
-        self.absorb(stats, probes, batched=True)
-        self.take_rejected(rejected, batched=True)
-        return ys if e.kind == "scan" else last
-
-    def ode(self, e: ir.HigherOrder):
-        """An ODE solve (fpl/stdlib/ode.py) as a solver node: its result NaN where the solve
-        failed, its stats (``iterations``: steps taken) recorded like an implicit node's.
-        The names the vector field reads from outside (params, data) become operands of
-        the solve, so it is differentiated with respect to them too.  Solver nodes inside
-        the vector field are not reported (a failure there is a NaN the solve fails on)."""
-        from fpl.compiler.implicit import node_stats
-        from fpl.stdlib.ode import integrate, times_in_order
-
-        y0, t0, ts, rel, absolute = (self.expr(a) for a in e.args[:5])
-        steps = self.static_int(e.args[5], "`max_num_steps`")
-        extra = [self.expr(a) for a in e.args[6:]]
-        if not any(isinstance(v, jax.core.Tracer) for v in (t0, ts)):
-            if not times_in_order(np.asarray(t0), np.asarray(ts), np):
-                raise error("E0202", "the times must have t0 < ts[1] <= ts[2] <= ...", e.span)
-        free = {x.name for x in ir.walk(e.fn) if isinstance(x, ir.Ref) and x.kind != "arg"}
-        closure = {k: v for k, v in self.env.items() if k in free and isinstance(v, jax.Array)}
-
-        def field(t, y, operands):
-            args, values = operands
-            return self.child(values).callable(e.fn)(t, y, *args)[0]
-
-        ys, taken, code = integrate(
-            e.solver,
-            field,
-            y0,
-            t0,
-            ts,
-            (tuple(extra), closure),
-            rel_tol=rel,
-            abs_tol=absolute,
-            max_num_steps=steps,
-        )
-        self.absorb({e.node_id: node_stats(0.0, taken, code == 0, code)}, {}, batched=False)
-        return ys
+        return lower_calls.higher_order(self, e)
 
     def x_Implicit(self, e: ir.Implicit):
         from fpl.compiler.implicit import lower_implicit
@@ -463,12 +353,6 @@ def _shown(value) -> str:
     if arr.ndim == 0:
         return f"{arr.item():g}" if arr.dtype.kind == "f" else str(arr.item())
     return np.array2string(arr, precision=6, threshold=20, separator=", ")
-
-
-def _float_at(args, k):
-    args = list(args)
-    args[k] = jnp.asarray(args[k], dtype=jnp.result_type(float))
-    return args
 
 
 def run(
@@ -587,7 +471,7 @@ def derive(
     evaluated first, not returned) and the derivations before it.  Pure: called once at
     bind time on the data's arrays, or inside a trace on data passed as operands."""
     ev = Evaluator(reg or registry(), dict(env))
-    ev.reject_code = "E0304"  # data-only values: a `reject` reached rejects the data
+    ev.reject_code = reporting.REJECT_CODE  # data-only values: a `reject` reached is an error
     for name, value in constants:
         ev.env[name] = ev.expr(value)
     out: dict[str, Any] = {}
@@ -609,9 +493,7 @@ def from_constrained(values: dict[str, Any], jacobian: bool = False) -> ParamSou
         valid = transforms.in_support(kind, x, lower, upper)
         if not jacobian or kind == "real":
             return x, 0.0, valid
-        t = transforms.bijection(kind, lower, upper)
-        u = t.inv(x)
-        return x, jnp.sum(t.log_abs_det_jacobian(u, x)), valid
+        return x, transforms.log_jacobian_at(kind, x, lower, upper), valid
 
     return source
 
@@ -625,6 +507,6 @@ def from_unconstrained(values: dict[str, Any], jacobian: bool = True) -> ParamSo
         if kind == "real":
             return u, 0.0, True
         x, log_jac = transforms.constrain(kind, u, lower, upper)
-        return x, (log_jac if jacobian else 0.0), True
+        return x, (log_jac if jacobian else 0.0), transforms.bounds_ordered(kind, lower, upper)
 
     return source

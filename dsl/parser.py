@@ -1,21 +1,22 @@
-"""Text -> AST.  A LALR lark parser with an inline transformer (no recursion over
-the parse tree, so deeply nested programs cannot overflow the stack here)."""
+"""Text -> AST.  A LALR lark parser, then the tree's callbacks applied bottom-up
+without recursion (so deeply nested programs cannot overflow the stack here)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from fpl.dsl import ast, stan_habits
@@ -93,12 +94,11 @@ def _span(source: Source, meta_or_tok: Any) -> Span:
     return Span(source, m.line, m.column, m.end_line, max(m.column, m.end_column - 1))
 
 
-@v_args(meta=True, inline=True)
-class _Build(Transformer):
-    """Parse-tree callbacks -> AST nodes (run during parsing)."""
+class _Build:
+    """Parse-tree callbacks -> AST nodes: one method per rule, called by :func:`_build`
+    with the rule's ``meta`` (positions) and its children's values."""
 
     def __init__(self, source: Source):
-        super().__init__()
         self.source = source
 
     def sp(self, meta) -> Span:
@@ -450,6 +450,43 @@ def _save_tables(parser: lark.Lark, path: Path) -> None:
             os.unlink(tmp)
 
 
+@functools.cache
+def _callback(rule: str) -> Callable[..., Any] | None:
+    """``_Build``'s callback for ``rule`` (None: none defined).  (lark's
+    ``Transformer`` with ``v_args`` re-wraps a method at every call, each
+    ``self.sp(...)`` included: ``functools.update_wrapper`` per node was a third of the
+    AST build's time on a long program.)"""
+    method = _Build.__dict__.get(rule)
+    return method if callable(method) and not rule.startswith("_") else None
+
+
+def _build(source: Source, tree: lark.Tree) -> ast.Program:
+    """The AST of a parse tree: ``_Build``'s callbacks applied bottom-up, iteratively
+    (what ``Transformer.transform`` does, without its recursion and per-call
+    wrapping).  Each rule's children are tokens, ``None`` placeholders or the values of
+    the rule's subtrees, in order; a rule without a callback stays a ``Tree``."""
+    builder = _Build(source)
+    values: list[Any] = []
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        node, ready = stack.pop()
+        if not isinstance(node, lark.Tree):
+            values.append(node)
+        elif not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.children))
+        else:
+            count = len(node.children)
+            children = values[len(values) - count :] if count else []
+            del values[len(values) - count :]
+            callback = _callback(str(node.data))
+            if callback is None:
+                values.append(lark.Tree(node.data, children, node.meta))
+            else:
+                values.append(callback(builder, node.meta, *children))
+    return values[0]
+
+
 def _check_depth(source: Source, tree: lark.Tree) -> None:
     """Reject over-deep trees before any recursive pass sees them (iteratively)."""
     stack = [(tree, 1)]
@@ -586,6 +623,23 @@ _KEYWORDS = {
 _RESERVED = _KEYWORDS - _SOFT
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a parse allocates its tree and AST,
+    then as it was.  Parsing makes millions of objects and no cycles; each full
+    collection rescans every live object, so on long programs the collector's passes
+    made the parse quadratic (20k lines: 20.8 s of CPU with it, 12.7 s without;
+    ``benchmarks/check_scaling.py``).  Only the collector's timing changes, for the
+    duration of the parse; reference counting frees as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse(text: str, name: str = "<string>") -> ast.Program:
     """Parse FPL source text into a :class:`~fpl.dsl.ast.Program`.
 
@@ -593,7 +647,8 @@ def parse(text: str, name: str = "<string>") -> ast.Program:
     """
     source = Source(text if text.endswith("\n") else text + "\n", name)
     try:
-        tree = _lark().parse(source.text)
+        with collector_paused():
+            tree = _lark().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
     except TooDeepError as exc:
@@ -601,7 +656,8 @@ def parse(text: str, name: str = "<string>") -> ast.Program:
         raise _too_deep(Span(source, line, col, line, col)) from None
     _check_depth(source, tree)
     try:
-        return _Build(source).transform(tree)
+        with collector_paused():
+            return _build(source, tree)
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
     except lark.exceptions.VisitError as exc:  # an FplError raised inside a callback

@@ -53,9 +53,9 @@ def test_check_does_not_import_jax(tmp_path):
 # machinery are the compiler's own business.
 COMPILER_INTERNALS = re.compile(
     r"^\s*(from|import)\s+fpl\.compiler\."
-    r"(lower|passes|transforms|implicit|implicit_derivatives|implicit_stats|binding)\b"
+    r"(lower|lower_calls|passes|transforms|implicit|implicit_derivatives|implicit_stats|binding)\b"
     r"|^\s*from\s+fpl\.compiler\s+import\s+.*"
-    r"\b(lower|transforms|implicit|implicit_derivatives|implicit_stats|binding)\b"
+    r"\b(lower|lower_calls|transforms|implicit|implicit_derivatives|implicit_stats|binding)\b"
     r"|\bEvaluator\("
 )
 
@@ -81,6 +81,7 @@ def test_the_internals_rule_catches_a_violation():
         "from fpl.compiler.implicit_derivatives import make_attach",
         "from fpl.compiler.implicit_stats import reduce_stats",
         "from fpl.compiler.passes.expressions import op",
+        "from fpl.compiler.lower_calls import inlined",
     ):
         assert COMPILER_INTERNALS.search(line), line
     for line in (

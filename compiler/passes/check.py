@@ -166,7 +166,10 @@ def check(
     prog: ast.Program, sizes: dict[str, int] | None = None, name: str = "model"
 ) -> ir.Program:
     """Resolve names and check types and shapes; ``sizes`` are the data integers."""
-    return Checker(registry(), sizes).program(prog, name)
+    from fpl.dsl.parser import collector_paused  # (long programs: see its docstring)
+
+    with collector_paused():
+        return Checker(registry(), sizes).program(prog, name)
 
 
 __all__ = ["CALL_DEPTH", "CHECK_DEPTH", "Checker", "Scope", "Symbol", "check"]
