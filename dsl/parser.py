@@ -62,24 +62,94 @@ class TooDeepError(Exception):
         self.token = token
 
 
+#: binary operators by precedence level, a higher level binding tighter (grammar.lark:
+#: ``||`` < ``&&`` < comparisons < ``+ -`` < ``* / % @ .* ./`` < prefix ``- + !`` < ``^``)
+_LEVEL = {"||": 1, "&&": 2, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "@": 5, ".*": 5, "./": 5}
+_COMPARISON, _PREFIX, _POWER = 3, 6, 7
+_COMPARISONS = frozenset(("==", "!=", "<", "<=", ">", ">="))
+#: tokens that can end an operand: a ``-`` or ``+`` after one is binary, else prefix
+_OPERAND_END = frozenset(("NAME", "INT", "FLOAT", "STRING", "RPAR", "RSQB", "QUOTE"))
+
+
+class ChainDepth:
+    """A lower bound on the expression's depth, counted token by token, so that an
+    operator chain too deep for ``MAX_DEPTH`` (``1 + 1 + ...``, 170k terms) is refused
+    at its 251st operator instead of after parsing all of it (which took 28 s).
+
+    Per bracket group, one counter per precedence level: an operator of level p adds
+    one to counter p and zeroes the counters of the levels above p; any other token
+    but an operand, ``.`` and ``'`` (``=``, ``,``, ``?``, ``:``, keywords, braces, a
+    statement's newline) zeroes them all.  Invariant (sound, not complete): operators
+    of level p with no operator of a lower level, no bracket boundary and no other
+    token between them are one chain of the grammar (left-nested for ``+``, ``*``,
+    ``||``, ``&&``; nested for prefix operators; right-nested for ``^``), so the tree
+    is at least counter-p levels deep; ``_check_depth`` stays the exact check."""
+
+    def __init__(self):
+        self.frames = [[0] * 8]
+
+    def open(self):
+        self.frames.append([0] * 8)
+
+    def close(self):
+        if len(self.frames) > 1:
+            self.frames.pop()
+
+    def reset(self, above: int = 0):
+        counters = self.frames[-1]
+        counters[above + 1 :] = [0] * (len(counters) - above - 1)
+
+    def step(self, tok, previous) -> None:
+        """Count ``tok`` (``previous``: the token before it); TooDeepError past the limit."""
+        text = str(tok)
+        if tok.type in ("NAME", "INT", "FLOAT", "STRING", "QUOTE", "DOT") and (
+            text not in _KEYWORDS
+        ):
+            return
+        binary = previous is not None and previous.type in _OPERAND_END
+        if text in ("-", "+") and not binary or text == "!":
+            level = _PREFIX
+        elif text == "^":
+            level = _POWER
+        elif text in _LEVEL:
+            level = _LEVEL[text]
+        elif text in _COMPARISONS:
+            self.reset(_COMPARISON)
+            return
+        else:
+            self.reset()
+            return
+        self.reset(level)
+        counters = self.frames[-1]
+        counters[level] += 1
+        if counters[level] > MAX_DEPTH:
+            raise TooDeepError(tok)
+
+
 class NewlineFilter:
     """Drop newline tokens inside parentheses and brackets, and after an operator that
-    cannot end a statement (implicit line joining)."""
+    cannot end a statement (implicit line joining); refuse brackets nested, and
+    operator chains (``ChainDepth``), deeper than ``MAX_DEPTH`` while lexing."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
         previous = None
+        chains = ChainDepth()
         for tok in stream:
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
                 if depth > MAX_DEPTH:  # refused while parsing, not after
                     raise TooDeepError(tok)
+                chains.open()
             elif tok.type in ("RPAR", "RSQB"):
                 depth = max(0, depth - 1)
+                chains.close()
             elif tok.type == "_NL" and (depth > 0 or str(previous) in CONTINUING):
                 continue
+            else:
+                chains.step(tok, previous)
             previous = tok
             yield tok
 

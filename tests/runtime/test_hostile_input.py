@@ -285,6 +285,25 @@ def test_brackets_past_the_limit_are_refused_while_parsing(tmp_path, capsys):
     )  # the 401st `(`, counting normal('s
 
 
+@pytest.mark.parametrize("op", ["+", "*", "||", "^", "-"])
+def test_operator_chains_past_the_limit_are_refused_while_lexing(op, monkeypatch):
+    """A 170k-term ``1 + 1 + ...`` line was parsed in full (28 s) before the depth check
+    refused it: the lexer's chain counter refuses it at the operator past MAX_DEPTH. The
+    exact check after the parse is disabled here, so only the lexer can refuse."""
+    from fpl.dsl import parser
+    from fpl.dsl.parser import MAX_DEPTH
+
+    parsed = []
+    monkeypatch.setattr(parser, "_check_depth", lambda *a: parsed.append(True))
+    src = "param a: real\nlet y = " + f" {op} ".join(["1"] * (MAX_DEPTH + 2)) + "\n"
+    with pytest.raises(FplError) as exc:
+        parser.parse(src)
+    assert exc.value.code == "E0107" and not parsed
+    # at the limit the lexer refuses nothing (its count is a lower bound): the parse runs
+    parser.parse("param a: real\nlet y = " + f" {op} ".join(["1"] * MAX_DEPTH) + "\n")
+    assert parsed
+
+
 # ---- hangs -------------------------------------------------------------------------------
 
 
