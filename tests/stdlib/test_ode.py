@@ -25,7 +25,7 @@ import fpl
 from fpl.compiler import reporting
 from fpl.compiler.printer import format_program
 from fpl.dsl.diagnostics import FplError
-from fpl.stdlib import ode
+from fpl.stdlib import ode, ode_solve
 from fpl.stdlib.solvers import Result
 
 # ---- the systems and their forward sensitivity equations (the independent route) -----
@@ -173,6 +173,60 @@ def test_robertson_stiff_with_bdf():
     want_grad = np.einsum("n,tnp->p", scale, sens)
     np.testing.assert_allclose(np.asarray(grad) * k, want_grad * k, rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(tangent, want_grad @ np.asarray(direction), rtol=1e-4)
+
+
+@pytest.mark.slow  # two compiles of a gradient and a Hessian-vector product (~20 s each)
+@pytest.mark.parametrize("route", ["coupled", "loop"])
+def test_sensitivity_routes_in_every_input(route, monkeypatch):
+    """Both sensitivity routes (fpl.stdlib.ode_solve.ROUTES: the coupled system, forward
+    mode through the loop) on Lotka-Volterra, differentiating with respect to the rates,
+    y0, t0 and ts at once: the gradient against SciPy's sensitivity equations (rates,
+    y0) and central differences (the times), the Hessian-vector product (forward over
+    reverse) against central differences of the gradient."""
+    monkeypatch.setitem(ode_solve.ROUTES, "rk45", route)
+    weights = jnp.asarray(np.random.default_rng(1).normal(size=(len(LV_TS), 2)))
+
+    def objective(p, t0, ts):
+        ys, _, code = ode.integrate(
+            "rk45", lotka_volterra, p[4:], t0, ts, p[:4], rel_tol=1e-10, abs_tol=1e-10
+        )
+        return jnp.sum(weights * ys)
+
+    p = jnp.concatenate([jnp.asarray(LV_THETA), jnp.asarray(LV_Y0)])
+    ts = jnp.asarray(LV_TS)
+    gradient = jax.jit(jax.grad(objective, argnums=(0, 1, 2)))
+    v = jnp.asarray([0.01, 0.0005, -0.01, 0.0002, 0.5, -0.2])
+
+    @jax.jit
+    def hvp(p):  # d/de of the gradient at p + e v: forward over reverse
+        return jax.jvp(lambda q: jax.grad(objective)(q, 0.0, ts), (p,), (v,))[1]
+
+    dp, dt0, dts = gradient(p, 0.0, ts)
+    _, sens = lotka_volterra_sensitivities(LV_THETA, LV_Y0, LV_TS)
+    np.testing.assert_allclose(dp, np.einsum("tn,tnp->p", weights, sens), rtol=1e-5)
+    # the times by central differences of the solution at rel 1e-10 (h = 1e-4: truncation
+    # error ~h^2 |y'''| ~ 1e-7 relative, above the solver noise ~1e-10 / h = 1e-6 of a
+    # difference quotient; 1e-4 relative allows both)
+    value = jax.jit(objective)
+    h = 1e-4
+    want_t0 = (value(p, h, ts) - value(p, -h, ts)) / (2 * h)
+    assert float(dt0) == pytest.approx(float(want_t0), rel=1e-4)
+    for i in (0, 3, len(LV_TS) - 1):
+        e = jnp.zeros_like(ts).at[i].set(h)
+        want = (value(p, 0.0, ts + e) - value(p, 0.0, ts - e)) / (2 * h)
+        assert float(dts[i]) == pytest.approx(float(want), rel=1e-4, abs=1e-6)
+    # the Hessian along v against central differences of the gradient (step 1e-4 along v:
+    # the same truncation/noise balance)
+    want_hv = (gradient(p + h * v, 0.0, ts)[0] - gradient(p - h * v, 0.0, ts)[0]) / (2 * h)
+    np.testing.assert_allclose(hvp(p), want_hv, rtol=1e-4, atol=1e-4 * np.abs(want_hv).max())
+
+
+def test_unread_operands_add_no_sensitivities():
+    """An operand the vector field never reads (a closure name a local shadows) is left
+    out of the sensitivity system; one it reads, and y0, t0, ts, are kept."""
+    leaves, tree = jax.tree.flatten((jnp.ones(2), jnp.asarray(0.0), jnp.ones(3), (1.0, 2.0)))
+    problem = ode_solve._Problem("rk45", lambda t, y, a: -a[0] * y, 1, tree, (True,) * 5)
+    assert ode_solve._read_leaves(problem, leaves, []) == (True, True, True, True, False)
 
 
 # ---- the forms --------------------------------------------------------------------------
