@@ -305,6 +305,12 @@ def _low_rank(a: Adaptation, dx, dg, sigma, previous, n):
     order = jnp.argsort(-jnp.abs(jnp.log(vals)))[:k]  # the k most informative
     lam, u = vals[order], q @ vecs[:, order]
     lam = jnp.where((lam > 1.0 / a.cutoff) & (lam < a.cutoff), 1.0, lam)
+    # a buffer of fewer than k rows spans fewer than k directions: the rest are padded
+    # with eigenvalue 1 (no correction), keeping the metric's shapes static
+    missing = k - lam.shape[0]
+    if missing > 0:
+        lam = jnp.concatenate([lam, jnp.ones(missing, lam.dtype)])
+        u = jnp.concatenate([u, jnp.zeros((d, missing), u.dtype)], axis=1)
     ok = (n >= 3) & jnp.all(jnp.isfinite(lam)) & jnp.all(lam > 0) & jnp.all(jnp.isfinite(u))
     return LowRankInverseMassMatrix(
         sigma,

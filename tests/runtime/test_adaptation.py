@@ -161,3 +161,21 @@ def test_update_fills_the_ring_and_switches():
     assert int(state.count) == 4 and int(state.first) == 4
     last = ad.update(a, state, ad.FAST, True, jnp.zeros(2), jnp.zeros(2), 0.9)
     assert float(last.step_size) == pytest.approx(float(jnp.exp(last.averaging.log_step_size_avg)))
+
+
+def test_a_buffer_shorter_than_the_rank_keeps_the_metric_shape():
+    """A short warmup gives a buffer of fewer rows than the rank (here 3 rows, rank 10 of
+    12): the draws span only 3 directions, and the rest are padded with eigenvalue 1 (no
+    correction) instead of the metric changing shape (a crash inside the compiled warmup
+    with `warmup=10`). The estimate is a valid SPD metric."""
+    d = 12
+    cov = np.diag(np.linspace(0.5, 4.0, d))
+    x, g = _gaussian(cov, 3)
+    est = _estimate("low_rank", x, g)
+    assert est.U.shape == (d, 10) and est.lam.shape == (10,)
+    lam = np.asarray(est.lam)
+    assert np.all(lam > 0) and np.sum(lam != 1.0) <= 2 * 3
+    u = np.asarray(est.U)
+    s = np.asarray(est.sigma)
+    metric = np.diag(s) @ (np.eye(d) + u @ np.diag(lam - 1) @ u.T) @ np.diag(s)
+    assert np.all(np.linalg.eigvalsh(metric) > 0)
