@@ -387,6 +387,7 @@ def ode(ev: Evaluator, e: ir.HigherOrder):
         if not times_in_order(np.asarray(t0), np.asarray(ts), np):
             raise error("E0202", "the times must have t0 < ts[1] <= ts[2] <= ...", e.span)
     free = {x.name for x in ir.walk(e.fn) if isinstance(x, ir.Ref) and x.kind != "arg"}
+    free -= {name for name, _ in e.fn.lets}  # the field's own lets shadow outer names
     closure = {k: v for k, v in ev.env.items() if k in free and isinstance(v, jax.Array)}
 
     def vector_field(t, y, operands):
