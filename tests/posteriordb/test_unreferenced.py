@@ -48,7 +48,7 @@ def _hmm_reference(values, y) -> float:
     return float(special.logsumexp(logalpha))
 
 
-def _check_density(
+def check_density(
     cm,
     reference,
     n_points: int = 2,
@@ -56,11 +56,13 @@ def _check_density(
     center=None,
     spread: float = 0.5,
     coordinates: tuple[int, ...] = (),
+    n_random: int = 6,
 ) -> None:
     """The log density (no Jacobian) against ``reference`` (a function of the constrained
     values by name) at ``n_points`` points ``center + spread z`` (unconstrained, z standard
-    normal; center 0 unless given), and its gradient against central differences in six
-    random coordinates and those listed in ``coordinates``."""
+    normal; center 0 unless given), and its gradient against central differences in
+    ``n_random`` random coordinates and those listed in ``coordinates`` (also used by
+    test_unreferenced_irt_spatial.py)."""
     with jax.enable_x64(True):
 
         @jax.jit
@@ -76,12 +78,12 @@ def _check_density(
             # float64 both ways, sums of a few thousand terms in different orders
             assert float(plain) == pytest.approx(reference(values), rel=1e-10)
             h = 1e-6
-            for i in [*rng.choice(n, size=min(n, 6), replace=False), *coordinates]:
+            for i in [*rng.choice(n, size=min(n, n_random), replace=False), *coordinates]:
                 e = np.zeros(n)
                 e[i] = h
                 fd = (float(evaluate(theta + e)[1]) - float(evaluate(theta - e)[1])) / (2 * h)
                 # central differences: error O(h^2) + O(eps |lp| / h) ~ 1e-7 at |lp| ~ 1e3
-                assert float(grad[i]) == pytest.approx(fd, rel=1e-5, abs=1e-5)
+                assert float(grad[i]) == pytest.approx(fd, rel=1e-5, abs=1e-5), i
 
 
 def test_gaussian_hmm_with_k_from_the_data():
@@ -91,7 +93,7 @@ def test_gaussian_hmm_with_k_from_the_data():
     cm = model.bind(data)
     K = data["K"]
     assert cm.param_shapes == {"pi1": (K,), "A": (K, K), "mu": (K,), "sigma": (K,)}
-    _check_density(cm, lambda v: _hmm_reference(v, np.asarray(data["y"])))
+    check_density(cm, lambda v: _hmm_reference(v, np.asarray(data["y"])))
 
 
 def _lda_data(rng, M=30, V=12, per_doc=60):
@@ -132,7 +134,7 @@ def test_lda_log_density_and_gradient():
     _, _, data = _lda_data(np.random.default_rng(1), M=4, V=6, per_doc=10)
     cm = fpl.load(HERE / "ldaK5.fpl").bind(data)
     assert cm.param_shapes == {"theta": (4, 5), "phi": (5, 6)}
-    _check_density(cm, lambda v: _lda_reference(v, data), n_points=1)
+    check_density(cm, lambda v: _lda_reference(v, data), n_points=1)
 
 
 @pytest.mark.slow
@@ -206,7 +208,7 @@ def test_kronecker_gp_matches_the_dense_covariance():
     # the derivatives in L (through eigenvectors_sym(Lambda)) and sigma1 (the last
     # coordinate); those in var1 and bw1 are the known failure below
     n = cm.param_unc_num()
-    _check_density(cm, lambda v: _kronecker_gp_reference(v, data), coordinates=(n - 1,))
+    check_density(cm, lambda v: _kronecker_gp_reference(v, data), coordinates=(n - 1,))
 
 
 @pytest.mark.xfail(
@@ -251,14 +253,14 @@ def test_wells_dist100_glm_and_wells_dist_without_it():
     y, dist = np.asarray(data["switched"]), np.asarray(data["dist"])
     glm = fpl.load(HERE / "wells_data-wells_dist100_model.fpl").bind(data)
     assert glm.param_shapes == {"alpha": (), "beta": (1,)}
-    _check_density(
+    check_density(
         glm,
         lambda v: _bernoulli_logit_loglik(v["alpha"] + v["beta"][0] * dist / 100, y),
         n_points=2,
     )
     plain = fpl.load(HERE / "wells_data-wells_dist.fpl").bind(data)
     assert plain.param_shapes == {"beta": (2,)}
-    _check_density(
+    check_density(
         plain,
         lambda v: _bernoulli_logit_loglik(v["beta"][0] + v["beta"][1] * dist, y),
         n_points=2,
@@ -270,7 +272,7 @@ def test_nes_logit_glm():
     y, income = np.asarray(data["vote"]), np.asarray(data["income"])
     cm = fpl.load(HERE / "nes_logit_data-nes_logit_model.fpl").bind(data)
     assert cm.param_shapes == {"alpha": (), "beta": (1,)}
-    _check_density(cm, lambda v: _bernoulli_logit_loglik(v["alpha"] + v["beta"][0] * income, y))
+    check_density(cm, lambda v: _bernoulli_logit_loglik(v["alpha"] + v["beta"][0] * income, y))
 
 
 def _logistic_posterior_moments(X, y, half_width: float = 8.0, points: int = 161):
@@ -370,7 +372,7 @@ def test_regularised_horseshoe_with_bernoulli_logit_glm():
     cm = fpl.load(HERE / "logistic_regression_rhs.fpl").bind(data)
     d = data["d"]
     assert cm.param_shapes == {"beta0": (), "z": (d,), "tau": (), "lambda": (d,), "caux": ()}
-    _check_density(cm, lambda v: _rhs_reference(v, data))
+    check_density(cm, lambda v: _rhs_reference(v, data))
     with jax.enable_x64(True):
         theta = 0.5 * np.random.default_rng(6).normal(size=cm.param_unc_num())
         values = cm.generate(theta, jax.random.key(0))
@@ -440,7 +442,7 @@ def test_mcycle_accel_gp_log_density():
         center = np.asarray(cm.param_unconstrain(means))
     # spread 0.1: 0.5 on all 66 coordinates moves log sigma by several units at some
     # times, and there |lp| ~ 1e11 leaves central differences exact to eps |lp| / h ~ 10
-    _check_density(cm, lambda v: _accel_gp_reference(v, data), center=center, spread=0.1)
+    check_density(cm, lambda v: _accel_gp_reference(v, data), center=center, spread=0.1)
 
 
 def _accel_splines_reference(v, data) -> float:
@@ -464,4 +466,4 @@ def test_mcycle_accel_splines_log_density():
     data = json.loads((HERE / "mcycle_splines.json").read_text())
     cm = fpl.load(HERE / "mcycle_splines-accel_splines.fpl").bind(data)
     assert cm.param_shapes["zs_1_1"] == (data["knots_1"],)
-    _check_density(cm, lambda v: _accel_splines_reference(v, data))
+    check_density(cm, lambda v: _accel_splines_reference(v, data))

@@ -34,41 +34,13 @@ from scipy import sparse, special, stats
 
 import fpl
 
+from .test_unreferenced import check_density
+
 HERE = Path(__file__).parent / "unreferenced"
 
 
 def _data(name: str) -> dict:
     return json.loads((HERE / f"{name}.json").read_text())
-
-
-def _check_density(cm, reference, *, center=None, spread=0.5, n_points=2, seed=0) -> None:
-    """The log density without the Jacobian against ``reference`` (a function of the
-    constrained values by name) at ``n_points`` points ``center + spread z`` of the
-    unconstrained space (z standard normal), and the gradient of the log density with
-    the Jacobian against central differences in eight random coordinates."""
-    with jax.enable_x64(True):
-
-        @jax.jit
-        def evaluate(theta):
-            value, grad = jax.value_and_grad(lambda t: cm.log_density(t))(theta)
-            return cm.log_density(theta, jacobian=False), value, grad, cm.constrain(theta)
-
-        rng = np.random.default_rng(seed)
-        n = cm.param_unc_num()
-        for _ in range(n_points):
-            theta = (0 if center is None else center) + spread * rng.normal(size=n)
-            plain, _, grad, values = evaluate(theta)
-            # float64 on both sides; sums of up to ~20000 terms of size ~1 taken in
-            # different orders differ by ~ sqrt(terms) eps |lp| ~ 1e-14 relative
-            assert float(plain) == pytest.approx(reference(values), rel=1e-10)
-            h = 1e-6
-            for i in rng.choice(n, size=min(n, 8), replace=False):
-                e = np.zeros(n)
-                e[i] = h
-                fd = (float(evaluate(theta + e)[1]) - float(evaluate(theta - e)[1])) / (2 * h)
-                # central differences: truncation O(h^2 f''') plus rounding
-                # eps |lp| / h ~ 1e-16 * 1e4 / 1e-6 ~ 1e-6 at the |lp| of these points
-                assert float(grad[i]) == pytest.approx(fd, rel=1e-5, abs=1e-5), i
 
 
 def _bernoulli_logit_logpmf(y, eta) -> float:
@@ -112,7 +84,7 @@ def test_irt_2pl_density_on_the_posteriordb_data():
     }
     # posteriordb's dimensions for this posterior
     assert cm.param_unc_num() == 1 + 100 + 1 + 20 + 1 + 1 + 20
-    _check_density(cm, lambda v: _irt_2pl_reference(v, np.asarray(data["y"])))
+    check_density(cm, lambda v: _irt_2pl_reference(v, np.asarray(data["y"])), n_random=8)
 
 
 def _irt_2pl_simulated(rng, I=20, J=100) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -197,7 +169,7 @@ def test_hier_2pl_density_on_the_posteriordb_data():
         "tau": (2,),
         "L_Omega": (2, 2),
     }
-    _check_density(cm, lambda v: _hier_2pl_reference(v, data))
+    check_density(cm, lambda v: _hier_2pl_reference(v, data), n_random=8)
     with jax.enable_x64(True):
         theta = 0.5 * np.random.default_rng(1).normal(size=cm.param_unc_num())
         values = jax.jit(cm.generate)(theta, jax.random.key(0))  # one compilation
@@ -257,7 +229,7 @@ def test_latent_regression_2pl_density_on_the_posteriordb_data():
         "theta": (J,),
         "lambda_adj": (K,),
     }
-    _check_density(cm, lambda v: _latent_reg_reference(v, data))
+    check_density(cm, lambda v: _latent_reg_reference(v, data), n_random=8)
     with jax.enable_x64(True):
         theta = 0.5 * np.random.default_rng(2).normal(size=cm.param_unc_num())
         values = jax.jit(cm.generate)(theta, jax.random.key(0))  # one compilation
@@ -318,4 +290,4 @@ def test_bym2_density_on_the_posteriordb_data():
     # sqrt(N) times it
     center = np.zeros(cm.param_unc_num())
     center[0] = np.log(np.sum(data["y"]) / np.sum(data["E"]))
-    _check_density(cm, lambda v: _bym2_reference(v, data, Q), center=center, spread=0.1)
+    check_density(cm, lambda v: _bym2_reference(v, data, Q), center=center, spread=0.1, n_random=8)

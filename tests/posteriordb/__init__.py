@@ -1,0 +1,1 @@
+"""posteriordb translations: against reference posteriors, and ports without references."""
