@@ -20,6 +20,14 @@ of the draws so that both sides can be checked to give the same numbers.
 
 CPU seconds are the figure to compare on a loaded machine; wall seconds are what a user
 waits on an idle one.
+
+``--methods`` instead measures the first call of ``CompiledModel``'s
+``log_density_gradient``, ``log_density_hessian`` and
+``log_density_hessian_vector_product`` (BridgeStan-style use from Python), each in a fresh
+process with an empty cache: ``eager`` (the function run op by op, as the methods were
+before they were compiled: every primitive compiled on its own) against ``compiled`` (the
+methods: one program each), on the model and its data (``--data``; default the model's
+``.json``), with the value both give (they must agree).
 """
 
 # ruff: noqa: E501 (the child program is kept as one readable block)
@@ -67,6 +75,59 @@ print(json.dumps({
 }))
 """
 
+METHODS_CHILD = r"""
+import json, sys, time
+import jax, numpy as np
+import fpl
+jax.config.update("jax_enable_x64", True)
+model_path, data_path, method, mode = sys.argv[1:5]
+cm = fpl.load(model_path).bind(json.load(open(data_path)))
+theta = np.linspace(-0.5, 0.5, cm.param_unc_num())
+f = lambda t: cm.evaluate(t).log_density
+eager = {"gradient": lambda: jax.value_and_grad(f)(theta),
+         "hessian": lambda: jax.jacfwd(jax.grad(f))(theta),
+         "hvp": lambda: jax.jvp(jax.grad(f), (theta,), (theta,))[1]}
+compiled = {"gradient": lambda: cm.log_density_gradient(theta)[1],
+            "hessian": lambda: cm.log_density_hessian(theta)[2],
+            "hvp": lambda: cm.log_density_hessian_vector_product(theta, theta)[1]}
+call = (eager if mode == "eager" else compiled)[method]
+w0, c0 = time.perf_counter(), time.process_time()
+value = jax.block_until_ready(call())
+w1, c1 = time.perf_counter(), time.process_time()
+jax.block_until_ready(call())
+w2, c2 = time.perf_counter(), time.process_time()
+value = np.asarray(value[1] if method == "gradient" and mode == "eager" else value)
+print(json.dumps({"first_wall": w1 - w0, "first_cpu": c1 - c0, "second_wall": w2 - w1,
+                  "second_cpu": c2 - c1, "sum": float(np.sum(value)), "n": int(theta.size)}))
+"""
+
+
+def methods(model: Path, data: Path, repeats: int) -> dict:
+    """First-call seconds of the gradient, Hessian and HVP, eager and compiled."""
+    out: dict[str, dict[str, list]] = {}
+    for method in ("gradient", "hessian", "hvp"):
+        for mode in ("eager", "compiled"):
+            for _ in range(repeats):
+                with tempfile.TemporaryDirectory() as cache:
+                    env = {**os.environ, "FPL_CACHE_DIR": cache}
+                    done = subprocess.run(
+                        [sys.executable, "-c", METHODS_CHILD, str(model), str(data), method, mode],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                out.setdefault(method, {}).setdefault(mode, []).append(row)
+                print(
+                    f"{model.stem:30s} {method:9s} {mode:9s} first call cpu {row['first_cpu']:6.2f}s "
+                    f"wall {row['first_wall']:6.2f}s | second {row['second_wall'] * 1e3:7.2f} ms "
+                    f"(sum {row['sum']:.12g}, n {row['n']})",
+                    flush=True,
+                )
+    return out
+
+
 SIDES = {"new emitters": {"FPL_XLA_DEFAULTS": "off"}, "old emitters": {}}
 
 
@@ -86,11 +147,24 @@ def run_once(model: Path, data: Path, env: dict[str, str]) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "examples" / "eight_schools.fpl"))
+    parser.add_argument("--data", default=None, help="the data (default: the model's .json)")
+    parser.add_argument("--methods", action="store_true", help="time the compiled methods")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile_time.json"))
     a = parser.parse_args(argv)
     model = Path(a.model)
-    data = model.with_suffix(".json")
+    data = Path(a.data) if a.data else model.with_suffix(".json")
+    if a.methods:
+        result = {
+            "machine": platform.platform(),
+            "load_before": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "model": model.name,
+            "methods": methods(model, data, a.repeats),
+        }
+        if a.out != parser.get_default("out"):
+            Path(a.out).write_text(json.dumps(result, indent=1))
+        return
     runs: dict[str, list] = {side: [] for side in SIDES}
     for r in range(a.repeats):
         for side, env in SIDES.items():

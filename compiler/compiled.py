@@ -36,6 +36,17 @@ Data-only computations (``let``s and subexpressions that read data and constants
 a compiled loop does not recompute them); where it does not hold all of them they are
 computed from the ``data=`` given, inside the call, so other data give right answers.
 
+Compiled calls.  Called from Python with concrete values outside any solver-events
+scope, the BridgeStan functions and the by-name views each run as one compiled program
+(``jax.jit`` of the eager function, cached on the object per function and static option
+— ``jacobian``, ``stats``, ``include_tp``/``include_gq`` — with ``theta``, ``v``, the key,
+data and weights as operands, the held ones by default), so a new ``theta`` is not traced
+again.  With traced values (a user's ``jit``/``grad``/``vmap``, a sampler) or inside a
+solver-events scope (whose callbacks are chosen at trace time) they run the eager function
+itself, traced into the caller's program.  Compiled and eager results agree to rounding
+(XLA may fuse and reorder operations: a few ulps).  Shapes are checked on the host first
+(E0405, not JAX's shape error); dtypes follow JAX's x64 mode as in eager calls.
+
 Solver results travel as data: :meth:`evaluate` (and ``log_density(..., stats=True)``)
 return each implicit node's residual, iterations, converged flag and failure reason.
 Failures inside a sampler's trajectory are also reported to the run's
@@ -86,6 +97,10 @@ class CompiledModel(ModelLayout):
 
         h = self.hoisted
         return {**data, **derive(h.derivations, {**self.static, **data}, h.constants)}
+
+    def _density(self, theta, jacobian: bool, data, weights):
+        """The eager log density (what the compiled functions are built from)."""
+        return self.evaluate(theta, jacobian=jacobian, data=data, weights=weights).log_density
 
     def _env(self, data, weights) -> dict[str, Any]:
         return {
@@ -169,8 +184,13 @@ class CompiledModel(ModelLayout):
         accepted for BridgeStan compatibility: FPL always keeps the normalising
         constants.  With ``stats=True`` returns ``(lp, {node id: solver results})``."""
         del propto
-        ev = self.evaluate(theta, jacobian=jacobian, data=data, weights=weights)
-        return (ev.log_density, ev.stats) if stats else ev.log_density
+        self.check_theta(theta)
+
+        def impl(theta, data, weights):
+            ev = self.evaluate(theta, jacobian=jacobian, data=data, weights=weights)
+            return (ev.log_density, ev.stats) if stats else ev.log_density
+
+        return self._compiled("lp", (jacobian, stats), impl, (theta,), data, weights)
 
     def log_density_gradient(
         self, theta, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
@@ -178,8 +198,12 @@ class CompiledModel(ModelLayout):
         """``(lp, ∇lp)`` at ``theta``."""
         import jax
 
-        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
-        return jax.value_and_grad(f)(theta)
+        self.check_theta(theta)
+
+        def impl(theta, data, weights):
+            return jax.value_and_grad(self._density)(theta, jacobian, data, weights)
+
+        return self._compiled("gradient", (jacobian,), impl, (theta,), data, weights)
 
     def log_density_hessian(
         self, theta, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
@@ -188,9 +212,14 @@ class CompiledModel(ModelLayout):
         implicit nodes differentiates their IFT rule and so is exact there too."""
         import jax
 
-        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
-        lp, grad = jax.value_and_grad(f)(theta)
-        return lp, grad, jax.jacfwd(jax.grad(f))(theta)
+        self.check_theta(theta)
+
+        def impl(theta, data, weights):
+            f = lambda t: self._density(t, jacobian, data, weights)  # noqa: E731
+            lp, grad = jax.value_and_grad(f)(theta)
+            return lp, grad, jax.jacfwd(jax.grad(f))(theta)
+
+        return self._compiled("hessian", (jacobian,), impl, (theta,), data, weights)
 
     def log_density_hessian_vector_product(
         self, theta, v, *, jacobian: bool = True, propto: bool = False, data=None, weights=None
@@ -198,9 +227,14 @@ class CompiledModel(ModelLayout):
         """``(lp, ∇²lp · v)`` (a JVP of the gradient: no Hessian is formed)."""
         import jax
 
-        f = lambda t: self.log_density(t, jacobian=jacobian, data=data, weights=weights)  # noqa: E731
-        lp = f(theta)
-        return lp, jax.jvp(jax.grad(f), (theta,), (v,))[1]
+        self.check_theta(theta)
+        self.check_theta(v, "v")
+
+        def impl(theta, v, data, weights):
+            f = lambda t: self._density(t, jacobian, data, weights)  # noqa: E731
+            return f(theta), jax.jvp(jax.grad(f), (theta,), (v,))[1]
+
+        return self._compiled("hvp", (jacobian,), impl, (theta, v), data, weights)
 
     def pointwise_log_likelihood(self, theta, data=None, weights=None) -> dict[str, Any]:
         """The log density of each observed value: ``{field: array}`` for every data
@@ -211,10 +245,16 @@ class CompiledModel(ModelLayout):
 
         from fpl.compiler.lower import from_unconstrained, run
 
-        u = theta if isinstance(theta, Mapping) else self.unravel(theta)
-        res = run(self.hoisted.program, self._env(data, weights), from_unconstrained(dict(u)))
-        valid = jnp.logical_and(res.in_support, res.solver_failures == 0)
-        return pointwise(self.observations, res.env, res.terms, valid)
+        self.check_theta(theta)
+
+        def impl(theta, data, weights):
+            u = theta if isinstance(theta, Mapping) else self.unravel(theta)
+            env = self._env(data, weights)
+            res = run(self.hoisted.program, env, from_unconstrained(dict(u)))
+            valid = jnp.logical_and(res.in_support, res.solver_failures == 0)
+            return pointwise(self.observations, res.env, res.terms, valid)
+
+        return self._compiled("pointwise", (), impl, (theta,), data, weights)
 
     def param_constrain(
         self,
@@ -233,35 +273,55 @@ class CompiledModel(ModelLayout):
 
         if include_gq and rng is None:
             raise error("E0403", "generated quantities need `rng` (a key or a seed)")
+        self.check_theta(theta)
         key = jax.random.PRNGKey(rng) if isinstance(rng, int) else rng
-        values = self.evaluate(
-            theta, key=key, generate=include_gq, data=data, weights=weights, report=False
-        ).values
-        parts = [
-            column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
-            for name, shape in self._shapes_of(include_tp, include_gq)
-        ]
-        return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+        if not include_gq:
+            key = None  # not an operand: no program per key type
+
+        def impl(theta, key, data, weights):
+            values = self.evaluate(
+                theta, key=key, generate=include_gq, data=data, weights=weights, report=False
+            ).values
+            parts = [
+                column_major(jnp.asarray(values[name], jnp.result_type(float)), shape)
+                for name, shape in self._shapes_of(include_tp, include_gq)
+            ]
+            return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+
+        static = (include_tp, include_gq)
+        return self._compiled("constrain_flat", static, impl, (theta, key), data, weights)
 
     def param_unconstrain(self, x, *, data=None, weights=None):
         """Flat constrained values (params only, :meth:`param_names` order) -> ``theta``."""
         import jax.numpy as jnp
 
-        x = jnp.asarray(x)
-        values, at = {}, 0
-        for p in self.params:
-            n = math.prod(p.shape)
-            part = x[at : at + n]
-            # column-major back to the array
-            values[p.name] = jnp.transpose(jnp.reshape(part, p.shape[::-1])) if p.shape else part[0]
-            at += n
-        return self.unconstrain(values, data=data, weights=weights)
+        self.check_theta(x, "x", self.param_num())
+
+        def impl(x, data, weights):
+            x = jnp.asarray(x)
+            values, at = {}, 0
+            for p in self.params:
+                n = math.prod(p.shape)
+                part = x[at : at + n]
+                # column-major back to the array
+                values[p.name] = (
+                    jnp.transpose(jnp.reshape(part, p.shape[::-1])) if p.shape else part[0]
+                )
+                at += n
+            return self._unconstrained(None, values, False, data, weights)
+
+        return self._compiled("unconstrain_flat", (), impl, (x,), data, weights)
 
     # ---- by-name views ----------------------------------------------------------
     def constrain(self, theta, *, data=None, weights=None) -> dict[str, Any]:
         """Params and outs by name at ``theta``."""
-        values = self.evaluate(theta, data=data, weights=weights, report=False).values
-        return {n: values[n] for n in [*(p.name for p in self.params), *self.out_names]}
+        self.check_theta(theta)
+
+        def impl(theta, data, weights):
+            values = self.evaluate(theta, data=data, weights=weights, report=False).values
+            return {n: values[n] for n in [*(p.name for p in self.params), *self.out_names]}
+
+        return self._compiled("constrain", (), impl, (theta,), data, weights)
 
     def generate(
         self, theta, key, *, constrained: bool = False, data=None, weights=None, stats: bool = False
@@ -274,36 +334,43 @@ class CompiledModel(ModelLayout):
         residual, the most iterations, the first failure's reason, counts summed)."""
         import jax.numpy as jnp
 
-        ev = self.evaluate(
-            theta,
-            constrained=constrained,
-            jacobian=False,
-            key=key,
-            generate=True,
-            data=data,
-            weights=weights,
-            report=False,
-        )
-        names = [*(p.name for p in self.params), *self.out_names, *self.gen_names]
-        out = {n: jnp.asarray(ev.values[n]) for n in names}
-        if not stats:
-            return out
-        node_stats: dict[int, dict[str, Any]] = {}
-        for node in self.nodes:
-            st = ev.stats.get(node.node_id)
-            if st is None:  # a node in a function that is never called
-                continue
-            one = {
-                "residual": jnp.asarray(st["residual"], float),
-                "iterations": jnp.asarray(st["iterations"], jnp.int32),
-                "converged": jnp.asarray(st["converged"], bool),
-            }
-            one["reason"] = result_code(st)
-            # a node in `map`/`scan`/`fold`: solves and failed solves per evaluation
-            one["solves"] = jnp.asarray(st.get("solves", 1), jnp.int32)
-            one["failures"] = jnp.asarray(st.get("failures", 0), jnp.int32)
-            node_stats[node.node_id] = one
-        return out, node_stats
+        if not constrained:
+            self.check_theta(theta)
+
+        def impl(theta, key, data, weights):
+            ev = self.evaluate(
+                theta,
+                constrained=constrained,
+                jacobian=False,
+                key=key,
+                generate=True,
+                data=data,
+                weights=weights,
+                report=False,
+            )
+            names = [*(p.name for p in self.params), *self.out_names, *self.gen_names]
+            out = {n: jnp.asarray(ev.values[n]) for n in names}
+            if not stats:
+                return out
+            node_stats: dict[int, dict[str, Any]] = {}
+            for node in self.nodes:
+                st = ev.stats.get(node.node_id)
+                if st is None:  # a node in a function that is never called
+                    continue
+                one = {
+                    "residual": jnp.asarray(st["residual"], float),
+                    "iterations": jnp.asarray(st["iterations"], jnp.int32),
+                    "converged": jnp.asarray(st["converged"], bool),
+                }
+                one["reason"] = result_code(st)
+                # a node in `map`/`scan`/`fold`: solves and failed solves per evaluation
+                one["solves"] = jnp.asarray(st.get("solves", 1), jnp.int32)
+                one["failures"] = jnp.asarray(st.get("failures", 0), jnp.int32)
+                node_stats[node.node_id] = one
+            return out, node_stats
+
+        static = (constrained, stats)
+        return self._compiled("generate", static, impl, (theta, key), data, weights)
 
     def unconstrain(self, params: Mapping[str, Any], *, data=None, weights=None):
         """Constrained params by name -> ``theta`` (bounds that depend on other params

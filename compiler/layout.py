@@ -3,18 +3,20 @@ model bound to its data (the checked program at the data's sizes, data, weights,
 params, implicit nodes, the data-only values) and the layout of the flat unconstrained
 vector ``theta`` (each param's unconstrained array raveled row-major and concatenated in
 declaration order): names, shapes and counts in BridgeStan's terms, ``ravel`` /
-``unravel``, and the check that given params have their shapes.  Its functions are
+``unravel``, the checks that given params and flat vectors have their shapes, and how
+the functions are called (``_compiled``: one compiled program per function and static
+option, see ``fpl.compiler.compiled``).  Its functions are
 ``fpl.compiler.compiled.CompiledModel``'s, a subclass adding no fields."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from fpl.compiler import ir
+from fpl.compiler import ir, reporting
 from fpl.compiler.analyses import bound_shape, component_names
 from fpl.compiler.passes.hoist import Hoisted
 from fpl.compiler.pointwise import Observation
@@ -37,6 +39,43 @@ class ModelLayout:
     hoisted: Hoisted  # ``program`` with its data-only computations split off (evaluated)
     derived: Mapping[str, np.ndarray]  # their values at ``data``
     observations: tuple[Observation, ...]  # the ``~`` of data (pointwise_log_likelihood)
+
+    # ---- how the functions are called: compiled, once per static option ------------
+    def _compiled(self, name: str, static: tuple, impl: Callable, operands: tuple, data, weights):
+        """``impl(*operands, data, weights)``: as one compiled program cached per
+        ``(name, *static)`` when every value is concrete and no solver-events scope is
+        open (see ``fpl.compiler.compiled``), else ``impl`` itself, traced into the
+        caller's program.  ``impl`` depends on nothing but its arguments and ``static``."""
+        import jax
+
+        if not self._plain(operands, data, weights):
+            return impl(*operands, data, weights)
+        cache = self.__dict__.setdefault("_jitted", {})  # per object: not a field
+        key = (name, *static)
+        if key not in cache:
+            cache[key] = jax.jit(impl)
+        operands = tuple(
+            x if x is None or isinstance(x, (jax.Array, np.ndarray, Mapping)) else np.asarray(x)
+            for x in operands
+        )
+        data = self.prepare_data() if data is None else dict(data)
+        return cache[key](*operands, data, dict(self.weights if weights is None else weights))
+
+    def _plain(self, operands: tuple, data, weights) -> bool:
+        """Whether a call may run compiled: no traced value, data that override no size
+        (``static``: known at trace time), arrays and numbers only, and no solver-events
+        or keep-unconverged scope (what traced code reports is decided at trace time)."""
+        import jax
+
+        if reporting.current() is not None or reporting.keep_unconverged():
+            return False
+        if data is not None and any(name in self.static for name in data):
+            return False
+        plain = (jax.Array, np.ndarray, np.generic, int, float, bool)
+        for leaf in jax.tree_util.tree_leaves((operands, data, weights)):
+            if isinstance(leaf, jax.core.Tracer) or not isinstance(leaf, plain):
+                return False
+        return True
 
     # ---- structure ------------------------------------------------------------------
     def param_unc_num(self) -> int:
@@ -118,6 +157,24 @@ class ModelLayout:
         if not self.params:
             return jnp.zeros((0,), jnp.result_type(float))
         return jnp.concatenate([jnp.ravel(jnp.asarray(unconstrained[p.name])) for p in self.params])
+
+    def check_theta(self, theta, what: str = "theta", size: int | None = None) -> None:
+        """``theta`` (or another flat vector: ``what``, of ``size`` components, default
+        the length of ``theta``) is a vector of that length (E0405 otherwise: the check
+        before a compiled call, whose shape error would be JAX's).  A mapping (unconstrained
+        values by name) passes; traced values are checked by their shapes."""
+        if isinstance(theta, Mapping):
+            return
+        n = self.param_unc_num() if size is None else size
+        shape = tuple(np.shape(theta))
+        if shape != (n,):
+            raise error(
+                "E0405",
+                f"`{what}` has shape {shape}, the model needs a vector of {n} components",
+                None,
+                help="`param_unc_names()` names the components of theta, `param_names()` "
+                "those of the constrained values",
+            )
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Every param present with its shape (E0405 naming the first that is not)."""

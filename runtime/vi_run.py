@@ -39,21 +39,36 @@ class SVIRun:
         self.state = self.svi.init(run_key, args)
         svi, optim_params = self.svi, self.svi.optim.get_params
 
-        def chunk(state, a, n):
-            """``n`` steps; the losses and the mean unconstrained guide parameters."""
+        def chunk(state, a, n, length):
+            """``n`` steps as one program of ``length`` (the steps from ``n`` on idle:
+            state, key included, and sums pass through unchanged, so a short chunk equals
+            a program of its own length, and a run compiles one); the losses (``length``
+            of them, the first ``n`` meaningful) and the mean unconstrained guide
+            parameters of the ``n`` steps."""
 
-            def step(carry, _):
-                state, total = carry
+            def update(state):
                 state, loss = svi.update(state, a)
-                total = jax.tree.map(jnp.add, total, optim_params(state.optim_state))
+                return state, loss
+
+            def idle(state):
+                return state, jnp.zeros((), loss_type)
+
+            def step(carry, i):
+                state, total = carry
+                state, loss = jax.lax.cond(i < n, update, idle, state)
+                params = optim_params(state.optim_state)
+                total = jax.tree.map(lambda t, p: jnp.where(i < n, t + p, t), total, params)
                 return (state, total), loss
 
+            loss_type = jax.eval_shape(svi.update, state, a)[1].dtype
             zero = jax.tree.map(jnp.zeros_like, optim_params(state.optim_state))
-            (state, total), losses = jax.lax.scan(step, (state, zero), None, length=n)
+            (state, total), losses = jax.lax.scan(step, (state, zero), jnp.arange(length))
             return state, losses, jax.tree.map(lambda t: t / n, total)
 
         elbo_loss = Trace_ELBO(num_particles=settings.elbo_draws)
-        self._chunk = jax.jit(chunk, static_argnums=2)
+        #: the one compiled chunk length: ``eval_elbo`` steps (the adaptation's too)
+        self.length = settings.eval_elbo
+        self._chunk = jax.jit(chunk, static_argnums=3)
         self._elbo = jax.jit(lambda key, p, a: -elbo_loss.loss(key, p, model, guide, a))
         self.losses: list[np.ndarray] = []
         self.means: list[tuple[int, Any]] = []  # per chunk: its steps, its mean parameters
@@ -77,7 +92,7 @@ class SVIRun:
         best = None
         for eta in STEP_SIZES:
             state = _with_step_size(self.state, eta)
-            state, _, _ = self._chunk(state, self.args, self.settings.eval_elbo)
+            state, _, _ = self._chunk(state, self.args, self.length, self.length)
             elbo = self._estimate(params(state), self.adapt_key)
             if math.isfinite(elbo) and (best is None or elbo > best[0]):
                 best = (elbo, eta, state)
@@ -96,7 +111,7 @@ class SVIRun:
     def advance(self, done: int, n: int) -> str | Early:
         """``n`` steps, then the ELBO estimate and the convergence test (the callback
         of ``loop.run_chunks``)."""
-        state, losses, mean = self._chunk(self.state, self.args, n)
+        state, losses, mean = self._chunk(self.state, self.args, n, self.length)
         unconstrained = self.svi.optim.get_params(state.optim_state)
         bad = [k for k, v in unconstrained.items() if not np.all(np.isfinite(np.asarray(v)))]
         if bad:
@@ -108,7 +123,7 @@ class SVIRun:
             )
         self.state = state
         self.means = [*self.means[-self.window + 1 :], (n, mean)]
-        self.losses.append(np.asarray(losses))
+        self.losses.append(np.asarray(losses)[:n])
         key = jax.random.fold_in(self.eval_key, done)
         elbo = self._estimate(self.svi.get_params(state), key)
         previous = self.elbos[-1]
