@@ -366,7 +366,10 @@ def higher_order(ev: Evaluator, e: ir.HigherOrder):
         new = jnp.broadcast_to(jnp.asarray(out, carry.dtype), carry.shape)
         return new, (new, aux)
 
-    last, (ys, aux) = jax.lax.scan(step, carry0, tuple(seqs))
+    from fpl.compiler.implicit_derivatives import loop_body  # exact Hessians of nodes in f
+
+    with loop_body():
+        last, (ys, aux) = jax.lax.scan(step, carry0, tuple(seqs))
     _absorb(ev, aux, batched=True)
     return ys if e.kind == "scan" else last
 
