@@ -58,7 +58,8 @@ class ModelLayout:
             x if x is None or isinstance(x, (jax.Array, np.ndarray, Mapping)) else np.asarray(x)
             for x in operands
         )
-        data = self.prepare_data() if data is None else dict(data)
+        # prepare_data is CompiledModel's (the subclass every layout is)
+        data = self.prepare_data() if data is None else dict(data)  # type: ignore[attr-defined]
         return cache[key](*operands, data, dict(self.weights if weights is None else weights))
 
     def _plain(self, operands: tuple, data, weights) -> bool:

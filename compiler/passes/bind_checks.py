@@ -32,7 +32,8 @@ def check_structured_sizes(program: ir.Program) -> None:
     correlation matrix of size 0 would be an empty array, but its unconstrained array
     (K(K-1)/2 reals) is the same empty one as size 1's, so the two cannot be told apart.
     Every other type of size 0 is an empty array (``fpl.compiler.transforms.constrain``)."""
-    for d in [*program.params, *program.weights]:
+    declared: list[ir.ParamDecl | ir.WeightDecl] = [*program.params, *program.weights]
+    for d in declared:
         kind = d.constraint.kind
         shape = d.ty.shape
         if kind in _NO_EMPTY and shape and shape[-1] == 0:
