@@ -197,6 +197,12 @@ def loop_body():
         _IN_LOOP.reset(token)
 
 
+def in_loop_body() -> bool:
+    """Whether tracing is inside a ``loop_body`` block (a key of anything that caches a
+    trace holding implicit nodes: the trace differs inside a loop body)."""
+    return _IN_LOOP.get()
+
+
 def _correction(kind, mode, k, R, T, z, theta, fwd_ok, float_keys, node_id):
     """ż(δ) at the stopped primal (z, θ₀ = stop_gradient(θ)) applied to δ = θ - θ₀: its
     value is exactly 0 and its first derivative in θ the node's tangent map."""
@@ -244,4 +250,11 @@ def make_attach(kind, mode, k, R, T, float_keys, node_id):
     return attach
 
 
-__all__ = ["GMRES_TOL", "TANGENT_DENSE_MAX", "least_squares_solve", "loop_body", "make_attach"]
+__all__ = [
+    "GMRES_TOL",
+    "TANGENT_DENSE_MAX",
+    "in_loop_body",
+    "least_squares_solve",
+    "loop_body",
+    "make_attach",
+]

@@ -300,7 +300,15 @@ def _shared(ev: Evaluator, fn: ir.Lambda, args: list) -> tuple[_Shared, dict[str
     if not traced:
         return None
     fixed = {s: v for s, v in slots.items() if s not in traced}
-    signature = (id(fn), tuple(sorted(traced)), tuple(sorted((s, id(v)) for s, v in fixed.items())))
+    from fpl.compiler.implicit_derivatives import in_loop_body
+
+    # a body traced inside a loop carries its implicit nodes' loop correction: traced apart
+    signature = (
+        id(fn),
+        tuple(sorted(traced)),
+        tuple(sorted((s, id(v)) for s, v in fixed.items())),
+        in_loop_body(),
+    )
     entry = ev.shared.get(signature)
     if entry is None:
         entry = _Shared(lambda inputs: None, tuple(fixed.values()))

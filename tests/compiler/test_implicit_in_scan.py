@@ -87,3 +87,25 @@ def test_hessian_through_a_node_in_a_loop(name, loop, node, closed):
     )
     np.testing.assert_allclose(hess, fd, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(hess, hess.T, atol=1e-10)
+
+
+def test_a_function_called_before_the_loop_is_corrected_inside_it():
+    """A user function's body is traced once per signature and shared between calls
+    (compiler/lower_calls.py): one called at the top level first, then again inside
+    fold's body, must be traced again there with the loop correction, not reuse the
+    top-level trace (which has none, so the Hessian through the loop would be wrong)."""
+    inv = "fn inv(v) = root z: real of z * (2 + b) - v init 0.0\n"
+    closed = "fn inv(v) = v / (2 + b)\n"
+    body = (
+        "fn g(v, t) = inv(v) + a * v * t\n"
+        "let first = inv(a)\n"  # the top-level call, traced first
+        "let y = fold(g, a, [1.0, 2.0])\ntarget += -0.5 * y^2 + first\n"
+    )
+    implicit = fpl.compile(HEAD + inv + body).bind({})
+    reference = fpl.compile(HEAD + closed + body).bind({})
+    theta, v = np.array([0.3, -0.4]), np.array([0.7, -1.3])
+    _, grad, hess, hv = _derivatives(implicit, theta, v)
+    _, grad_ref, hess_ref, hv_ref = _derivatives(reference, theta, v)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(hess, hess_ref, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(hv, hv_ref, rtol=1e-8, atol=1e-8)
