@@ -95,18 +95,13 @@ def test_the_doubling_program_traces_once_per_function():
 
 
 @pytest.mark.slow
-def test_the_doubling_program_compiles_in_time_linear_in_its_levels():
-    _compile_seconds(2)  # imports and first-use costs out of the timings
-    base, _ = _compile_seconds(4)
-    sixteen, grad16 = _compile_seconds(16)
-    thirty, _ = _compile_seconds(30)
-    # linear: 16 and 30 levels are 4x and 7.5x the functions of 4 levels; measured
-    # ratios 2.4 and 7 (fixed costs dominate at 4; load average 11); the inlined
-    # lowering took 15x the 4-level time at 12 levels and crashed XLA at 16, so 12x
-    # and 25x separate the two with a margin for a noisy machine.  (The 30-level
-    # gradient is compiled, not run: it applies f1 2^29 times, ~20 s.)
-    assert sixteen < 12 * base, (sixteen, base)
-    assert thirty < 25 * base, (thirty, base)
+def test_the_doubling_program_compiles_and_gives_the_closed_form():
+    # linearity is checked without timing above (program size per level); the compile
+    # times are benchmark figures (docs/benchmarks.md), not asserted here.  30 levels
+    # compile (the inlined lowering crashed XLA at 16); the 30-level gradient is not run:
+    # it applies f1 2^29 times, ~20 s
+    _, grad16 = _compile_seconds(16)
+    _compile_seconds(30)
     mu = 0.37
     lp, g = grad16(np.array([mu]))
     m = _fixed_point_map(16, mu)
