@@ -113,8 +113,27 @@ class Evaluator:
         self.take_rejected({id(e): reached}, batched=False)
         return jnp.nan if e.ty.base == "real" else 0
 
+    def integer_divisor(self, e: ir.Op, divisor) -> None:
+        """Integer ``%`` and ``/`` by 0 (Stan's domain error; JAX gives 0 or inf) reject
+        the point where reached, as a ``reject`` at the divisor would: -inf where params
+        decide it (``5 % int_step(mu)``), E0208 where it is known in data-only code (a
+        function body's argument; top-level data divisors are E0208 at bind time)."""
+        self.conditions.append((jnp.asarray(divisor) == 0, True))
+        try:
+            zero = self.reached()  # an element divides by 0 where it is evaluated
+        finally:
+            self.conditions.pop()
+        if not isinstance(zero, jax.core.Tracer) and not bool(zero):
+            return
+        what = "`%`" if e.name == "mod" else "`/`"
+        site = ir.Reject(e.name, (), e.ty, e.args[1].span, message=f"integer {what} by zero")
+        self.reject_nodes.setdefault(id(e), site)  # named `mod`/`div`: E0208 (`rejection`)
+        self.take_rejected({id(e): zero}, batched=False)
+
     def rejection(self, e: ir.Reject, values=None):
         assert self.reject_code is not None  # raised only where rejects are errors
+        if e.name != "reject":  # an integer divisor (`integer_divisor`)
+            return error("E0208", e.message, e.span, label="this is zero")
         shown = "".join(_shown(v) for v in values) if values is not None else ""
         where = "" if values is not None else " (inside a function of `map`, `scan` or `fold`)"
         return error(
@@ -190,6 +209,8 @@ class Evaluator:
 
     def x_Op(self, e: ir.Op):
         args = [self.expr(a) for a in e.args]
+        if e.name in ("mod", "div") and all(a.ty.base == "int" for a in e.args):
+            self.integer_divisor(e, args[1])
         try:
             return self.reg.functions[e.name].impl(*args)
         except jax.errors.JAXTypeError:

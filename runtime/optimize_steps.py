@@ -196,11 +196,24 @@ def check_final(nodes, step: int, loss: float, values: dict, unconverged: list) 
         return
     what = "the loss" if not np.isfinite(loss) else f"`{bad[0]}`"
     which = f"; the solve of {', '.join(unconverged)} did not converge" if unconverged else ""
-    spans = {n.label: n.span for n in nodes}
+    by_label = {n.label: n for n in nodes}
+    node = by_label.get(unconverged[0]) if unconverged else None
+    if node is not None and node.kind == "ode":  # the call and its step budget, not a solver
+        from fpl.stdlib import ode
+
+        raise error(
+            "E0410",
+            f"{what} is not finite after optimization step {step} (loss {loss:g}): "
+            f"{ode.failure(node.span)} at the point it reached",
+            node.span,
+            label="this ODE solve failed",
+            help=f"{ode.failure_help(node.span)}; or lower the learning rate, or give the "
+            "params bounds or priors that keep them where the ODE solves",
+        )
     raise error(
         "E0410",
         f"{what} is not finite after optimization step {step} (loss {loss:g}){which}",
-        spans.get(unconverged[0]) if unconverged else None,
+        node.span if node is not None else None,
         label="this implicit node" if unconverged else "",
         help="lower the learning rate, declare well-posed weights (`contractive`, "
         "`monotone`) so the solves converge, or raise the solver's `max_iter`",
@@ -228,6 +241,18 @@ def raise_step(step: int, failed, node_ids, nodes, loss: float) -> None:
 
     failed = np.asarray(failed).reshape(-1)
     for i, code in zip(node_ids, failed):
+        if code and nodes[i].kind == "ode":  # the call and its step budget, not a solver
+            from fpl.stdlib import ode
+
+            node = nodes[i]
+            raise error(
+                "E0406",
+                f"{ode.failure(node.span, reason_name(code))} at optimization step {step}",
+                node.span,
+                label="this ODE solve failed",
+                help=f"{ode.failure_help(node.span)}; or pass on_failure='skip' (CLI: "
+                "--on-solver-failure skip) to skip such steps",
+            )
         if code:
             node = nodes[i]
             raise error(

@@ -139,16 +139,67 @@ def types(form: Form, head: list[Ty], tolerances: list[Ty]) -> tuple[Ty, Ty]:
     return state, Ty("real", (ts.shape[0], y0.shape[0]))
 
 
+#: an ODE solve's failure (the name of its ``fpl.stdlib.solvers.Result`` code) in the
+#: ODE's words: what the runtime's errors say instead of an implicit node's residual
+FAILURES: dict[str, str] = {
+    "max_iter_reached": "it used up `max_num_steps` steps before the last output time",
+    "stagnated": "its step size collapsed (a stiff system, or a solution that blows up)",
+    "nonfinite": "its state became NaN or infinite (`f` returned NaN or inf)",
+    "inaccurate": "the output times are out of order, or the solver failed",
+}
+
+
+def call_name(span) -> str:
+    """The ODE function a solve's call names (``ode_rk45_tol``), read at the start of its
+    span; ``ode`` where the source does not show one of :data:`FORMS`."""
+    name = span.source.line(span.line)[span.col - 1 :].split("(", 1)[0].strip()
+    return name if name in FORMS else "ode"
+
+
+def failure(span, reason: str = "") -> str:
+    """``the ODE solve `ode_rk45_tol` failed`` with, where ``reason`` (a result code's
+    name) is given, what it means for an ODE."""
+    why = FAILURES.get(reason)
+    return f"the ODE solve `{call_name(span)}` failed" + (f" ({reason}: {why})" if why else "")
+
+
+def failure_help(span) -> str:
+    """What to change where an ODE solve fails: the step budget and the tolerances of
+    the call (a form without them: its ``_tol`` form, with the defaults), and a stiff
+    method for a non-stiff one."""
+    form = FORMS.get(call_name(span))
+    if form is None:
+        return "raise the solve's `max_num_steps` or loosen its tolerances"
+    stiff = "" if METHODS[form.method].stiff else ", or a stiff method (`ode_bdf_tol`)"
+    rel_tol, _, steps = form.defaults
+    if form.legacy:  # its tolerances are optional trailing arguments
+        return (
+            f"give this call (or raise) its trailing `max_num_steps` (default {steps:g}), or "
+            f"loosen `rel_tol`/`abs_tol` (default {rel_tol:g}){stiff}"
+        )
+    if form.tolerances:
+        return f"raise `max_num_steps` or loosen `rel_tol`/`abs_tol` in this call{stiff}"
+    return (
+        f"call `{form.name}_tol(f, y0, t0, ts, rel_tol, abs_tol, max_num_steps, args...)` to "
+        f"raise `max_num_steps` (default {steps:g}) or loosen the tolerances (default "
+        f"{rel_tol:g}){stiff}"
+    )
+
+
 __all__ = [
     "DEFAULT_ABS_TOL",
     "DEFAULT_MAX_NUM_STEPS",
     "DEFAULT_REL_TOL",
+    "FAILURES",
     "FORMS",
     "METHODS",
     "Form",
     "Method",
     "arrange",
+    "call_name",
     "cash_karp_tableau",
+    "failure",
+    "failure_help",
     "integrate",
     "solver",
     "times_in_order",
