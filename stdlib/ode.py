@@ -9,9 +9,10 @@ The forms, by Stan's names and argument order (:data:`FORMS`)::
 
 ``f(t, y, args...)`` returns dy/dt (``real[N]``, as ``y``); the result is ``real[T, N]``,
 row ``i`` the state at ``ts[i]`` (Stan's ``array[T] vector[N]`` of ``ode_*`` and
-``array[T, N] real`` of ``integrate_ode_*`` are both this).  Stan requires ``t0 < ts[1]``
-and ``ts`` non-decreasing; so does FPL (a coded error where they are data, a failed
-solve where they depend on params).
+``array[T, N] real`` of ``integrate_ode_*`` are both this).  Stan requires finite times,
+``t0 < ts[1]`` and ``ts`` non-decreasing; so does FPL (:func:`times_in_order`): an E0202
+at binding where the data decide them (``fpl.compiler.passes.bind_checks``), a failed
+solve (``inaccurate``: the log density -inf) where params decide them.
 
 Methods (:data:`METHODS`): ``rk45`` Dormand-Prince 5(4), ``ckrk`` Cash-Karp 5(4),
 ``adams`` Tsitouras 5(4) (diffrax has no multistep methods), ``bdf`` Kvaerno 5(4), an

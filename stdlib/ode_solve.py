@@ -21,8 +21,10 @@ Failures (the ``result`` codes of ``fpl.stdlib.solvers.Result``, as an implicit 
 ``MAX_ITER_REACHED`` when ``max_num_steps`` ran out, ``STAGNATED`` when the step size
 collapsed (a proposed step no longer moves ``t`` in floating point: ``h <= 16 eps |t|``),
 ``NONFINITE`` when the step size or a saved state became NaN/inf (the vector field
-returned NaN), ``INACCURATE`` for times out of order or any other solver failure.  The
-compiler makes a failed solve's value NaN (and so its log density -inf) and reports it.
+returned NaN), ``INACCURATE`` for times out of order (:func:`times_in_order`; the
+solve then runs on stand-in times, as diffrax raises on unordered ones:
+:func:`_safe_times`) or any other solver failure.  The compiler makes a failed solve's
+value NaN (and so its log density -inf) and reports it.
 
 Derivatives: forward sensitivities, as Stan's (CVODES forward sensitivity; Boost's coupled
 system).  For ``y' = f(t, y, q)``, ``y(t0) = y0``, the sensitivity ``S = ∂y/∂(y0, q)``
@@ -195,11 +197,13 @@ def _code(result, ys, times_ok):
 
 
 def times_in_order(t0, ts, numpy=None):
-    """Stan's condition on the times: ``t0 < ts[1]`` and ``ts`` non-decreasing (with
-    ``numpy`` given, e.g. NumPy itself: computed on the host, a bool)."""
+    """Stan's condition on the times: all finite, ``t0 < ts[1]`` and ``ts``
+    non-decreasing (repeated times allowed) (with ``numpy`` given, e.g. NumPy itself:
+    computed on the host, a bool)."""
     xp = jnp if numpy is None else numpy
     ts = xp.ravel(ts)
-    ok = (t0 < ts[0]) & xp.all(ts[1:] >= ts[:-1])
+    finite = xp.isfinite(t0) & xp.all(xp.isfinite(ts))
+    ok = finite & (t0 < ts[0]) & xp.all(ts[1:] >= ts[:-1])
     return ok if numpy is None else bool(ok)
 
 
@@ -216,6 +220,8 @@ def _solve(method: str, rhs, max_steps: int, state0, t0, ts, args, rtol, atol):
     steps, code)``, through diffrax's ``ForwardMode`` loop (forward-mode differentiable)."""
     import diffrax
 
+    in_order = times_in_order(t0, ts)
+    t0, ts = _safe_times(in_order, t0, ts)
     pid = diffrax.PIDController(rtol=rtol, atol=atol, norm=_primal_norm)
     pid = _collapse_controller()(pid)
     controller = diffrax.ClipStepSizeController(pid, step_ts=ts) if method == "ckrk" else pid
@@ -235,8 +241,24 @@ def _solve(method: str, rhs, max_steps: int, state0, t0, ts, args, rtol, atol):
     )
     states = sol.ys
     assert states is not None
-    code = _code(sol.result, states[0], times_in_order(t0, ts))
+    code = _code(sol.result, states[0], in_order)
     return states, sol.stats["num_steps"], code
+
+
+#: the span of the stand-in times of a solve whose times are out of order (a few steps)
+_STAND_IN_SPAN = 2.0**-10
+
+
+def _safe_times(in_order, t0, ts):
+    """``(t0, ts)`` where they are in order (:func:`times_in_order`), else stand-ins
+    diffrax accepts: ``t0 = 0`` and ``ts`` evenly spaced over ``(0, 2^-10]``, a short
+    solve from the same ``y0`` whose result the failure code (``INACCURATE``) discards.
+    diffrax checks ``SaveAt(ts)`` at run time (an exception, not a result code), and
+    times that params decide cannot be checked before the solve: this keeps the check a
+    failed solve (-inf) instead of a crash.  Times in order pass through unchanged (the
+    same solve and the same derivatives)."""
+    steps = jnp.arange(1, ts.shape[0] + 1, dtype=ts.dtype) * (_STAND_IN_SPAN / max(ts.shape[0], 1))
+    return jnp.where(in_order, t0, 0.0), jnp.where(in_order, ts, steps)
 
 
 def integrate(

@@ -48,6 +48,7 @@ def check_structured_sizes(program: ir.Program) -> None:
 def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
     """Every declared constraint of every data field, through the transforms' own
     constraint objects; the first violation is a located E0304 naming the element."""
+    check_ode_times(program, data)  # E0202: an ODE's times the data decide, out of order
     bounded = [d for d in program.data if d.constraint.kind != "real"]
     if not bounded:
         return
@@ -91,6 +92,50 @@ def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
                     d.span,
                     help=_STRUCTURED_HELP.get(c.kind),
                 )
+
+
+def check_ode_times(program: ir.Program, data: Mapping[str, Any]) -> None:
+    """The times of every ODE solve that the data decide (``t0`` and ``ts`` read data
+    fields and literals alone) meet Stan's condition (``fpl.stdlib.ode.times_in_order``:
+    finite, ``t0 < ts[1] <= ts[2] <= ...``), else E0202 at the time that breaks it, in
+    the words of Stan's "initial time is greater than or equal to times" and "times is
+    not a valid sorted vector".  Times that params or lets decide are left to the solve,
+    which fails there (the log density -inf)."""
+    solves = [
+        node
+        for statement in program.statements
+        for node in ir.walk(statement)
+        if isinstance(node, ir.HigherOrder) and node.kind == "ode"
+        if _data_only(node.args[1]) and _data_only(node.args[2])
+    ]
+    if not solves:
+        return
+    import jax
+
+    from fpl.compiler.lower import Evaluator
+    from fpl.stdlib.ode import call_name, times_in_order
+    from fpl.stdlib.registry import registry
+
+    with jax.enable_x64(True), np.errstate(all="ignore"):
+        ev = Evaluator(registry(), dict(data))
+        for node in solves:
+            t0 = float(np.asarray(ev.expr(node.args[1]), dtype=float))
+            ts = np.ravel(np.asarray(ev.expr(node.args[2]), dtype=float))
+            if not ts.size or times_in_order(t0, ts, np):
+                continue
+            span = node.args[1].span  # Stan: "initial time is greater than or equal to times"
+            what = f"the initial time t0 = {t0:g} is not before ts[1] = {ts[0]:g}"
+            if np.isfinite(t0) and t0 < ts[0]:  # Stan: "times is not a valid sorted vector"
+                bad = ~np.isfinite(ts) | np.r_[False, ts[1:] < ts[:-1]]
+                i = int(np.flatnonzero(bad)[0])
+                span, what = node.args[2].span, f"the output time ts[{i + 1}] = {ts[i]:g} is "
+                what += f"before ts[{i}] = {ts[i - 1]:g}" if np.isfinite(ts[i]) else "not finite"
+            raise error(
+                "E0202",
+                f"`{call_name(node.span)}`: {what}; the times must have t0 < ts[1] <= ts[2] <= ...",
+                span,
+                help="the output times are sorted (repeats allowed) and after t0, as in Stan",
+            )
 
 
 def _data_only(expr: ir.Expr) -> bool:
