@@ -5,10 +5,13 @@ Run:  python benchmarks/check_scaling.py [--lines 1000 10000 100000] [--profile]
 Generates programs of the given numbers of lines with a realistic mix (data, params
 with priors and bounds, lets of arithmetic and indexing, one-line and block functions,
 calls of them, ``~`` statements, gens, comments) and times, in process, each stage of
-the check: the lark LALR parse (tokens, tree, positions), the tree -> AST build, the
-checker (AST -> IR) and the whole ``fpl.compile``; then ``fpl check`` as a command
-(process start to exit).  ``--profile`` prints the top of a cProfile of the largest
-in-process check.  Writes benchmarks/results/check_scaling.json and prints a table.
+the check: the fast parser (``dsl/fastparse.py``: its lexer alone, then text -> AST,
+the route ``fpl check`` takes), the lark route it falls back to (the LALR parse:
+tokens, tree, positions; then tree -> AST), the checker (AST -> IR) and the whole
+``fpl.compile``; then ``fpl check`` as a command (process start to exit).  ``--no-lark``
+leaves out the lark route (over a minute of CPU at 100k lines).  ``--profile`` prints
+the top of a cProfile of the largest in-process check.  Writes
+benchmarks/results/check_scaling.json and prints a table.
 """
 
 from __future__ import annotations
@@ -66,21 +69,30 @@ def _timed(f):
     return time.perf_counter() - start, time.process_time() - cpu, value
 
 
-def stages(text: str) -> dict[str, float]:
-    """Seconds of each stage of an in-process check of ``text``."""
+def stages(text: str, lark: bool = True) -> dict[str, float]:
+    """Seconds of each stage of an in-process check of ``text`` (``lark``: the lark
+    route's stages too)."""
     import fpl
     from fpl.compiler.passes.check import check
-    from fpl.dsl import parser
+    from fpl.dsl import fastparse, lexer, parser
     from fpl.dsl.spans import Source
 
-    source = Source(text, "scaling.fpl")
+    source = Source(text if text.endswith("\n") else text + "\n", "scaling.fpl")
     runs = {
-        "lark parse": lambda: parser._lark().parse(source.text),
-        "parse (lark + AST)": lambda: parser.parse(text, "scaling.fpl"),
+        "fast lex": lambda: lexer.Tokens(source.text),
+        "parse (fast)": lambda: fastparse.parse(source),  # what parser.parse runs first
     }
+    if lark:
+        runs["lark parse"] = lambda: parser._lark().parse(source.text)
+        runs["parse (lark + AST)"] = lambda: parser.parse_with_lark(text, "scaling.fpl")
     out: dict[str, float] = {}
     for stage, run in runs.items():
-        out[f"{stage} wall"], out[f"{stage} cpu"], tree = _timed(run)
+        with parser.collector_paused():  # as parse() runs them
+            out[f"{stage} wall"], out[f"{stage} cpu"], value = _timed(run)
+        if stage == "parse (fast)":
+            if value is None:
+                raise SystemExit("the fast parser gave up on the generated program")
+            tree = value
     out["check (AST -> IR) wall"], out["check (AST -> IR) cpu"], _ = _timed(
         lambda: check(tree, None, "scaling")
     )
@@ -109,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--no-lark", action="store_true", help="leave out the lark route")
     args = ap.parse_args(argv)
     stages(program(100))  # grammar tables and imports out of the timings
     rows = []
@@ -117,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             text = program(lines)
             path = Path(tmp) / f"scaling{lines}.fpl"
             path.write_text(text)
-            row: dict[str, float | int | str] = {"lines": lines, **stages(text)}
+            row: dict[str, float | int | str] = {
+                "lines": lines,
+                **stages(text, lark=not args.no_lark),
+            }
             row["fpl check (CLI) wall"], row["fpl check (CLI) cpu"] = cli_seconds(path)
             rows.append(row)
             print(json.dumps(row), flush=True)

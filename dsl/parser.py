@@ -1,5 +1,9 @@
-"""Text -> AST.  A LALR lark parser, then the tree's callbacks applied bottom-up
-without recursion (so deeply nested programs cannot overflow the stack here)."""
+"""Text -> AST.  Two routes give the same AST: the hand-written parser of
+``dsl/fastparse.py`` (the default, ~10x faster), and, for every text it does not accept,
+a LALR lark parser of ``dsl/grammar.lark``, then the tree's callbacks applied bottom-up
+without recursion (so deeply nested programs cannot overflow the stack here).  Every
+syntax error is lark's; ``FPL_PARSER=lark`` (or ``parse_with_lark``) takes the lark
+route alone."""
 
 from __future__ import annotations
 
@@ -19,20 +23,13 @@ import lark
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from fpl.dsl import ast, stan_habits
+from fpl.dsl import ast, fastparse, stan_habits
 from fpl.dsl.diagnostics import FplError, error
+from fpl.dsl.lexer import CONTINUING, KEYWORDS, MAX_DEPTH, MAX_INT, RESERVED, SOFT
 from fpl.dsl.spans import Source, Span
 
-#: Expressions nested deeper than this are rejected with E0107; every later pass
-#: recurses over the tree, and this bound keeps them far from Python's stack limit:
-#: the deepest walker (hoisting, then the lowering under the sampler's traces) takes
-#: three Python frames a level and starts about 200 frames deep, so 250 levels stay
-#: under the default limit of 1,000 (at 400, 350 nested unary ``-`` overflowed it).
-MAX_DEPTH = 250
-
-#: Integer literals above int64's maximum are refused (E0109): they would wrap or fail
-#: in the int64 arrays the model computes with.
-MAX_INT = 2**63 - 1
+# MAX_DEPTH (E0107), MAX_INT (E0109), the keywords and CONTINUING are defined in
+# dsl/lexer.py, shared by the two routes.
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -47,11 +44,6 @@ _TERMINAL_TEXT = {
     "BASE_TYPE": "a type (`int`, `real`)",
     "STRUCT_TYPE": "a structured type",
 }
-
-
-#: A line ending in one of these continues on the next (``target += a -`` / ``b``): none
-#: can end a statement.  (``<`` and ``>`` are left out: ``>`` closes ``real<lower=0>``.)
-CONTINUING = frozenset("+ - * / % @ ^ .* ./ == != <= >= && || = ~ += , | ? : ->".split())
 
 
 class TooDeepError(Exception):
@@ -654,43 +646,11 @@ def _syntax_error(source: Source, exc: Any) -> FplError:
     return error("E0101", f"unexpected `{text}`", span, label="not expected here", help=hint)
 
 
-#: Words that open a statement are soft keywords: data files use names like `weight`
-#: (posteriordb's mesquite), so they may be declared and used inside expressions.
-#: The rest are keywords inside expressions too and cannot be names at all.
-_SOFT = {"data", "param", "weight", "let", "out", "target", "loss", "gen"}
-_KEYWORDS = {
-    "data",
-    "param",
-    "weight",
-    "let",
-    "out",
-    "target",
-    "loss",
-    "gen",
-    "fn",
-    "return",
-    "import",
-    "fix",
-    "root",
-    "argmin",
-    "of",
-    "init",
-    "with",
-    "int",
-    "real",
-    "simplex",
-    "ordered",
-    "positive_ordered",
-    "cholesky_corr",
-    "corr_matrix",
-    "cov_matrix",
-    "cholesky_cov",
-    "contractive",
-    "monotone",
-}
-
-
-_RESERVED = _KEYWORDS - _SOFT
+#: Words that open a statement are soft keywords (``lexer.SOFT``); the rest of
+#: ``KEYWORDS`` are keywords inside expressions too and cannot be names at all.
+_SOFT = SOFT
+_KEYWORDS = KEYWORDS
+_RESERVED = RESERVED
 
 
 @contextlib.contextmanager
@@ -711,11 +671,27 @@ def collector_paused() -> Iterator[None]:
 
 
 def parse(text: str, name: str = "<string>") -> ast.Program:
-    """Parse FPL source text into a :class:`~fpl.dsl.ast.Program`.
+    """Parse FPL source text into a :class:`~fpl.dsl.ast.Program`: the fast parser,
+    and lark where it gives up (``FPL_PARSER=lark``: lark alone).
 
-    Raises :class:`FplError` (E0101, E0107) with the location on bad syntax.
+    Raises :class:`FplError` (E0101, E0107, E0108, E0109) with the location on bad
+    syntax.
     """
     source = Source(text if text.endswith("\n") else text + "\n", name)
+    if os.environ.get("FPL_PARSER", "").strip().lower() != "lark":
+        with collector_paused():
+            program = fastparse.parse(source)
+        if program is not None:
+            return program
+    return _parse_lark(source)
+
+
+def parse_with_lark(text: str, name: str = "<string>") -> ast.Program:
+    """The lark route alone (the oracle of the fast parser's tests and benchmarks)."""
+    return _parse_lark(Source(text if text.endswith("\n") else text + "\n", name))
+
+
+def _parse_lark(source: Source) -> ast.Program:
     try:
         with collector_paused():
             tree = _lark().parse(source.text)
