@@ -56,13 +56,15 @@ def check_call(c: Checker, e: ast.Call) -> ir.Expr:
         return check_ode(c, e, ode.FORMS[name])
     if name == "reject" and "reject" not in c.functions:
         return _reject(c, e)
-    higher_order = ir.literal(name, HIGHER_ORDER)
+    higher_order = ir.literal(name, HIGHER_ORDER) if name in HIGHER_ORDER else None
     if higher_order is not None:
         return check_higher_order(c, e, higher_order)
-    for suffix, kind in DIST_SUFFIXES.items():
-        base = name[: -len(suffix)]
-        if name.endswith(suffix) and base in c.reg.distributions:
-            return _dist_function(c, e, base, kind)
+    # every suffix is `_` and a word without `_`: the one `name` may end with starts at
+    # its last `_` (a look-up, not a test per suffix)
+    at = name.rfind("_")
+    kind = DIST_SUFFIXES.get(name[at:]) if at >= 0 else None
+    if kind is not None and name[:at] in c.reg.distributions:
+        return _dist_function(c, e, name[:at], kind)
     if e.kwargs:
         raise error("E0203", f"`{name}` takes no keyword arguments", e.kwargs[0].span)
     if e.conditional:
@@ -110,7 +112,7 @@ def _reject(c: Checker, e: ast.Call) -> ir.Reject:
         )
     if e.conditional:
         raise error("E0201", "`|` is only used in `_lpdf`/`_lpmf` calls, not in `reject`", e.span)
-    values = tuple(c.expr(a) for a in e.args[1:])
+    values = tuple([c.expr(a) for a in e.args[1:]])
     for v in values:
         if v.ty.base not in ("int", "real", "bool"):
             raise error("E0201", "`reject` shows numbers after its message", v.span)
@@ -131,7 +133,7 @@ def _dist_function(
                 "`loss` (fresh draws at every optimizer step)",
                 e.span,
             )
-        args = tuple(c.expr(a) for a in e.args)
+        args = tuple([c.expr(a) for a in e.args])
         d = dist_type(c, entry, args, e.span, e.func.span)
         return ir.Rng(d, d.ty, e.span)
     if not e.args:
@@ -139,7 +141,7 @@ def _dist_function(
             "E0203", f"`{base}_{kind}` needs the value first: `{base}_{kind}(y | ...)`", e.span
         )
     value = c.expr(e.args[0])
-    args = tuple(c.expr(a) for a in e.args[1:])
+    args = tuple([c.expr(a) for a in e.args[1:]])
     d = dist_type(c, entry, args, e.span, e.func.span, value=value)
     try:
         out = log_prob_shape(entry, value.ty.shape, [a.ty.shape for a in args])

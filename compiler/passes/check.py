@@ -15,16 +15,21 @@ map/scan/fold, ODEs and derivatives; fix/root/argmin), ``functions`` (user funct
 
 from __future__ import annotations
 
-from typing import assert_never
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from fpl.compiler import ir
 from fpl.compiler.passes import expressions
+from fpl.compiler.passes.calls import check_call
 from fpl.compiler.passes.functions import CALL_DEPTH
+from fpl.compiler.passes.implicit_forms import check_implicit
 from fpl.compiler.passes.scope import Scope, Symbol
 from fpl.compiler.passes.statements import statement
 from fpl.compiler.passes.types import static_dim
 from fpl.dsl import ast
-from fpl.dsl.diagnostics import error
+from fpl.dsl.diagnostics import InternalError, error
 from fpl.dsl.parser import MAX_DEPTH
 from fpl.stdlib.registry import Registry, registry
 from fpl.stdlib.types import INT, Dim, Ty
@@ -54,6 +59,10 @@ class Checker:
         self.peak = 0
         self.instance_depth: dict[tuple[str, tuple[Ty, ...], bool], int] = {}
         self.calling: list[str] = []  # the user functions being instantiated, outermost first
+        # the result type of each built-in at argument types and static sizes (``op``)
+        self.op_types: dict[tuple[str, tuple[Ty, ...], tuple[Dim, ...]], Ty] = {}
+        # the draw type of each distribution at argument and value types (``dist_type``)
+        self.dist_types: dict[tuple[str, tuple[Ty, ...], Ty | None], Ty] = {}
 
     # ---- entry ----
     def program(self, prog: ast.Program, name: str) -> ir.Program:
@@ -63,6 +72,9 @@ class Checker:
         return ir.Program(tuple(out), tuple(self.functions), name)
 
     def static(self, expr: ir.Expr | None) -> Dim:
+        # ``static_dim`` reads integer scalars only (`ty == INT`, without the call)
+        if expr is None or expr.ty.base != "int" or expr.ty.shape != ():
+            return None
         return static_dim(self.size_refs(expr), self.sizes)
 
     def size_refs(self, expr: ir.Expr | None) -> ir.Expr | None:
@@ -84,27 +96,33 @@ class Checker:
     def data_only(self, value: ir.Expr) -> bool:
         """Whether ``value`` reads only data, constants and data-only `let`s (no param,
         weight, draw or implicit node): a value fixed once the data are bound."""
-        inner: set[str] = set()  # names bound by the functions called inside ``value``
-        for node in ir.walk(value):
-            if isinstance(node, ir.Lambda):
-                inner.update(node.params)
-                inner.update(name for name, _ in node.lets)
+        # one walk: the names bound by the functions called inside ``value`` (anywhere in
+        # it), and the references that are fine only if they are such names
+        inner: set[str] = set()
+        maybe: list[ir.Ref] = []  # `arg` and `local` references, decided after the walk
         for node in ir.walk(value):
             match node:
+                case ir.Lambda():
+                    inner.update(node.params)
+                    inner.update(name for name, _ in node.lets)
                 case ir.Rng() | ir.Implicit() | ir.Attr():
                     return False
                 case ir.Ref(kind="data"):
                     pass
-                case ir.Ref(kind="arg" | "local") if node.name in inner:
-                    pass
-                case ir.Ref(kind="local"):
-                    sym = self.scope.lookup(node.name)
-                    if sym is None or not sym.data_only:
-                        return False
+                case ir.Ref(kind="arg" | "local"):
+                    maybe.append(node)
                 case ir.Ref():
                     return False
                 case _:
                     pass
+        for ref in maybe:
+            if ref.name in inner:
+                continue
+            if ref.kind == "arg":
+                return False
+            sym = self.scope.lookup(ref.name)
+            if sym is None or not sym.data_only:
+                return False
         return True
 
     # ---- declarations ----
@@ -123,11 +141,12 @@ class Checker:
 
     # ---- expressions ----
     def expr(self, e: ast.Expr) -> ir.Expr:
-        # one frame per level besides the ``e_*`` method: see CHECK_DEPTH
-        self.depth += 1
-        self.peak = max(self.peak, self.depth)
+        # one frame per level besides the rule's: see CHECK_DEPTH
+        depth = self.depth = self.depth + 1
+        if depth > self.peak:
+            self.peak = depth
         try:
-            if self.depth > CHECK_DEPTH:
+            if depth > CHECK_DEPTH:
                 raise error(
                     "E0107",
                     f"program nested more than {CHECK_DEPTH} levels deep, counting the bodies "
@@ -135,41 +154,74 @@ class Checker:
                     e.span,
                     help="split the expression or the chain of calls into several `let`s",
                 )
-            match e:
-                case ast.Num():
-                    return expressions.e_Num(self, e)
-                case ast.Name():
-                    return expressions.e_Name(self, e)
-                case ast.Unary():
-                    return expressions.e_Unary(self, e)
-                case ast.Binary():
-                    return expressions.e_Binary(self, e)
-                case ast.Cond():
-                    return expressions.e_Cond(self, e)
-                case ast.Call():
-                    return expressions.e_Call(self, e)
-                case ast.Index():
-                    return expressions.e_Index(self, e)
-                case ast.Attr():
-                    return expressions.e_Attr(self, e)
-                case ast.ArrayLit():
-                    return expressions.e_ArrayLit(self, e)
-                case ast.Implicit():
-                    return expressions.e_Implicit(self, e)
-                case _:
-                    assert_never(e)
+            rule = EXPRESSION_RULES.get(type(e))
+            if rule is None:
+                raise InternalError(f"no checking rule for a {type(e).__name__} expression")
+            return rule(self, e)
         finally:
             self.depth -= 1
+
+
+#: Each expression's rule, by the class of its AST node (one dictionary look-up per
+#: expression in ``Checker.expr``, where a chain of ``isinstance`` tests cost one test
+#: per class before it); every class of ``ast.Expr`` has one (a test checks it).
+EXPRESSION_RULES: dict[type, Callable[[Checker, Any], ir.Expr]] = {
+    ast.Num: expressions.e_Num,
+    ast.Name: expressions.e_Name,
+    ast.Unary: expressions.e_Unary,
+    ast.Binary: expressions.e_Binary,
+    ast.Cond: expressions.e_Cond,
+    ast.Call: check_call,
+    ast.Index: expressions.e_Index,
+    ast.Attr: expressions.e_Attr,
+    ast.ArrayLit: expressions.e_ArrayLit,
+    ast.Implicit: check_implicit,
+}
 
 
 def check(
     prog: ast.Program, sizes: dict[str, int] | None = None, name: str = "model"
 ) -> ir.Program:
     """Resolve names and check types and shapes; ``sizes`` are the data integers."""
-    from fpl.dsl.parser import collector_paused  # (long programs: see its docstring)
-
     with collector_paused():
         return Checker(registry(), sizes).program(prog, name)
 
 
-__all__ = ["CALL_DEPTH", "CHECK_DEPTH", "Checker", "Scope", "Symbol", "check"]
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the checker builds the IR, and what
+    was made meanwhile counted as old when it is back on.
+
+    The IR of a long program is millions of objects and no cycles.  With the collector
+    on, its passes over the growing heap made the check of 100k lines (benchmarks/
+    check_scaling.py) take 10.1 s of CPU; paused, 6.4 s, of which 1.5 s was the first
+    collection after the pause, which scans every object made during it as young.
+    Freezing and at once unfreezing moves every tracked object into the oldest
+    generation unscanned (documented ``gc`` operations, each O(1)): 4.9 s.  They are
+    scanned at the next full collection, as old objects always are.  Only the
+    collector's timing changes: nothing is freed later than a full collection would
+    free it, and reference counting frees as before.  Where objects are frozen already
+    (by the process, ``gc.freeze()`` before a fork, or by the interpreter: CPython
+    3.12 starts with some) they stay frozen: then the collector is only paused."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
+
+
+__all__ = [
+    "CALL_DEPTH",
+    "CHECK_DEPTH",
+    "EXPRESSION_RULES",
+    "Checker",
+    "Scope",
+    "Symbol",
+    "check",
+    "collector_paused",
+]

@@ -34,13 +34,29 @@ def distribution(
         )
     if call.kwargs:
         raise error("E0203", "distributions take positional arguments", call.kwargs[0].span)
-    args = tuple(c.expr(a) for a in call.args)
+    args = tuple([c.expr(a) for a in call.args])
     return dist_type(c, entry, args, call.span, call.func.span, value, value_ty)
 
 
 def dist_type(c: Checker, entry, args, span, name_span, value=None, value_ty=None) -> ir.Dist:
     """The ``ir.Dist`` of registry ``entry`` at checked ``args``: their count and ranks,
-    batch shapes broadcast, the event shape, and the value's type against them."""
+    batch shapes broadcast, the event shape, and the value's type against them.
+
+    The draw type is a function of the distribution, the argument types and the value's
+    type alone, so it is found once per such key and remembered in ``c.dist_types``
+    (a key is remembered only when its checks passed: errors are found and located
+    exactly as without the table)."""
+    target = value.ty if value is not None else value_ty
+    key = (entry.name, tuple([a.ty for a in args]), target)
+    ty = c.dist_types.get(key)
+    if ty is None:
+        ty = _draw_type(entry, args, span, value, value_ty)
+        c.dist_types[key] = ty
+    return ir.Dist(entry.name, args, ty, span)
+
+
+def _draw_type(entry, args, span, value, value_ty) -> Ty:
+    """``dist_type``'s checks: the type of one draw of ``entry`` at ``args``."""
     n = len(entry.params)
     lo = entry.min_args if entry.min_args is not None else n
     if not lo <= len(args) <= n:
@@ -121,7 +137,7 @@ def dist_type(c: Checker, entry, args, span, name_span, value=None, value_ty=Non
                 "E0202", f"value and `{entry.name}` arguments: {exc.message}", where
             ) from None
         ty = Ty(base, tuple(target.shape))
-    return ir.Dist(entry.name, args, ty, span)
+    return ty
 
 
 __all__ = ["distribution", "dist_type"]

@@ -31,7 +31,7 @@ def e_Name(c: Checker, e: ast.Name) -> ir.Expr:
             e.span,
             help='write `reject("message", values...)`; FPL has no string values',
         )
-    sym = c.scope.lookup(e.id)
+    sym = c.scope.names.get(e.id) or c.scope.lookup(e.id)  # (the innermost scope first)
     if sym is None:
         if e.id in c.functions or e.id in c.reg.functions:
             raise error(
@@ -58,7 +58,31 @@ def e_Name(c: Checker, e: ast.Name) -> ir.Expr:
 
 def op(c: Checker, name: str, args: list[ir.Expr], span: Span, arg_spans=None) -> ir.Op:
     """The built-in function or operator ``name`` at checked ``args``, typed and shaped
-    by its registry rule (its argument count, static arguments and sizes checked)."""
+    by its registry rule (its argument count, static arguments and sizes checked).
+
+    The result type is a function of the name, the argument types and their static
+    sizes alone (every check before the rule and the rule itself read nothing else; only
+    the integer division by a literal zero reads values), so it is computed once per
+    such key and remembered in ``c.op_types``: a long program repeats the same few
+    signatures.  A key is remembered only when its checks passed, so errors are found
+    and located exactly as without the table."""
+    tys = tuple([a.ty for a in args])
+    dims = tuple([c.static(a) if a.ty.base == "int" else None for a in args])
+    key = (name, tys, dims)
+    ty = c.op_types.get(key)
+    if ty is None:
+        ty = _op_type(c, name, args, tys, dims, span)
+        c.op_types[key] = ty
+    else:
+        check_division(name, args, span)
+    return ir.Op(name, tuple(args), ty, span)
+
+
+def _op_type(
+    c: Checker, name: str, args: list[ir.Expr], tys: tuple[Ty, ...], dims: tuple[Dim, ...], span
+) -> Ty:
+    """``op``'s checks and its rule: the type of ``name`` at ``args`` (of types ``tys``
+    and static sizes ``dims``)."""
     entry = c.reg.functions[name]
     if not entry.min_args <= len(args) <= (entry.max_args if entry.max_args is not None else 10**9):
         hi = "any number of" if entry.max_args is None else str(entry.max_args)
@@ -71,7 +95,7 @@ def op(c: Checker, name: str, args: list[ir.Expr], span: Span, arg_spans=None) -
         if a.ty.base not in ("int", "real", "bool"):
             raise error("E0201", f"`{name}` needs numbers", a.span)
     check_division(name, args, span)
-    infos = [Arg(a.ty, c.static(a)) for a in args]
+    infos = [Arg(ty, dim) for ty, dim in zip(tys, dims)]
     for i in entry.static_args:
         if i < len(infos) and infos[i].dim is None:
             raise error(
@@ -94,7 +118,7 @@ def op(c: Checker, name: str, args: list[ir.Expr], span: Span, arg_spans=None) -
     if negative:  # a constructor given a negative size: `ones(-1)`
         raise error("E0202", f"`{_op_text(name)}`: negative size {negative[0]}", span)
     check_size(ty.shape, span)
-    return ir.Op(name, tuple(args), ty, span)
+    return ty
 
 
 def e_Unary(c: Checker, e: ast.Unary) -> ir.Expr:
@@ -232,18 +256,6 @@ def e_Attr(c: Checker, e: ast.Attr) -> ir.Expr:
     if e.name == "residual":
         return ir.Attr(target, "residual", REAL, e.span)
     return ir.Attr(target, "iterations", INT, e.span)
-
-
-def e_Call(c: Checker, e: ast.Call) -> ir.Expr:
-    from fpl.compiler.passes.calls import check_call
-
-    return check_call(c, e)
-
-
-def e_Implicit(c: Checker, e: ast.Implicit) -> ir.Expr:
-    from fpl.compiler.passes.implicit_forms import check_implicit
-
-    return check_implicit(c, e)
 
 
 def _op_text(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fpl.compiler import ir
-from fpl.stdlib.types import Dim, Ty
+from fpl.stdlib.types import INT, Dim
 
 #: Structured types: name -> (rank of the value, constraint kind).
 STRUCTURED: dict[str, tuple[int, ir.StructuredKind]] = {
@@ -22,18 +22,18 @@ def static_dim(expr: ir.Expr | None, sizes: dict[str, int] | None = None) -> Dim
     symbolic size when it depends only on data integers, else None."""
     if isinstance(expr, ir.Const) and expr.ty.base == "int" and not expr.ty.shape:
         return int(expr.value)
-    if isinstance(expr, ir.Ref) and expr.kind == "data" and expr.ty == Ty("int"):
+    if isinstance(expr, ir.Ref) and expr.kind == "data" and expr.ty == INT:
         if sizes is not None and expr.name in sizes:
             return int(sizes[expr.name])
         return expr.name
-    if isinstance(expr, ir.Op) and expr.ty == Ty("int") and expr.name in ("neg", "pos"):
+    if isinstance(expr, ir.Op) and expr.ty == INT and expr.name in ("neg", "pos"):
         inner = static_dim(expr.args[0], sizes) if len(expr.args) == 1 else None
         if inner is None or expr.name == "pos":
             return inner
         if isinstance(inner, int):
             return -inner
         return f"-({inner})" if " " in inner else f"-{inner}"
-    if isinstance(expr, ir.Op) and expr.ty == Ty("int") and expr.name in ("add", "sub", "mul"):
+    if isinstance(expr, ir.Op) and expr.ty == INT and expr.name in ("add", "sub", "mul"):
         a, b = (static_dim(x, sizes) for x in expr.args)
         if a is None or b is None:
             return None
