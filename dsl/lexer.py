@@ -109,7 +109,7 @@ class Tokens:
         keyword = {word: word for word in KEYWORDS}.get
         for match in _TOKEN.finditer(text):
             group = match.lastindex
-            value = match.group(group)
+            value = match.group(group)  # type: ignore[arg-type]  # a group always matched
             if group == _WORD:
                 kind = keyword(value, "NAME")
             elif group == _OP:

@@ -15,9 +15,7 @@ map/scan/fold, ODEs and derivatives; fix/root/argmin), ``functions`` (user funct
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fpl.compiler import ir
@@ -30,7 +28,7 @@ from fpl.compiler.passes.statements import statement
 from fpl.compiler.passes.types import static_dim
 from fpl.dsl import ast
 from fpl.dsl.diagnostics import InternalError, error
-from fpl.dsl.parser import MAX_DEPTH
+from fpl.dsl.parser import MAX_DEPTH, collector_paused
 from fpl.stdlib.registry import Registry, registry
 from fpl.stdlib.types import INT, Dim, Ty
 
@@ -185,34 +183,6 @@ def check(
     """Resolve names and check types and shapes; ``sizes`` are the data integers."""
     with collector_paused():
         return Checker(registry(), sizes).program(prog, name)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while the checker builds the IR, and what
-    was made meanwhile counted as old when it is back on.
-
-    The IR of a long program is millions of objects and no cycles.  With the collector
-    on, its passes over the growing heap made the check of 100k lines (benchmarks/
-    check_scaling.py) take 10.1 s of CPU; paused, 6.4 s, of which 1.5 s was the first
-    collection after the pause, which scans every object made during it as young.
-    Freezing and at once unfreezing moves every tracked object into the oldest
-    generation unscanned (documented ``gc`` operations, each O(1)): 4.9 s.  They are
-    scanned at the next full collection, as old objects always are.  Only the
-    collector's timing changes: nothing is freed later than a full collection would
-    free it, and reference counting frees as before.  Where objects are frozen already
-    (by the process, ``gc.freeze()`` before a fork, or by the interpreter: CPython
-    3.12 starts with some) they stay frozen: then the collector is only paused."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 __all__ = [
