@@ -48,10 +48,13 @@ REJECT_CODE = "E0413"
 
 @dataclass(frozen=True)
 class Rejection:
-    """One ``reject("message", values...)`` of the program: where it stands, its message."""
+    """One ``reject("message", values...)`` of the program: where it stands, its message;
+    ``divisor``: an integer ``%`` or ``/`` by zero (``Evaluator.integer_divisor``), which
+    rejects the point as a ``reject`` at the divisor does."""
 
     span: Span
     message: str
+    divisor: bool = False
 
     def error(self, detail: str, code: str = REJECT_CODE, help: str | None = None) -> FplError:
         """The located error: ``detail`` says where the run met it."""
@@ -59,7 +62,7 @@ class Rejection:
             code,
             f"rejected: {self.message.rstrip()} ({detail})" if code == REJECT_CODE else detail,
             self.span,
-            label="`reject` reached here",
+            label="this divisor is zero here" if self.divisor else "`reject` reached here",
             help=help,
         )
 
@@ -244,16 +247,27 @@ def report_rejects(flags: Mapping[int, Any], nodes: Mapping[int, Any]) -> None:
     import jax.numpy as jnp
 
     keys = tuple(flags)
-    sites = tuple(Rejection(nodes[k].span, nodes[k].message) for k in keys)
+    sites = tuple(
+        Rejection(nodes[k].span, nodes[k].message, nodes[k].name != "reject") for k in keys
+    )
     _send(functools.partial(_rejected, events, sites), jnp.stack([flags[k] for k in keys]))
 
 
 def has_rejects(program) -> bool:
-    """Whether the ``ir.Program`` has a ``reject`` left to reach (it is worth asking
-    :func:`rejections`)."""
+    """Whether the ``ir.Program`` has a ``reject`` left to reach, or an integer ``%`` or
+    ``/`` whose divisor may be zero (it is worth asking :func:`rejections`)."""
     from fpl.compiler import ir
 
-    return any(isinstance(n, ir.Reject) for s in program.statements for n in ir.walk(s))
+    def rejects(n) -> bool:
+        if isinstance(n, ir.Reject):
+            return True
+        return (
+            isinstance(n, ir.Op)
+            and n.name in ("mod", "div")
+            and all(a.ty.base == "int" for a in n.args)
+        )
+
+    return any(rejects(n) for s in program.statements for n in ir.walk(s))
 
 
 def rejections(density: Callable, points) -> list[tuple[Rejection, int]]:

@@ -105,3 +105,16 @@ def test_sampling_never_returns_a_draw_with_a_zero_divisor():
     # half-normal mean sqrt(2 / pi) ~ 0.80, sd ~ 0.60; 300 draws of ESS above ~100 give a
     # mean MCSE below 0.06, so 0.25 is over 4 MCSE (the check is the support, above)
     assert abs(draws.mean() - np.sqrt(2 / np.pi)) < 0.25
+
+
+def test_a_divisor_zero_at_every_initial_point_is_named_by_e0402():
+    # k = int_step(mu) * 0 is zero everywhere, so no initial point has a finite density:
+    # E0402 points at the divisor (fpl.compiler.reporting.has_rejects counts integer
+    # `%`/`/`), not the generic "no finite log density" of the whole model
+    src = "param mu: real ~ normal(0, 1)\nlet k = int_step(mu) * 0\ntarget += 5 % k\n"
+    with pytest.raises(FplError) as info:
+        fpl.compile(src).sample({}, chains=1, warmup=10, draws=10, seed=1, progress=False)
+    d = info.value.diagnostics[0]
+    assert d.code == "E0402"
+    assert "integer division by zero was reached" in d.message
+    assert (d.span.line, d.span.col) == (3, 15)  # the divisor `k`
