@@ -92,6 +92,14 @@ class SampleSettings(Settings):
         "on every device): for large N",
     )
     init: Any = option(None, "initial param values (constrained, by name) or a fit", file=True)
+    starts: str = option(
+        "random",
+        "where chains start without `init`: random (the best of 16 points uniform(-2, 2) on "
+        "the unconstrained scale, as Stan) or pathfinder (those points moved into the main "
+        "mode by multi-path Pathfinder: for multimodal posteriors whose chains strand in "
+        "minor modes; costs an L-BFGS compile, a few seconds)",
+        choices=("random", "pathfinder"),
+    )
     weights: Any = option(None, "weight values held fixed (none: their init)", file=True)
     checkpoint: str | Path | None = option(
         None, "checkpoint file (written every `every` iterations, at the end, on Ctrl-C)"
@@ -166,7 +174,7 @@ def sample(model, data, s: SampleSettings, weights) -> Fit:
         args = {k: jnp.asarray(v) for k, v in cm.prepare_data().items()}  # data-only lets once
         key = jax.random.PRNGKey(seed)
         key, run_key, gen_key = jax.random.split(key, 3)
-        inits = find_inits(cm, args, s.chains, seed, s.init)
+        inits = find_inits(cm, args, s.chains, seed, s.init, pathfinder=s.starts == "pathfinder")
         flat_inits = np.stack([np.asarray(cm.ravel(u)) for u in inits])
         metric, step_size = (None, None) if a.adapt_metric else _given_metric(cm, s)
         saver = None
