@@ -1,8 +1,7 @@
 """DEQs with well-posed weights train with Adam (issue 12): the shipped DEQ classifier
-with a ``contractive`` W on a held-out-sized moons problem, the monotone DEQ example
-(``fpl diagnose`` calls it well-posed although its W is no contraction), and the
-Jacobian regulariser written in the language (Hutchinson's ‖∂f/∂z‖²_F at the solution,
-a fresh probe per step)."""
+with a ``contractive`` W on a held-out-sized moons problem and the Jacobian regulariser
+written in the language (Hutchinson's ‖∂f/∂z‖²_F at the solution, a fresh probe per
+step).  The monotone DEQ example is trained by tests/examples/test_learning_examples.py."""
 
 from __future__ import annotations
 
@@ -55,26 +54,8 @@ def test_contractive_deq_classifier_trains_with_adam_on_moons():
 
 # ---- the monotone DEQ example -----------------------------------------------------------
 
-
-@pytest.mark.slow
-def test_monotone_deq_trains_with_adam_and_is_well_posed():
-    source = (EXAMPLES / "monotone_deq.fpl").read_text()
-    model = fpl.load(EXAMPLES / "monotone_deq.fpl")
-    res = model.optimize(
-        _data("monotone_deq"), optimizer=optax.adam(1e-2), steps=200, seed=0, progress=False
-    )
-    assert res.skipped == 0 and sum(res.solver_failures.values()) == 0
-    w = res.weights["W"]
-    # the declared margin m = 0.1: λ_min(sym(I − W)) >= m (rounding of |W| ~ 1)
-    assert np.linalg.eigvalsh(np.eye(16) - (w + w.T) / 2).min() >= 0.1 - 1e-9
-    assert _accuracy(source, "Z @ V", res.weights, _data("monotone_deq_heldout")) >= 0.95
-    diagnosis = model.diagnose(None, _data("monotone_deq"), weights=res.weights)
-    (node,) = diagnosis.nodes
-    assert node.converged and not node.ill_posed
-    # the IFT matrix I − J is far from singular (σ_min(I − J) >= m·(active part)) while
-    # J is no contraction: Picard alone would not do, the monotone structure does
-    assert node.sigma_min > 1e-3 * node.sigma_max
-    assert node.elements == 100  # one solve per point (the node is inside `map`)
+# Trained once in the suite, by tests/examples/test_learning_examples.py (check_monotone_deq:
+# Adam, the declared margin, held-out accuracy and `fpl diagnose`'s well-posed verdict).
 
 
 # ---- the Jacobian regulariser -----------------------------------------------------------

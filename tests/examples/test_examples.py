@@ -1,7 +1,8 @@
 """Run every example model in examples/ and check its posterior against known answers.
 
-Every ``examples/*.fpl`` without ``weight`` declarations is collected (so a new example is picked up automatically). An
-example needs a data file ``<name>.json`` beside it and a known answer:
+Every ``examples/*.fpl`` without ``weight`` declarations is collected (so a new example
+is picked up automatically). An example needs a data file ``<name>.json`` beside it and
+a known answer:
 
 * simulated examples (data written by ``examples/make_data.py``) are checked against the
   data-generating parameters in ``truths.json``: every component must satisfy

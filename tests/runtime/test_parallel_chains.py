@@ -28,10 +28,17 @@ RNG = np.random.default_rng(0)
 DATA = {"N": 12, "y": RNG.normal(1.0, 2.0, size=12).tolist()}
 
 
+OPTIMISATION_FLAG = "--xla_backend_optimization_level"
+
+
 def _python(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    """``code`` in a fresh interpreter (XLA's device count is fixed when JAX starts)."""
+    """``code`` in a fresh interpreter (XLA's device count is fixed when JAX starts).
+    ``XLA_FLAGS`` keeps only the suite's optimisation level (tests/conftest.py: faster
+    compiles), so that ``import fpl`` sets the device count itself."""
     full = {**os.environ, **env}
-    full.pop("XLA_FLAGS", None)
+    kept = [f for f in full.pop("XLA_FLAGS", "").split() if f.startswith(OPTIMISATION_FLAG)]
+    if kept:
+        full["XLA_FLAGS"] = " ".join(kept)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=full,

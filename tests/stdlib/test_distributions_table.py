@@ -389,25 +389,20 @@ def _bound(b: Bound | None, args):
     return b.value if b.arg is None else np.asarray(args[b.arg])
 
 
-@pytest.fixture(scope="module")
-def draws() -> dict[str, np.ndarray]:
-    """50 draws from every row's distribution, all in one jitted call: compiling the
-    samplers (rejection loops for gamma, beta, ...) once together is much cheaper
-    than once per row."""
-
-    @jax.jit
-    def sample_all(key):
-        keys = jax.random.split(key, len(ROWS))
-        return {r.name: _build(r)[1].sample(k, (50,)) for r, k in zip(ROWS, keys)}
-
-    return {k: np.asarray(v) for k, v in sample_all(jax.random.PRNGKey(0)).items()}
+def _draws(row: Row) -> np.ndarray:
+    """50 draws from the row's distribution in one jitted call per row.  Compiling all
+    rows' samplers in one program is no cheaper than one program per row (measured
+    2026-11-30 at XLA's optimisation level 0, tests/conftest.py: 24 s against 21 s in
+    all; at level 2, load ~6: 200 s against 160 s), and per row the cost is spread over
+    the tests, which xdist's workers share, instead of one 100 s fixture."""
+    return np.asarray(jax.jit(lambda key: _build(row)[1].sample(key, (50,)))(jax.random.key(0)))
 
 
-@pytest.mark.slow  # compiling the samplers costs ~20 s; the next test is the fast check
+@pytest.mark.slow  # compiling the samplers (~20 s in all); the next test is the fast check
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
-def test_draws_lie_in_the_support(row: Row, draws):
+def test_draws_lie_in_the_support(row: Row):
     entry = registry().distributions[row.name]
-    x = draws[row.name] + entry.value_offset
+    x = _draws(row) + entry.value_offset
     sup = entry.support
     lo, hi = _bound(sup.lower, row.args), _bound(sup.upper, row.args)
     assert np.all(np.isfinite(x))
