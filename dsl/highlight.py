@@ -34,6 +34,8 @@ from pygments.token import (
     Whitespace,
 )
 
+from fpl.dsl.lexer import STRUCT_TYPE_NAMES
+
 #: Words that open a declaration of a name (soft keywords: names elsewhere).
 DECLARATIONS = ("data", "param", "weight", "let", "out", "gen")
 #: The other words the grammar spells out (``target`` and ``loss`` open statements).
@@ -52,19 +54,7 @@ KEYWORDS = (
     "with",
 )
 #: The grammar's base and structured type names.
-TYPES = (
-    "int",
-    "real",
-    "simplex",
-    "ordered",
-    "positive_ordered",
-    "cholesky_corr",
-    "corr_matrix",
-    "cov_matrix",
-    "cholesky_cov",
-    "contractive",
-    "monotone",
-)
+TYPES = ("int", "real", *STRUCT_TYPE_NAMES)
 #: Built-ins the checker treats specially (higher-order functions and derivatives).
 BUILTINS = ("map", "scan", "fold", "grad", "jacobian", "hessian", "jvp", "vjp")
 #: Values of implicit-node options (``warm=true``, ``grad=phantom(k=5)``).

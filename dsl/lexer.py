@@ -33,20 +33,19 @@ CONTINUING = frozenset("+ - * / % @ ^ .* ./ == != <= >= && || = ~ += , | ? : ->"
 #: Words that open a statement are soft keywords: data files use names like `weight`
 #: (posteriordb's mesquite), so they may be declared and used inside expressions.
 SOFT = frozenset(("data", "param", "weight", "let", "out", "target", "loss", "gen"))
-STRUCT_TYPES = frozenset(
-    (
-        "simplex",
-        "ordered",
-        "positive_ordered",
-        "cholesky_corr",
-        "corr_matrix",
-        "cov_matrix",
-        "cholesky_cov",
-        "contractive",
-        "monotone",
-    )
+#: the structured types' names, in the grammar's order (``STRUCT_TYPE`` in grammar.lark)
+STRUCT_TYPE_NAMES = (
+    "simplex",
+    "ordered",
+    "positive_ordered",
+    "cholesky_corr",
+    "corr_matrix",
+    "cov_matrix",
+    "cholesky_cov",
+    "contractive",
+    "monotone",
 )
-#: Every keyword; the ones outside :data:`SOFT` are keywords inside expressions too.
+STRUCT_TYPES = frozenset(STRUCT_TYPE_NAMES)
 KEYWORDS = SOFT | STRUCT_TYPES | {"fn", "return", "import", "fix", "root", "argmin"}
 KEYWORDS |= {"of", "init", "with", "int", "real"}
 RESERVED = KEYWORDS - SOFT

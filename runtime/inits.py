@@ -332,49 +332,13 @@ def _paths(cm: CompiledModel, args, x0):
     at a non-finite step, or after ``PATH_ITERATIONS``."""
     import optax
 
+    from fpl.runtime.pathfinder import lbfgs_search
+
     # a backtracking (Armijo) line search: a smaller program than the zoom search's
-    search_steps = optax.scale_by_backtracking_linesearch(
+    backtracking = optax.scale_by_backtracking_linesearch(
         max_backtracking_steps=20, store_grad=True
     )
-    solver = optax.lbfgs(linesearch=search_steps)
-
-    density = _traced_once(cm)
-
-    def search(x, a):
-        def f(v):
-            return -density(v, a)
-
-        value_and_grad = optax.value_and_grad_from_state(f)
-        v0, g0 = jax.value_and_grad(f)(x)
-        xs = jnp.zeros((PATH_ITERATIONS + 1, x.size), x.dtype).at[0].set(x)
-        gs = jnp.zeros((PATH_ITERATIONS + 1, x.size), x.dtype).at[0].set(-g0)
-
-        def small(value, grad):
-            return jnp.max(jnp.abs(grad)) <= PATH_TOL * jnp.maximum(1.0, jnp.abs(value))
-
-        def cond(carry):
-            return ~carry[2] & (carry[3] < PATH_ITERATIONS)
-
-        def body(carry):
-            x, state, _, i, xs, gs = carry
-            value, grad = value_and_grad(x, state=state)
-            updates, new_state = solver.update(grad, state, x, value=value, grad=grad, value_fn=f)
-            new_x = optax.apply_updates(x, updates)
-            new_value = optax.tree_utils.tree_get(new_state, "value")
-            new_grad = optax.tree_utils.tree_get(new_state, "grad")
-            ok = jnp.isfinite(new_value) & jnp.all(jnp.isfinite(new_grad))
-            x = jnp.where(ok, new_x, x)
-            state = jax.tree.map(lambda p, q: jnp.where(ok, p, q), new_state, state)
-            i = i + ok.astype(jnp.int32)
-            xs = xs.at[i].set(jnp.where(ok, new_x, xs[i]))
-            gs = gs.at[i].set(jnp.where(ok, -new_grad, gs[i]))
-            return x, state, ~ok | small(new_value, new_grad), i, xs, gs
-
-        ok0 = jnp.isfinite(v0) & jnp.all(jnp.isfinite(g0))
-        carry = (x, solver.init(x), ~ok0 | small(v0, g0), jnp.int32(0), xs, gs)
-        _, _, _, i, xs, gs = jax.lax.while_loop(cond, body, carry)
-        return xs, gs, i
-
+    search = lbfgs_search(_traced_once(cm), PATH_TOL, PATH_ITERATIONS, backtracking)
     program = jax.jit(jax.vmap(search, in_axes=(0, None)))
     return program(jnp.asarray(x0), args)
 

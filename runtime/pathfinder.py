@@ -162,17 +162,26 @@ def run(model, data, s: PathfinderSettings):
 
 
 def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
-    """L-BFGS on ``-log_density``: the iterates and ``∇log_density`` there, ``(L+1, n)``
-    arrays (rows past the last iterate are zero), and L.  One compiled
-    ``lax.while_loop`` that stops at convergence (or a non-finite step), writing each
-    iterate into preallocated rows: a short path costs only its own evaluations."""
+    """L-BFGS on ``-log_density`` from ``x0``: :func:`lbfgs_search`, compiled."""
+    import jax
+
+    return jax.jit(lbfgs_search(log_density, tol, max_iter))(x0, args)
+
+
+def lbfgs_search(log_density, tol: float, max_iter: int, linesearch=None):
+    """``search(x0, args) -> (xs, gs, L)``: L-BFGS on ``-log_density(x, args)`` from
+    ``x0``, the iterates and ``∇log_density`` there as ``(max_iter + 1, n)`` arrays (rows
+    past the last iterate are zero) and L.  One ``lax.while_loop`` that stops at
+    convergence (``max |∇| <= tol * max(1, |log_density|)``), at a non-finite start or
+    step, or after ``max_iter``, writing each iterate into preallocated rows: a short
+    path costs only its own evaluations.  Not compiled: callers ``jit`` (and ``vmap``)
+    it.  ``linesearch``: optax's (default: its zoom search)."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    solver = optax.lbfgs()
+    solver = optax.lbfgs() if linesearch is None else optax.lbfgs(linesearch=linesearch)
 
-    @jax.jit
     def search(x0, a):
         def f(x):
             return -log_density(x, a)
@@ -204,11 +213,12 @@ def _lbfgs_path(log_density, x0, args, tol: float, max_iter: int):
             gs = gs.at[i].set(jnp.where(ok, -new_grad, gs[i]))
             return x, state, ~ok | small(new_value, new_grad), i, xs, gs
 
-        init = (x0, solver.init(x0), small(v0, g0), jnp.int32(0), xs, gs)
+        finite = jnp.isfinite(v0) & jnp.all(jnp.isfinite(g0))
+        init = (x0, solver.init(x0), ~finite | small(v0, g0), jnp.int32(0), xs, gs)
         _, _, _, i, xs, gs = jax.lax.while_loop(cond, body, init)
         return xs, gs, i
 
-    return search(x0, args)
+    return search
 
 
 def _history(path: np.ndarray, grads: np.ndarray, memory: int):
@@ -311,4 +321,4 @@ METHOD = Method(
     headline=headline,
 )
 
-__all__ = ["METHOD", "PathfinderGaussian", "PathfinderSettings", "approximate", "run"]
+__all__ = ["METHOD", "PathfinderGaussian", "PathfinderSettings", "approximate", "lbfgs_search", "run"]
