@@ -55,6 +55,11 @@ SETTINGS = {
     # mode 43 below the main one (fast oscillations fitted as noise): R-hat 1.6, 117
     # divergences. Stan users start such chains from Pathfinder draws, as here
     "hudson_lynx_hare-lotka_volterra": {"starts": "pathfinder"},
+    # 26 strongly correlated coefficients: the largest of their R-hats at 4 x 500 draws is
+    # 1.004-1.012 across seeds (2026-11-30: seeds 1-5 gave 1.0043-1.0094, the test's seed
+    # 1.0078 at XLA's level 2 and 1.0119 at level 0), at the rule's 1.01; at 1000 draws
+    # it is 1.002-1.005 (seeds 1-5), so the rule tests the sampler, not the seed
+    "diamonds-diamonds": {"draws": 1000},
 }
 
 
@@ -140,15 +145,8 @@ def agreement_problems(summary, reference: dict) -> list[str]:
 def sample(name: str):
     """The fit the agreement rule is checked on (also used by benchmarks/posteriordb_coverage)."""
     model = fpl.load(MODELS / f"{name}.fpl")
-    return model.sample(
-        load_json(name, "data.json"),
-        chains=CHAINS,
-        warmup=WARMUP,
-        draws=DRAWS,
-        seed=20240501,
-        progress=False,
-        **SETTINGS.get(name, {}),
-    )
+    settings = {"chains": CHAINS, "warmup": WARMUP, "draws": DRAWS, **SETTINGS.get(name, {})}
+    return model.sample(load_json(name, "data.json"), seed=20240501, progress=False, **settings)
 
 
 def check(name: str) -> list[str]:
