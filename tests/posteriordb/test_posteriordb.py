@@ -182,8 +182,12 @@ KNOWN_MISMATCH = {
     "equals an independent LSODA solve (rtol 1e-12) to 3e-6; the log density's own "
     "quantiles agree (FPL's 1 % -49.1, the reference draws' -49.8), so the chains reach "
     "the same density levels but make too few excursions along the K_m-V_m ridge in 500 "
-    "draws. So the rule stays (no quantile rule until the far tail agrees); next: a longer "
-    "run to tell slow tail mixing from a bias",
+    "draws. So the rule stays (no quantile rule until the far tail agrees). Longer, 4 x "
+    "(1000 + 3000) with Pathfinder starts (459 s, 2 quiet cores): the sd ratios rise to "
+    "0.70 (K_m) and 0.69 (V_m), K_m's 99 % quantile to 21.4 and its largest draw to 97 (the "
+    "tail fills in as an infinite-variance tail does with more draws: slow mixing along "
+    "the ridge), but 35 divergences appear there: the ridge's far end is hard geometry for "
+    "the adapted metric; next: a metric or reparameterisation that reaches it cleanly",
     "mcycle_gp-accel_gp": "brms's approximate GPs for the mean and log sd; the reference sds "
     "come from posteriordb's mean and mean-square summaries (its draws file is absent from "
     "the mirror). At Stan's settings for it (target_accept 0.999, max_tree_depth 15), "
