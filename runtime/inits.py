@@ -268,7 +268,7 @@ def pathfinder_starts(cm: CompiledModel, args, starts, seed: int, evaluate=None)
     tracing and compiling the vectorised L-BFGS program)."""
     import jax
 
-    from fpl.runtime.pathfinder import _gaussian, _history, _log_q
+    from fpl.runtime.pathfinder import _elbos, _gaussian, _history, _log_q
 
     if not 0 < cm.param_unc_num() <= PATH_MAX_DIMENSION:
         return starts
@@ -290,7 +290,8 @@ def pathfinder_starts(cm: CompiledModel, args, starts, seed: int, evaluate=None)
     if not rows:
         return starts
     items = tuple(np.concatenate(parts) for parts in zip(*rows))
-    elbos = np.asarray(_path_elbos(cm, args, items))
+    points, gradients, S, Y, mask, z = items  # every path's points, one row each
+    elbos = np.asarray(_elbos(_traced_once(cm), points, gradients, (S, Y, mask), z, args))
     owners_ = np.asarray(owners)
     means, factors = [], []
     gaussian = jax.jit(_gaussian)  # one compile for every path
@@ -348,27 +349,6 @@ def _traced_once(cm: CompiledModel):
     calls it several times (L-BFGS's step, line search and gradient) the model's Python
     is traced once and its program reused, where each direct call traces it again."""
     return jax.jit(lambda theta, args: cm.log_density(theta, data=args))
-
-
-def _path_elbos(cm: CompiledModel, args, items):
-    """The ELBO estimate of the Gaussian at every path point of ``items`` (rows of
-    point, gradient, curvature pairs, their mask and the path's standard-normal draws:
-    common random numbers along a path); a draw with a non-finite density counts as
-    ``-inf``.  One compiled program over all rows."""
-    from fpl.runtime.pathfinder import _gaussian, _log_q
-
-    density = _traced_once(cm)
-
-    def one(item, a):
-        u, g, s, y, m, z = item
-        mean, chol = _gaussian(u, g, s, y, m)
-        x = mean + z @ chol.T
-        lp = jax.vmap(lambda v: density(v, a))(x)
-        terms = jnp.where(jnp.isfinite(lp), lp - _log_q(z, chol), -jnp.inf)
-        return jnp.where(jnp.all(jnp.isfinite(chol)), jnp.mean(terms), -jnp.inf)
-
-    rows = tuple(jnp.asarray(v) for v in items)
-    return jax.jit(lambda it, a: jax.lax.map(lambda item: one(item, a), it))(rows, args)
 
 
 __all__ = [

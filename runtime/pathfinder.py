@@ -285,14 +285,20 @@ def _log_q(z, chol):
 
 
 def _elbos(log_density, path, grads, pairs, z, args):
-    """The ELBO estimate at every path point (common random numbers ``z``)."""
+    """The ELBO estimate at every path point: common random numbers ``z``, one
+    ``(draws, n)`` array for every point, or ``(points, draws, n)`` (a set per point:
+    ``fpl.runtime.inits.pathfinder_starts`` gives each path its own); a draw with a
+    non-finite density counts as ``-inf``.  One compiled program over all points."""
     import jax
     import jax.numpy as jnp
 
     S, Y, mask = pairs
+    z = np.asarray(z)
+    if z.ndim == 2:
+        z = np.broadcast_to(z, (len(path), *z.shape))
 
     def one(item, a):
-        u, g, s, y, m = item
+        u, g, s, y, m, z = item
         mu, chol = _gaussian(u, g, s, y, m)
         x = mu + z @ chol.T
         lp = jax.vmap(log_density, in_axes=(0, None))(x, a)
@@ -300,7 +306,7 @@ def _elbos(log_density, path, grads, pairs, z, args):
         elbo = jnp.mean(terms)
         return jnp.where(jnp.all(jnp.isfinite(chol)), elbo, -jnp.inf)
 
-    items = tuple(jnp.asarray(a) for a in (path, grads, S, Y, mask))
+    items = tuple(jnp.asarray(a) for a in (path, grads, S, Y, mask, z))
     return jax.jit(lambda it, a: jax.lax.map(lambda item: one(item, a), it))(items, args)
 
 
@@ -321,4 +327,11 @@ METHOD = Method(
     headline=headline,
 )
 
-__all__ = ["METHOD", "PathfinderGaussian", "PathfinderSettings", "approximate", "lbfgs_search", "run"]
+__all__ = [
+    "METHOD",
+    "PathfinderGaussian",
+    "PathfinderSettings",
+    "approximate",
+    "lbfgs_search",
+    "run",
+]
