@@ -475,6 +475,18 @@ def children(node: Node) -> list[Node]:
             assert_never(node)
 
 
+def integer_division(node: Node) -> bool:
+    """Whether ``node`` is an integer ``%`` or ``/`` (``a % b``, ``a / b`` of two ints):
+    a zero divisor is Stan's domain error (E0208 where data or literals decide it, a
+    rejected point where params do)."""
+    return (
+        isinstance(node, Op)
+        and node.name in ("mod", "div")
+        and len(node.args) == 2
+        and all(a.ty.base == "int" for a in node.args)
+    )
+
+
 def walk(node: Node) -> Iterator[Node]:
     """Every IR node under ``node``, itself included (iterative, pre-order).  A function
     instance (one ``Lambda`` object, shared by all its calls at the same argument types)

@@ -209,7 +209,7 @@ class Evaluator:
 
     def x_Op(self, e: ir.Op):
         args = [self.expr(a) for a in e.args]
-        if e.name in ("mod", "div") and all(a.ty.base == "int" for a in e.args):
+        if ir.integer_division(e):
             self.integer_divisor(e, args[1])
         try:
             return self.reg.functions[e.name].impl(*args)

@@ -258,16 +258,11 @@ def has_rejects(program) -> bool:
     ``/`` whose divisor may be zero (it is worth asking :func:`rejections`)."""
     from fpl.compiler import ir
 
-    def rejects(n) -> bool:
-        if isinstance(n, ir.Reject):
-            return True
-        return (
-            isinstance(n, ir.Op)
-            and n.name in ("mod", "div")
-            and all(a.ty.base == "int" for a in n.args)
-        )
-
-    return any(rejects(n) for s in program.statements for n in ir.walk(s))
+    return any(
+        isinstance(n, ir.Reject) or ir.integer_division(n)
+        for s in program.statements
+        for n in ir.walk(s)
+    )
 
 
 def rejections(density: Callable, points) -> list[tuple[Rejection, int]]:

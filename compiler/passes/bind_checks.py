@@ -165,10 +165,9 @@ def check_integer_divisors(program: ir.Program, data: Mapping[str, Any]) -> None
         known: set[str] = set()  # int lets / outs the data decide, evaluated in ev.env
         for statement in program.statements:
             for node in _top_level_nodes(statement):
-                if isinstance(node, ir.Op) and node.name in ("mod", "div") and len(node.args) == 2:
-                    left, right = node.args
-                    ints = left.ty.base == "int" and right.ty.base == "int"
-                    if ints and _decided(right, known):
+                if ir.integer_division(node):
+                    right = node.args[1]
+                    if _decided(right, known):
                         _check_divisor(node.name, right, np.asarray(ev.expr(right)))
             if isinstance(statement, (ir.Let, ir.Out)) and statement.value.ty.base == "int":
                 if _decided(statement.value, known):
