@@ -222,7 +222,8 @@ class HigherOrder:
     """``map(f, xs...)``, ``scan(f, init, xs...)``, ``fold(f, init, xs...)``, and Stan's
     ODE solvers (kind ``ode``, see fpl/stdlib/ode.py): ``args`` are then ``y0, t0, ts,
     rel_tol, abs_tol, max_num_steps, args...`` whatever the form's order, ``solver`` the
-    method (rk45, bdf, adams, ckrk) and ``node_id`` its number among the solver nodes."""
+    form the call names (``ode_rk45_tol``, ``integrate_ode_bdf``: its method is
+    ``ode.FORMS[solver].method``) and ``node_id`` its number among the solver nodes."""
 
     kind: HigherOrderKind
     fn: Lambda

@@ -389,7 +389,7 @@ def ode(ev: Evaluator, e: ir.HigherOrder):
     the solve, so it is differentiated with respect to them too.  Solver nodes inside
     the vector field are not reported (a failure there is a NaN the solve fails on)."""
     from fpl.compiler.implicit import node_stats
-    from fpl.stdlib.ode import integrate, times_in_order
+    from fpl.stdlib.ode import FORMS, integrate, times_in_order
 
     y0, t0, ts, rel, absolute = (ev.expr(a) for a in e.args[:5])
     steps = ev.static_int(e.args[5], "`max_num_steps`")
@@ -406,7 +406,7 @@ def ode(ev: Evaluator, e: ir.HigherOrder):
         return function_value(ev.child(values), e.fn)(t, y, *args)[0]
 
     ys, taken, code = integrate(
-        e.solver,
+        FORMS[e.solver].method,
         vector_field,
         y0,
         t0,

@@ -79,7 +79,7 @@ class _Printer:
             case ir.Apply():
                 return f"{self.fn_value(e.fn)}({self.args(e.args)})"
             case ir.HigherOrder(kind="ode"):
-                return f"ode_{e.solver}#{e.node_id}({self.fn_name(e.fn)}, {self.args(e.args)})"
+                return f"{e.solver}#{e.node_id}({self.fn_name(e.fn)}, {self.args(e.args)})"
             case ir.HigherOrder():
                 return f"{e.kind}({self.fn_name(e.fn)}, {self.args(e.args)})"
             case ir.Implicit():

@@ -36,7 +36,8 @@ class NodeInfo:
     node_id: int
     kind: str  # fix | root | argmin | ode
     location: str  # file:line:col
-    solver: str  # the solver that runs (``linear (direct)`` for affine bodies)
+    solver: str  # the solver that runs (``linear (direct)`` for affine bodies); an ODE's
+    # the form its call names (``ode_bdf_tol``: fpl.stdlib.ode.FORMS)
     grad: str  # implicit | phantom | onestep | unrolled | lstsq
     span: Any = field(compare=False, repr=False)
 

@@ -127,10 +127,10 @@ def find_inits(
                     raise error(
                         "E0402",
                         f"no finite log density after {tried} random initial points (chain "
-                        f"{c + 1}): {ode.failure(node.span, reason.lstrip('; '))} at every one",
+                        f"{c + 1}): {ode.failure(node.solver, reason.lstrip('; '))} at every one",
                         node.span,
                         label="this ODE solve failed",
-                        help=f"{ode.failure_help(node.span)}; or give `init` values where it "
+                        help=f"{ode.failure_help(node.solver)}; or give `init` values where it "
                         "solves",
                     )
                 raise error(

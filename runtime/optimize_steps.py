@@ -204,10 +204,10 @@ def check_final(nodes, step: int, loss: float, values: dict, unconverged: list) 
         raise error(
             "E0410",
             f"{what} is not finite after optimization step {step} (loss {loss:g}): "
-            f"{ode.failure(node.span)} at the point it reached",
+            f"{ode.failure(node.solver)} at the point it reached",
             node.span,
             label="this ODE solve failed",
-            help=f"{ode.failure_help(node.span)}; or lower the learning rate, or give the "
+            help=f"{ode.failure_help(node.solver)}; or lower the learning rate, or give the "
             "params bounds or priors that keep them where the ODE solves",
         )
     raise error(
@@ -247,10 +247,10 @@ def raise_step(step: int, failed, node_ids, nodes, loss: float) -> None:
             node = nodes[i]
             raise error(
                 "E0406",
-                f"{ode.failure(node.span, reason_name(code))} at optimization step {step}",
+                f"{ode.failure(node.solver, reason_name(code))} at optimization step {step}",
                 node.span,
                 label="this ODE solve failed",
-                help=f"{ode.failure_help(node.span)}; or pass on_failure='skip' (CLI: "
+                help=f"{ode.failure_help(node.solver)}; or pass on_failure='skip' (CLI: "
                 "--on-solver-failure skip) to skip such steps",
             )
         if code:

@@ -150,27 +150,19 @@ FAILURES: dict[str, str] = {
 }
 
 
-def call_name(span) -> str:
-    """The ODE function a solve's call names (``ode_rk45_tol``), read at the start of its
-    span; ``ode`` where the source does not show one of :data:`FORMS`."""
-    name = span.source.line(span.line)[span.col - 1 :].split("(", 1)[0].strip()
-    return name if name in FORMS else "ode"
-
-
-def failure(span, reason: str = "") -> str:
-    """``the ODE solve `ode_rk45_tol` failed`` with, where ``reason`` (a result code's
-    name) is given, what it means for an ODE."""
+def failure(form: str, reason: str = "") -> str:
+    """``the ODE solve `ode_rk45_tol` failed`` (``form``: the call's name, the IR node's and
+    ``NodeInfo``'s ``solver``) with, where ``reason`` (a result code's name) is given, what
+    it means for an ODE."""
     why = FAILURES.get(reason)
-    return f"the ODE solve `{call_name(span)}` failed" + (f" ({reason}: {why})" if why else "")
+    return f"the ODE solve `{form}` failed" + (f" ({reason}: {why})" if why else "")
 
 
-def failure_help(span) -> str:
-    """What to change where an ODE solve fails: the step budget and the tolerances of
-    the call (a form without them: its ``_tol`` form, with the defaults), and a stiff
-    method for a non-stiff one."""
-    form = FORMS.get(call_name(span))
-    if form is None:
-        return "raise the solve's `max_num_steps` or loosen its tolerances"
+def failure_help(name: str) -> str:
+    """What to change where an ODE solve of the form ``name`` fails: the step budget and
+    the tolerances of the call (a form without them: its ``_tol`` form, with the
+    defaults), and a stiff method for a non-stiff one."""
+    form = FORMS[name]
     stiff = "" if METHODS[form.method].stiff else ", or a stiff method (`ode_bdf_tol`)"
     rel_tol, _, steps = form.defaults
     if form.legacy:  # its tolerances are optional trailing arguments
@@ -197,7 +189,6 @@ __all__ = [
     "Form",
     "Method",
     "arrange",
-    "call_name",
     "cash_karp_tableau",
     "failure",
     "failure_help",

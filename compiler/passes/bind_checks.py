@@ -113,7 +113,7 @@ def check_ode_times(program: ir.Program, data: Mapping[str, Any]) -> None:
     import jax
 
     from fpl.compiler.lower import Evaluator
-    from fpl.stdlib.ode import call_name, times_in_order
+    from fpl.stdlib.ode import times_in_order
     from fpl.stdlib.registry import registry
 
     with jax.enable_x64(True), np.errstate(all="ignore"):
@@ -132,7 +132,7 @@ def check_ode_times(program: ir.Program, data: Mapping[str, Any]) -> None:
                 what += f"before ts[{i}] = {ts[i - 1]:g}" if np.isfinite(ts[i]) else "not finite"
             raise error(
                 "E0202",
-                f"`{call_name(node.span)}`: {what}; the times must have t0 < ts[1] <= ts[2] <= ...",
+                f"`{node.solver}`: {what}; the times must have t0 < ts[1] <= ts[2] <= ...",
                 span,
                 help="the output times are sorted (repeats allowed) and after t0, as in Stan",
             )

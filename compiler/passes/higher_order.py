@@ -112,7 +112,7 @@ def check_ode(c: Checker, e: ast.Call, form: ode.Form) -> ir.Expr:
         ]
     c.node_count += 1
     args = [*head, *tolerances, *extra]
-    return ir.HigherOrder("ode", lam, tuple(args), ty, e.span, form.method, c.node_count)
+    return ir.HigherOrder("ode", lam, tuple(args), ty, e.span, form.name, c.node_count)
 
 
 def check_derivative(c: Checker, e: ast.Call) -> ir.Expr:

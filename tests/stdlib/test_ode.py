@@ -361,9 +361,9 @@ def test_inside_map_shapes_and_the_failure_path():
     assert float(log_density) == -np.inf
     jax.effects_barrier()
     assert events.per_node(1) == {few: [1]}
-    printed = format_program(cm.program)  # the IR names the method and the node
-    assert "ode_bdf#1(lv, z, 0.0, ts, 1e-10, 1e-10, 100000, theta)" in printed
-    assert "ode_rk45#2(lv, z0[1], 0.0, ts, 1e-06, 1e-06, 3, theta)" in printed
+    printed = format_program(cm.program)  # the IR names the call's form and the node
+    assert "ode_bdf_tol#1(lv, z, 0.0, ts, 1e-10, 1e-10, 100000, theta)" in printed
+    assert "ode_rk45_tol#2(lv, z0[1], 0.0, ts, 1e-06, 1e-06, 3, theta)" in printed
 
 
 def test_failed_solve_poisons_the_gradient():

@@ -101,9 +101,9 @@ def test_the_ode_help_names_the_call_and_its_step_budget(call, wanted):
         f"data ts: real[3]\nparam k: real<lower=0>\nfn f(t, y) = -k * y\nout y = {call}\n"
     )
     (node,) = model.bind(DATA).nodes
-    assert ode.call_name(node.span) == call.split("(")[0]
-    assert ode.failure_help(node.span) == wanted
-    assert ode.failure(node.span, "stagnated") == (
+    assert node.solver == call.split("(")[0]
+    assert ode.failure_help(node.solver) == wanted
+    assert ode.failure(node.solver, "stagnated") == (
         f"the ODE solve `{call.split('(')[0]}` failed (stagnated: {ode.FAILURES['stagnated']})"
     )
 
