@@ -96,28 +96,30 @@ def check_data_constraints(program: ir.Program, data: dict[str, Any]) -> None:
 
 def check_ode_times(program: ir.Program, data: Mapping[str, Any]) -> None:
     """The times of every ODE solve that the data decide (``t0`` and ``ts`` read data
-    fields and literals alone) meet Stan's condition (``fpl.stdlib.ode.times_in_order``:
-    finite, ``t0 < ts[1] <= ts[2] <= ...``), else E0202 at the time that breaks it, in
-    the words of Stan's "initial time is greater than or equal to times" and "times is
-    not a valid sorted vector".  Times that params or lets decide are left to the solve,
-    which fails there (the log density -inf)."""
+    fields, literals and lets or outs the data decide: ``let ts = cumulative_sum(dt)``)
+    meet Stan's condition (``fpl.stdlib.ode.times_in_order``: finite, ``t0 < ts[1] <=
+    ts[2] <= ...``), else E0202 at the time that breaks it, in the words of Stan's
+    "initial time is greater than or equal to times" and "times is not a valid sorted
+    vector".  Times that params decide are left to the solve, which fails there (the log
+    density -inf).  Only the lets the times read are evaluated."""
     solves = [
         node
         for statement in program.statements
         for node in ir.walk(statement)
         if isinstance(node, ir.HigherOrder) and node.kind == "ode"
-        if _data_only(node.args[1]) and _data_only(node.args[2])
     ]
+    if not solves:
+        return
+    decided = _DataDecided(program)
+    solves = [n for n in solves if decided(n.args[1]) and decided(n.args[2])]
     if not solves:
         return
     import jax
 
-    from fpl.compiler.lower import Evaluator
     from fpl.stdlib.ode import times_in_order
-    from fpl.stdlib.registry import registry
 
     with jax.enable_x64(True), np.errstate(all="ignore"):
-        ev = Evaluator(registry(), dict(data))
+        ev = decided.evaluator(data)
         for node in solves:
             t0 = float(np.asarray(ev.expr(node.args[1]), dtype=float))
             ts = np.ravel(np.asarray(ev.expr(node.args[2]), dtype=float))
@@ -138,14 +140,59 @@ def check_ode_times(program: ir.Program, data: Mapping[str, Any]) -> None:
             )
 
 
-def _data_only(expr: ir.Expr) -> bool:
-    """True when ``expr`` is decided by the data alone (no param, weight or draw)."""
-    for node in ir.walk(expr):
-        if isinstance(node, ir.Ref) and node.kind != "data":
-            return False
-        if isinstance(node, (ir.Rng, ir.Implicit, ir.Apply, ir.HigherOrder)):
-            return False
-    return True
+class _DataDecided:
+    """Which expressions the data decide: they read data fields, literals and top-level
+    lets/outs that are themselves decided (no param, weight, draw, solver or function
+    call).  A name some function body also binds as a local is never taken for the
+    top-level one.  :meth:`evaluator` evaluates the lets/outs that the decided
+    expressions asked about read (and those they read), and no others."""
+
+    def __init__(self, program: ir.Program):
+        self.values = {
+            s.name: s.value for s in program.statements if isinstance(s, (ir.Let, ir.Out))
+        }
+        self.position = {name: i for i, name in enumerate(self.values)}
+        shadowed = {
+            name
+            for s in program.statements
+            for node in ir.walk(s)
+            if isinstance(node, ir.Lambda)
+            for name in (*node.params, *(n for n, _ in node.lets))
+        }
+        for name in shadowed:
+            self.values.pop(name, None)
+        self._known: dict[str, bool] = {}
+        self._used: set[str] = set()
+
+    def __call__(self, expr: ir.Expr) -> bool:
+        names = set()
+        for node in ir.walk(expr):
+            if isinstance(node, (ir.Rng, ir.Implicit, ir.Apply, ir.HigherOrder)):
+                return False
+            if isinstance(node, ir.Ref) and node.kind != "data":
+                if node.kind not in ("local", "out") or not self._let(node.name):
+                    return False
+                names.add(node.name)
+        self._used |= names
+        return True
+
+    def _let(self, name: str) -> bool:
+        if name not in self._known:
+            self._known[name] = False  # a cycle cannot occur; this only guards recursion
+            value = self.values.get(name)
+            self._known[name] = value is not None and self(value)
+        return self._known[name]
+
+    def evaluator(self, data: Mapping[str, Any]):
+        """An ``Evaluator`` of the data with the lets/outs the decided expressions read
+        evaluated, in the program's order (call it inside ``jax.enable_x64``)."""
+        from fpl.compiler.lower import Evaluator
+        from fpl.stdlib.registry import registry
+
+        ev = Evaluator(registry(), dict(data))
+        for name in sorted(self._used, key=self.position.__getitem__):
+            ev.env[name] = ev.expr(self.values[name])
+        return ev
 
 
 def check_integer_divisors(program: ir.Program, data: Mapping[str, Any]) -> None:
@@ -155,34 +202,21 @@ def check_integer_divisors(program: ir.Program, data: Mapping[str, Any]) -> None
     would give 0 or inf.  Not checked here: divisors inside function bodies (their
     arguments decide them) and divisors that params decide through an int-valued
     function (``5 % int_step(mu)``), which only the evaluation can see."""
+    decided = _DataDecided(program)
+    divisions = [
+        node
+        for statement in program.statements
+        for node in _top_level_nodes(statement)
+        if ir.integer_division(node) and decided(node.args[1])
+    ]
+    if not divisions:
+        return
     import jax
 
-    from fpl.compiler.lower import Evaluator
-    from fpl.stdlib.registry import registry
-
-    with jax.enable_x64(True):
-        ev = Evaluator(registry(), dict(data))
-        known: set[str] = set()  # int lets / outs the data decide, evaluated in ev.env
-        for statement in program.statements:
-            for node in _top_level_nodes(statement):
-                if ir.integer_division(node):
-                    right = node.args[1]
-                    if _decided(right, known):
-                        _check_divisor(node.name, right, np.asarray(ev.expr(right)))
-            if isinstance(statement, (ir.Let, ir.Out)) and statement.value.ty.base == "int":
-                if _decided(statement.value, known):
-                    ev.env[statement.name] = ev.expr(statement.value)
-                    known.add(statement.name)
-
-
-def _decided(expr: ir.Expr, known: set[str]) -> bool:
-    """True when ``expr`` reads only data and the ``known`` lets (no param, draw, call)."""
-    for node in ir.walk(expr):
-        if isinstance(node, ir.Ref) and node.kind != "data" and node.name not in known:
-            return False
-        if isinstance(node, (ir.Rng, ir.Implicit, ir.Apply, ir.HigherOrder)):
-            return False
-    return True
+    with jax.enable_x64(True), np.errstate(all="ignore"):
+        ev = decided.evaluator(data)
+        for node in divisions:  # in the program's order: the first zero is reported
+            _check_divisor(node.name, node.args[1], np.asarray(ev.expr(node.args[1])))
 
 
 def _check_divisor(name: str, divisor: ir.Expr, value: np.ndarray) -> None:
@@ -213,21 +247,20 @@ def check_declared_bounds(program: ir.Program, data: dict[str, Any]) -> None:
     element by element (E0204 at the declaration); bounds that depend on params are
     left to run time, as in Stan."""
     declared: list[ir.ParamDecl | ir.WeightDecl] = [*program.params, *program.weights]
+    decided = _DataDecided(program)
     decls = [
         d
         for d in declared
         if d.constraint.kind in _BOUNDS
-        and all(b is None or _data_only(b) for b in (d.constraint.lower, d.constraint.upper))
+        and all(b is None or decided(b) for b in (d.constraint.lower, d.constraint.upper))
     ]
     if not decls:
         return
     import jax
 
-    from fpl.compiler.lower import Evaluator
-    from fpl.stdlib.registry import registry
-
     with jax.enable_x64(True):
-        ev = Evaluator(registry(), dict(data))
+        with np.errstate(all="ignore"):
+            ev = decided.evaluator(data)
         for d in decls:
             c = d.constraint
             values = {}

@@ -131,7 +131,10 @@ def test_objects_a_process_froze_stay_frozen():
         frozen = gc.get_freeze_count()
         with collector_paused():
             pass
-        assert gc.get_freeze_count() == frozen and gc.isenabled()
+        # not `== frozen`: a frozen object that another thread (xdist's I/O thread) frees
+        # meanwhile leaves the permanent generation, so the count may drop a little (seen
+        # once in a run of 300 tests); unfreezing them would make it 0
+        assert gc.get_freeze_count() > frozen // 2 and gc.isenabled()
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()

@@ -75,6 +75,47 @@ out zs = map(solve, z0 * s)
     assert (diagnostic.span.line, diagnostic.span.col) == (4, 36)
 
 
+LET_TIMES = """data dt: real[3]
+data y: real[3]
+param k: real<lower=0> ~ lognormal(0, 1)
+fn f(t, z, k) = -k * z
+let start = -dt[1]
+let ts = cumulative_sum(dt) + start
+let zs = ode_rk45(f, [1.0], start - 1, ts, k)
+y ~ normal(zs[:, 1], 0.1)
+"""
+
+
+def test_times_that_data_decided_lets_compute_are_checked_at_bind():
+    """``let ts = cumulative_sum(dt)``: the data decide the times through lets (one
+    reading another), so binding checks them like data fields."""
+    model = fpl.compile(LET_TIMES, "lets.fpl")
+    assert model.bind({"dt": [1.0, 0.5, 2.0], "y": [0.4, 0.2, 0.6]}).param_unc_num() == 1
+    with pytest.raises(FplError) as info:
+        model.bind({"dt": [1.0, 0.5, -2.0], "y": [0.4, 0.2, 0.6]})
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.code == "E0202" and "ts[3] = -1.5 is before ts[2] = 0.5" in (
+        diagnostic.message
+    )
+    assert (diagnostic.span.line, diagnostic.span.col) == (7, 40)
+
+
+def test_a_function_local_name_is_not_taken_for_a_top_level_let():
+    """``ts`` inside ``solve`` is its argument, not the top-level ``let ts`` (which is out
+    of order): the solve's times are the argument's, in order, so binding accepts them."""
+    text = """data y: real[3]
+let ts = [3.0, 2.0, 1.0]
+fn f(t, z) = -z
+fn solve(ts) = ode_rk45(f, [1.0], 0.0, ts)
+param s ~ normal(0, 1)
+out zs = solve(sort_asc(ts) * exp(s))
+y ~ normal(zs[:, 1], 0.1)
+"""
+    cm = fpl.compile(text, "local.fpl").bind({"y": [0.4, 0.2, 0.6]})
+    with jax.enable_x64(True):
+        assert np.isfinite(float(cm.log_density(jnp.array([0.0]))))
+
+
 def _run(capsys, *argv) -> tuple[int, str]:
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -94,6 +135,16 @@ def test_command_line_exits_1_at_the_times(tmp_path, capsys, command):
     assert code == 1, text
     assert "error[E0202]" in text and f"{path}:6:33" in text
     assert "internal error" not in text and "Traceback" not in text
+
+
+def test_check_with_data_reports_times_that_lets_compute(tmp_path, capsys):
+    path = tmp_path / "lets.fpl"
+    path.write_text(LET_TIMES)
+    data = tmp_path / "data.json"
+    data.write_text('{"dt": [1, 0.5, -2], "y": [0.4, 0.2, 0.6]}')
+    code, text = _run(capsys, "check", path, "--data", data)
+    assert code == 1, text
+    assert "error[E0202]" in text and f"{path}:7:40" in text and "Traceback" not in text
 
 
 # ---- where params decide the times: a failed solve, the log density -inf ------------------
@@ -136,6 +187,18 @@ def test_param_times_out_of_order_give_minus_infinity_not_an_exception():
             assert float(log_density(jnp.array([t0, scale]))) == -np.inf
         jax.effects_barrier()
     assert list(events.reasons_per_node().values()) == [{Result.INACCURATE: 3}]
+
+
+def test_param_times_evaluated_outside_jit_give_minus_infinity():
+    """Eager evaluation (no tracer: ``log_density`` called directly, as ``unconstrain``
+    and the init search do) of times that params put out of order is the same failed
+    solve as under jit, not an E0202."""
+    cm = fpl.compile(PARAM_TIMES, "param_times.fpl").bind({"t_obs": T_OBS, "y": Y})
+    with jax.enable_x64(True):
+        assert float(cm.log_density(jnp.array([0.0, -1.0]))) == -np.inf
+        lp = float(cm.log_density(jnp.array([0.2, 0.8])))
+    # the solve runs at 1e-10 tolerances: its error is far below 1e-6 relative
+    np.testing.assert_allclose(lp, _closed_form_log_density(0.2, 0.8), rtol=1e-6)
 
 
 def _total(method):
