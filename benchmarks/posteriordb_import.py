@@ -10,8 +10,10 @@ For each posterior ``<model>-<data>`` it writes ``tests/posteriordb/data/<name>/
 - ``reference.json``: for every scalar component of the reference draws
   (``reference_posteriors/draws/draws/<name>.json.zip``: a list of chains, each a map from
   Stan's component name ``theta[1]``, ``Sigma[1,2]`` to its draws) the mean and the sample
-  standard deviation (``ddof=1``) over all chains' draws pooled, with the posterior, model
-  and data names and the number of draws.
+  standard deviation (``ddof=1``) over all chains' draws pooled (and, for a component
+  whose draws are all positive, ``log_mean`` and ``log_sd``: the same of their logs, the
+  scale a positive param is sampled on, where a heavy tail's moments still exist), with
+  the posterior, model and data names and the number of draws.
 
 posteriordb is read from a local bare git mirror (``--mirror``, default
 ``/work/.mirror/stan-dev+posteriordb/repo``; any clone works) with ``git show HEAD:path``,
@@ -73,11 +75,16 @@ def posterior_info(mirror: Path, name: str) -> dict:
 
 
 def reference_summary(name: str, info: dict, chains: list[dict]) -> dict:
-    """Mean and sd (ddof 1) of every component over the pooled reference draws."""
+    """Mean and sd (ddof 1) of every component over the pooled reference draws, and of
+    their logs where every draw is positive."""
     components = {}
     for component in chains[0]:
         draws = np.concatenate([np.asarray(chain[component], dtype=float) for chain in chains])
-        components[component] = {"mean": float(draws.mean()), "sd": float(draws.std(ddof=1))}
+        row = {"mean": float(draws.mean()), "sd": float(draws.std(ddof=1))}
+        if np.all(draws > 0):
+            logs = np.log(draws)
+            row.update(log_mean=float(logs.mean()), log_sd=float(logs.std(ddof=1)))
+        components[component] = row
     ndraws = sum(len(next(iter(chain.values()))) for chain in chains)
     return {
         "posterior": name,
