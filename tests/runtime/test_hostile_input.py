@@ -78,10 +78,13 @@ def test_literal_bounds_must_be_finite_and_ordered(tmp_path, capsys, decl):
         ("real<lower=a, upper=0>", '{"a": 1}'),
         ("real<lower=a * 1e308 * 10>", '{"a": 1}'),
         ("real<lower=b, upper=c>[2]", '{"b": [0, 1], "c": [1, 1]}'),
+        # through lets the data decide (one reading another)
+        ("real<lower=top, upper=a>", '{"a": 1, "c": [0, 2]}'),
     ],
 )
 def test_bounds_decided_by_data_are_checked_at_bind(tmp_path, capsys, decl, data):
-    src = "data a: real\ndata b: real[2]\ndata c: real[2]\n" + f"param x: {decl}\n"
+    src = "data a: real\ndata b: real[2]\ndata c: real[2]\nlet m = max(c)\nlet top = m + 1\n"
+    src += f"param x: {decl}\n"
     full = json.loads(data) | {k: v for k, v in {"a": 0, "b": [0, 0], "c": [1, 1]}.items()}
     full.update(json.loads(data))
     code, text = _run(
