@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "ode_stiff.json"
 
 
-def robertson(t, y, a, xp):
+def robertson(t, y, p, xp=np):
     k1, k2, k3 = 0.04, 1e4, 3e7
     return xp.stack(
         [
@@ -43,27 +43,39 @@ def robertson(t, y, a, xp):
     )
 
 
-def one_comp(theta):
-    data = json.loads(
-        (
-            ROOT / "tests/posteriordb/data/one_comp_mm_elim_abs-one_comp_mm_elim_abs/data.json"
-        ).read_text()
-    )
-    dose, volume = data["D"], data["V"]
-    k_a, k_m, v_m = theta
+def problems() -> dict:
+    """name: (JAX field, NumPy field, params, y0, ts, atol / rtol); one_comp's fields (the
+    posterior's data: D = 30, V = 2, outputs at 0.5, 1, ..., 10) are ode_gradient.py's."""
+    import jax.numpy as jnp
+    from ode_gradient import SYSTEMS, one_comp, one_comp_numpy
 
-    def field(t, y, a, xp):
-        absorbed = xp.where(t > 0, xp.exp(-k_a * t) * dose * k_a / volume, 0.0)
-        return absorbed - (v_m / volume) * y / (k_m + y)
-
-    return field, np.zeros(1), np.asarray(data["times"], dtype=float)
-
-
-PROBLEMS = {
-    "robertson": (robertson, np.array([1.0, 0.0, 0.0]), np.array([0.4, 4.0, 40.0]), 1e-4),
-    "one_comp median": (*one_comp((0.76, 1.0, 0.9)), 1.0),
-    "one_comp tail": (*one_comp((0.76, 30.0, 27.0)), 1.0),
-}
+    ts = SYSTEMS["one_comp"]["ts"]
+    return {
+        "robertson": (
+            lambda t, y, p: robertson(t, y, p, jnp),
+            robertson,
+            None,
+            np.array([1.0, 0.0, 0.0]),
+            np.array([0.4, 4.0, 40.0]),
+            1e-4,
+        ),
+        "one_comp median": (
+            one_comp,
+            lambda t, y, p: one_comp_numpy(t, y, p)[0],
+            (0.76, 1.0, 0.9),
+            np.zeros(1),
+            ts,
+            1.0,
+        ),
+        "one_comp tail": (
+            one_comp,
+            lambda t, y, p: one_comp_numpy(t, y, p)[0],
+            (0.76, 30.0, 27.0),
+            np.zeros(1),
+            ts,
+            1.0,
+        ),
+    }
 
 
 def run() -> list[dict]:
@@ -76,13 +88,14 @@ def run() -> list[dict]:
 
     jax.config.update("jax_enable_x64", True)
     rows = []
-    for name, (field, y0, ts, atol_ratio) in PROBLEMS.items():
+    for name, (field, numpy_field, params, y0, ts, atol_ratio) in problems().items():
+        args = None if params is None else jnp.asarray(params)
 
-        def numpy_field(t, y, field=field):
-            return field(t, y, None, np)
+        def numpy_field_of(t, y, numpy_field=numpy_field, params=params):
+            return numpy_field(t, y, params)
 
         reference = solve_ivp(
-            numpy_field, (0.0, ts[-1]), y0, method="Radau", rtol=1e-13, atol=1e-16, t_eval=ts
+            numpy_field_of, (0.0, ts[-1]), y0, method="Radau", rtol=1e-13, atol=1e-16, t_eval=ts
         ).y.T
         scale = np.abs(reference) + 1e-12
 
@@ -99,15 +112,23 @@ def run() -> list[dict]:
             ):
 
                 def solve(
-                    field=field, solver=solver, divide=divide, ts=ts, y0=y0, rtol=rtol, atol=atol
+                    field=field,
+                    solver=solver,
+                    divide=divide,
+                    ts=ts,
+                    y0=y0,
+                    rtol=rtol,
+                    atol=atol,
+                    args=args,
                 ):
                     sol = diffrax.diffeqsolve(
-                        diffrax.ODETerm(lambda t, y, a: field(t, y, a, jnp)),
+                        diffrax.ODETerm(field),
                         solver,
                         0.0,
                         ts[-1],
                         None,
                         jnp.asarray(y0),
+                        args=args,
                         saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
                         stepsize_controller=diffrax.PIDController(
                             rtol=rtol / divide, atol=atol / divide
@@ -133,7 +154,13 @@ def run() -> list[dict]:
                 }
             for method in ("BDF", "LSODA"):
                 sol = solve_ivp(
-                    numpy_field, (0.0, ts[-1]), y0, method=method, rtol=rtol, atol=atol, t_eval=ts
+                    numpy_field_of,
+                    (0.0, ts[-1]),
+                    y0,
+                    method=method,
+                    rtol=rtol,
+                    atol=atol,
+                    t_eval=ts,
                 )
                 row[f"scipy {method}"] = {"error": error(sol.y.T), "nfev": int(sol.nfev)}
             rows.append(row)
